@@ -1,0 +1,393 @@
+//! The sled index of one log (FORMAT.md §10): derived data, caught up from
+//! the journal and rebuildable from scratch.
+//!
+//! Owns: tree names, key layouts and bincode values. Must not: hold
+//! anything the journal does not (it is written only after the journal's
+//! fdatasync), or be hashed or signed.
+
+use std::path::Path;
+
+use bincode::{Decode, Encode};
+use serde::Serialize;
+
+use crate::hash::Hash;
+use crate::merkle::{NodeSource, ProofError};
+
+const THROUGH_KEY: &[u8] = b"indexed_through";
+
+/// An index failure.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// sled failed.
+    #[error("index database: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored value does not decode.
+    #[error(
+        "index value in tree {tree} does not decode: {reason}; rebuild the index (delete the index directory)"
+    )]
+    Decode {
+        /// the tree
+        tree: &'static str,
+        /// the decoder's message
+        reason: String,
+    },
+}
+
+/// Where an entry's frame is, plus what proofs and time queries need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct Position {
+    /// first seq of the segment file
+    pub segment: u64,
+    /// frame offset in that file
+    pub offset: u64,
+    /// frame length including its 8-byte header
+    pub frame_len: u32,
+    /// the leaf hash (Merkle level 0)
+    pub leaf_hash: Hash,
+    /// the leaf's recorded_at
+    pub recorded_at: i64,
+}
+
+/// One row of the artifact index.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct ArtifactRow {
+    /// SHA-256 of the content
+    #[serde(with = "crate::entry::hex_array")]
+    pub sha256: Hash,
+    /// content length
+    pub size: u64,
+    /// file name
+    pub name: String,
+    /// media type
+    pub media_type: String,
+    /// subject of the registering entry
+    pub subject: String,
+    /// seq of the first entry that referenced it
+    pub seq: u64,
+}
+
+/// Which secondary index a scan uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secondary {
+    /// by category
+    Category,
+    /// by subject
+    Subject,
+    /// by actor
+    Actor,
+}
+
+fn cfg() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+fn decode<T: Decode<()>>(tree: &'static str, bytes: &[u8]) -> Result<T, IndexError> {
+    bincode::decode_from_slice(bytes, cfg())
+        .map(|(v, _)| v)
+        .map_err(|e| IndexError::Decode {
+            tree,
+            reason: e.to_string(),
+        })
+}
+
+fn be_u64(tree: &'static str, b: &[u8]) -> Result<u64, IndexError> {
+    let arr: [u8; 8] = b.try_into().map_err(|_| IndexError::Decode {
+        tree,
+        reason: format!("{} bytes, expected 8", b.len()),
+    })?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+fn secondary_key(value: &str, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(value.len() + 9);
+    k.extend_from_slice(value.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn merkle_key(level: u8, index: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = level;
+    k[1..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// The index database.
+#[derive(Clone, Debug)]
+pub struct Index {
+    db: sled::Db,
+    meta: sled::Tree,
+    seq: sled::Tree,
+    request: sled::Tree,
+    category: sled::Tree,
+    subject: sled::Tree,
+    actor: sled::Tree,
+    merkle: sled::Tree,
+    checkpoint: sled::Tree,
+    artifact: sled::Tree,
+}
+
+/// The writes of one batch, applied tree by tree, `indexed_through` last.
+#[derive(Default)]
+pub struct IndexBatch {
+    seq: sled::Batch,
+    request: sled::Batch,
+    category: sled::Batch,
+    subject: sled::Batch,
+    actor: sled::Batch,
+    merkle: sled::Batch,
+    checkpoint: sled::Batch,
+    artifacts: Vec<(Hash, ArtifactRow)>,
+    through: Option<u64>,
+}
+
+/// The indexed fields of one entry.
+pub struct IndexedEntry<'a> {
+    /// seq
+    pub seq: u64,
+    /// frame position
+    pub pos: Position,
+    /// leaf
+    pub leaf: &'a crate::leaf::Leaf,
+}
+
+impl IndexBatch {
+    /// Indexes one entry and marks everything through it as indexed.
+    pub fn add_entry(&mut self, e: IndexedEntry<'_>) {
+        let key = e.seq.to_be_bytes();
+        self.seq.insert(
+            &key,
+            bincode::encode_to_vec(e.pos, cfg()).expect("encodable"),
+        );
+        if !e.leaf.request_id.is_empty() {
+            self.request.insert(e.leaf.request_id.as_bytes(), &key);
+        }
+        self.category
+            .insert(secondary_key(&e.leaf.category, e.seq), &[]);
+        self.actor.insert(secondary_key(&e.leaf.actor, e.seq), &[]);
+        if !e.leaf.subject.is_empty() {
+            self.subject
+                .insert(secondary_key(&e.leaf.subject, e.seq), &[]);
+        }
+        for a in &e.leaf.artifacts {
+            let (Some(b3), Some(sha)) = (
+                crate::hash::from_slice(&a.blake3),
+                crate::hash::from_slice(&a.sha256),
+            ) else {
+                continue;
+            };
+            let row = ArtifactRow {
+                sha256: sha,
+                size: a.size,
+                name: a.name.clone(),
+                media_type: a.media_type.clone(),
+                subject: e.leaf.subject.clone(),
+                seq: e.seq,
+            };
+            self.artifacts.push((b3, row));
+        }
+        self.through = Some(e.seq + 1);
+    }
+
+    /// Stores a perfect-subtree hash (levels ≥ 1; level 0 lives in `seq`).
+    pub fn add_node(&mut self, level: u8, index: u64, hash: &Hash) {
+        if level > 0 {
+            self.merkle.insert(&merkle_key(level, index), &hash[..]);
+        }
+    }
+
+    /// Keeps a checkpoint in the history.
+    pub fn add_checkpoint(&mut self, size: u64, note: &str) {
+        self.checkpoint.insert(&size.to_be_bytes(), note.as_bytes());
+    }
+}
+
+impl Index {
+    /// Opens (or creates) the index at `path`.
+    pub fn open(path: &Path) -> Result<Self, IndexError> {
+        let db = sled::Config::new()
+            .path(path)
+            .flush_every_ms(Some(1000))
+            .open()?;
+        let t = |n: &str| db.open_tree(n);
+        Ok(Self {
+            meta: t("meta")?,
+            seq: t("seq")?,
+            request: t("request")?,
+            category: t("category")?,
+            subject: t("subject")?,
+            actor: t("actor")?,
+            merkle: t("merkle")?,
+            checkpoint: t("checkpoint")?,
+            artifact: t("artifact")?,
+            db,
+        })
+    }
+
+    /// Applies a batch; `indexed_through` moves only after every tree.
+    pub fn apply(&self, b: IndexBatch) -> Result<(), IndexError> {
+        self.seq.apply_batch(b.seq)?;
+        self.request.apply_batch(b.request)?;
+        self.category.apply_batch(b.category)?;
+        self.subject.apply_batch(b.subject)?;
+        self.actor.apply_batch(b.actor)?;
+        self.merkle.apply_batch(b.merkle)?;
+        self.checkpoint.apply_batch(b.checkpoint)?;
+        for (b3, row) in b.artifacts {
+            let value = bincode::encode_to_vec(&row, cfg()).expect("encodable");
+            // The first registration wins: later references keep its row.
+            let _ = self
+                .artifact
+                .compare_and_swap(b3, None as Option<&[u8]>, Some(value))?;
+        }
+        if let Some(t) = b.through {
+            self.meta.insert(THROUGH_KEY, &t.to_be_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Asks sled to write its buffers (not an fsync guarantee; sled#1452).
+    pub fn flush(&self) -> Result<(), IndexError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Number of entries indexed.
+    pub fn indexed_through(&self) -> Result<u64, IndexError> {
+        self.meta
+            .get(THROUGH_KEY)?
+            .map_or(Ok(0), |v| be_u64("meta", &v))
+    }
+
+    /// The position of `seq`.
+    pub fn position(&self, seq: u64) -> Result<Option<Position>, IndexError> {
+        self.seq
+            .get(seq.to_be_bytes())?
+            .map(|v| decode("seq", &v))
+            .transpose()
+    }
+
+    /// The seq that holds `request_id`.
+    pub fn request(&self, request_id: &str) -> Result<Option<u64>, IndexError> {
+        self.request
+            .get(request_id.as_bytes())?
+            .map(|v| be_u64("request", &v))
+            .transpose()
+    }
+
+    fn tree(&self, s: Secondary) -> (&sled::Tree, &'static str) {
+        match s {
+            Secondary::Category => (&self.category, "category"),
+            Secondary::Subject => (&self.subject, "subject"),
+            Secondary::Actor => (&self.actor, "actor"),
+        }
+    }
+
+    /// Seqs with `value` in a secondary index within `[from, to)`, ascending
+    /// or descending, at most `limit`.
+    pub fn scan(
+        &self,
+        s: Secondary,
+        value: &str,
+        from: u64,
+        to: u64,
+        desc: bool,
+        limit: usize,
+    ) -> Result<Vec<u64>, IndexError> {
+        let (tree, name) = self.tree(s);
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let range = secondary_key(value, from)..secondary_key(value, to);
+        let prefix = value.len() + 1;
+        let mut out = Vec::new();
+        let mut push = |k: sled::IVec| -> Result<bool, IndexError> {
+            out.push(be_u64(name, &k[prefix..])?);
+            Ok(out.len() < limit)
+        };
+        if desc {
+            for kv in tree.range(range).rev() {
+                if !push(kv?.0)? {
+                    break;
+                }
+            }
+        } else {
+            for kv in tree.range(range) {
+                if !push(kv?.0)? {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The last seq below `before` with this subject.
+    pub fn last_with_subject(&self, subject: &str, before: u64) -> Result<Option<u64>, IndexError> {
+        Ok(self
+            .scan(Secondary::Subject, subject, 0, before, true, 1)?
+            .first()
+            .copied())
+    }
+
+    /// A stored perfect-subtree hash.
+    pub fn merkle_node(&self, level: u8, index: u64) -> Result<Option<Hash>, IndexError> {
+        if level == 0 {
+            return Ok(self.position(index)?.map(|p| p.leaf_hash));
+        }
+        Ok(self
+            .merkle
+            .get(merkle_key(level, index))?
+            .and_then(|v| crate::hash::from_slice(&v)))
+    }
+
+    /// The history checkpoint at `size`, if kept.
+    pub fn checkpoint(&self, size: u64) -> Result<Option<String>, IndexError> {
+        Ok(self
+            .checkpoint
+            .get(size.to_be_bytes())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// History checkpoints with size in `[from, to]`, ascending.
+    pub fn checkpoints(&self, from: u64, to: u64) -> Result<Vec<(u64, String)>, IndexError> {
+        let mut out = Vec::new();
+        for kv in self.checkpoint.range(from.to_be_bytes()..=to.to_be_bytes()) {
+            let (k, v) = kv?;
+            out.push((
+                be_u64("checkpoint", &k)?,
+                String::from_utf8_lossy(&v).into_owned(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The artifact row for a BLAKE3 hash.
+    pub fn artifact(&self, blake3: &Hash) -> Result<Option<ArtifactRow>, IndexError> {
+        self.artifact
+            .get(blake3)?
+            .map(|v| decode("artifact", &v))
+            .transpose()
+    }
+
+    /// Every artifact row.
+    pub fn artifacts(&self) -> impl Iterator<Item = Result<(Hash, ArtifactRow), IndexError>> + '_ {
+        self.artifact.iter().map(|kv| {
+            let (k, v) = kv?;
+            let b3 = crate::hash::from_slice(&k).ok_or(IndexError::Decode {
+                tree: "artifact",
+                reason: "key is not 32 bytes".into(),
+            })?;
+            Ok((b3, decode("artifact", &v)?))
+        })
+    }
+}
+
+impl NodeSource for Index {
+    fn node(&self, level: u8, index: u64) -> Result<Hash, ProofError> {
+        self.merkle_node(level, index)
+            .ok()
+            .flatten()
+            .ok_or(ProofError::MissingNode { level, index })
+    }
+}

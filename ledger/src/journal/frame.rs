@@ -1,0 +1,150 @@
+//! Frames `u32le len ‖ u32le crc32c ‖ record` and a sequential scanner over
+//! one segment file (FORMAT.md §6.2).
+
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+
+use super::{JournalError, SEGMENT_HEADER_LEN, check_header};
+
+/// Length of a frame header.
+pub const FRAME_HEADER_LEN: u64 = 8;
+/// Largest record a frame may carry.
+pub const MAX_FRAME_LEN: u32 = 16 * 1024 * 1024;
+
+/// Appends one frame around `record` to `out`.
+pub fn encode_frame(record: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(record.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(record).to_le_bytes());
+    out.extend_from_slice(record);
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The file ends inside the frame.
+    #[error("frame runs past the end of the file")]
+    Truncated,
+    /// The length field is 0 or above the limit.
+    #[error("frame length {0} is out of range")]
+    BadLength(u32),
+    /// The CRC does not match.
+    #[error("frame CRC mismatch")]
+    CrcMismatch,
+}
+
+/// Parses the frame at the start of `buf`: `Ok(Some((record, frame len)))`,
+/// `Ok(None)` when `buf` is empty.
+pub fn parse_frame(buf: &[u8]) -> Result<Option<(&[u8], usize)>, FrameError> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    if buf.len() < FRAME_HEADER_LEN as usize {
+        return Err(FrameError::Truncated);
+    }
+    let len = u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes"));
+    let crc = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
+    if len == 0 || len > MAX_FRAME_LEN {
+        return Err(FrameError::BadLength(len));
+    }
+    let end = FRAME_HEADER_LEN as usize + len as usize;
+    if buf.len() < end {
+        return Err(FrameError::Truncated);
+    }
+    let record = &buf[FRAME_HEADER_LEN as usize..end];
+    if crc32c::crc32c(record) != crc {
+        return Err(FrameError::CrcMismatch);
+    }
+    Ok(Some((record, end)))
+}
+
+/// Reads the frames of one segment in order, from its header on.
+pub struct SegmentScanner {
+    path: PathBuf,
+    reader: BufReader<std::fs::File>,
+    offset: u64,
+}
+
+impl SegmentScanner {
+    /// Opens a segment, checks its header, and positions after it (or at
+    /// `start`, a frame boundary, when given).
+    pub fn open(path: &Path, first_seq: u64, start: Option<u64>) -> Result<Self, JournalError> {
+        let mut file = std::fs::File::open(path).map_err(|e| JournalError::io(path, e))?;
+        let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
+        file.read_exact(&mut header)
+            .map_err(|e| JournalError::io(path, e))?;
+        check_header(path, &header, first_seq)?;
+        let offset = start.unwrap_or(SEGMENT_HEADER_LEN);
+        if offset != SEGMENT_HEADER_LEN {
+            use std::io::{Seek, SeekFrom};
+            file.seek(SeekFrom::Start(offset))
+                .map_err(|e| JournalError::io(path, e))?;
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            reader: BufReader::with_capacity(1 << 20, file),
+            offset,
+        })
+    }
+
+    /// The segment file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The offset of the next frame.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The next frame: `(offset, record bytes)`, `None` at a clean end.
+    /// A damaged frame is an error naming the segment and offset.
+    pub fn next_frame(&mut self) -> Result<Option<(u64, Bytes)>, JournalError> {
+        let at = self.offset;
+        let corrupt = |e: FrameError| JournalError::Corrupt {
+            segment: self.path.clone(),
+            offset: at,
+            reason: e.to_string(),
+        };
+        let mut header = [0u8; FRAME_HEADER_LEN as usize];
+        let got = read_full(&mut self.reader, &mut header)
+            .map_err(|e| JournalError::io(&self.path, e))?;
+        if got == 0 {
+            return Ok(None);
+        }
+        if got < header.len() {
+            return Err(corrupt(FrameError::Truncated));
+        }
+        let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes"));
+        let crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+        if len == 0 || len > MAX_FRAME_LEN {
+            return Err(corrupt(FrameError::BadLength(len)));
+        }
+        let mut record = BytesMut::zeroed(len as usize);
+        let got = read_full(&mut self.reader, &mut record)
+            .map_err(|e| JournalError::io(&self.path, e))?;
+        if got < len as usize {
+            return Err(corrupt(FrameError::Truncated));
+        }
+        if crc32c::crc32c(&record) != crc {
+            return Err(corrupt(FrameError::CrcMismatch));
+        }
+        self.offset += FRAME_HEADER_LEN + u64::from(len);
+        Ok(Some((at, record.freeze())))
+    }
+}
+
+/// Reads until `buf` is full or EOF; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}

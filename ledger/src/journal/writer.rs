@@ -1,0 +1,197 @@
+//! The journal writer: recovery of the tail on open, batch appends, one
+//! `fdatasync` per batch, segment rolling (FORMAT.md §6.1, §6.3).
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::frame::parse_frame;
+use super::{
+    JournalError, SEGMENT_HEADER_LEN, check_header, list_segments, segment_header, segment_name,
+    sync_dir,
+};
+
+/// The open journal of one log, positioned at its end. Only one writer may
+/// exist per directory (the caller holds the data-dir lock).
+pub struct Journal {
+    dir: PathBuf,
+    seg_first: u64,
+    path: PathBuf,
+    file: File,
+    len: u64,
+    roll_bytes: u64,
+    truncated: Option<(PathBuf, u64, u64)>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("segment", &self.path)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl Journal {
+    /// Opens (or creates) the journal in `dir`, truncating a torn tail of the
+    /// last segment and refusing any other damage.
+    pub fn open(dir: &Path, roll_bytes: u64) -> Result<Self, JournalError> {
+        std::fs::create_dir_all(dir).map_err(|e| JournalError::io(dir, e))?;
+        let segments = list_segments(dir)?;
+        let Some((first, path)) = segments.last().cloned() else {
+            return Self::create_segment(dir, 0, roll_bytes);
+        };
+        for (seq, p) in &segments[..segments.len() - 1] {
+            let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
+            let mut f = File::open(p).map_err(|e| JournalError::io(p, e))?;
+            f.read_exact(&mut header)
+                .map_err(|e| JournalError::io(p, e))?;
+            check_header(p, &header, *seq)?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| JournalError::io(&path, e))?;
+        let mut data = Vec::new();
+        file.read_to_end(&mut data)
+            .map_err(|e| JournalError::io(&path, e))?;
+        if data.len() < SEGMENT_HEADER_LEN as usize && segment_header(first).starts_with(&data) {
+            // Torn creation of the newest segment: nothing in it was acknowledged.
+            drop(file);
+            return Self::create_segment(dir, first, roll_bytes);
+        }
+        check_header(&path, &data, first)?;
+        let good = recover_tail(&path, &data)?;
+        let mut truncated = None;
+        if good < data.len() as u64 {
+            file.set_len(good).map_err(|e| JournalError::io(&path, e))?;
+            file.sync_all().map_err(|e| JournalError::io(&path, e))?;
+            truncated = Some((path.clone(), good, data.len() as u64 - good));
+        }
+        file.seek(SeekFrom::Start(good))
+            .map_err(|e| JournalError::io(&path, e))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            seg_first: first,
+            path,
+            file,
+            len: good,
+            roll_bytes,
+            truncated,
+        })
+    }
+
+    fn create_segment(dir: &Path, first_seq: u64, roll_bytes: u64) -> Result<Self, JournalError> {
+        let path = dir.join(segment_name(first_seq));
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| JournalError::io(&path, e))?;
+        file.write_all(&segment_header(first_seq))
+            .map_err(|e| JournalError::io(&path, e))?;
+        file.sync_all().map_err(|e| JournalError::io(&path, e))?;
+        sync_dir(dir)?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            seg_first: first_seq,
+            path,
+            file,
+            len: SEGMENT_HEADER_LEN,
+            roll_bytes,
+            truncated: None,
+        })
+    }
+
+    /// What recovery cut off on open: (segment, new length, bytes removed).
+    pub fn truncated_on_open(&self) -> Option<&(PathBuf, u64, u64)> {
+        self.truncated.as_ref()
+    }
+
+    /// The current segment's first seq.
+    pub fn segment(&self) -> u64 {
+        self.seg_first
+    }
+
+    /// The current segment's length (the offset of the next frame).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Always false: a journal has at least a header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Starts a new segment at `next_seq` if the current one reached the
+    /// roll size. Call only at a batch boundary, after `sync`.
+    pub fn maybe_roll(&mut self, next_seq: u64) -> Result<bool, JournalError> {
+        if self.len < self.roll_bytes || next_seq == self.seg_first {
+            return Ok(false);
+        }
+        *self = Self::create_segment(&self.dir, next_seq, self.roll_bytes)?;
+        Ok(true)
+    }
+
+    /// Appends encoded frames; returns the offset of the first. On failure
+    /// the segment is cut back to where it was, so no partial frame stays.
+    pub fn append(&mut self, frames: &[u8]) -> Result<u64, JournalError> {
+        let at = self.len;
+        if let Err(e) = self.file.write_all(frames) {
+            let _ = self.file.set_len(at);
+            let _ = self.file.seek(SeekFrom::Start(at));
+            return Err(JournalError::io(&self.path, e));
+        }
+        self.len += frames.len() as u64;
+        Ok(at)
+    }
+
+    /// `fdatasync`: after it returns, every appended frame is durable.
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        self.file
+            .sync_data()
+            .map_err(|e| JournalError::io(&self.path, e))
+    }
+
+    /// Cuts the current segment back to `len` (undoing an append whose sync
+    /// failed, so nothing unacknowledged stays in front of later frames).
+    pub fn truncate_to(&mut self, len: u64) -> Result<(), JournalError> {
+        self.file
+            .set_len(len)
+            .map_err(|e| JournalError::io(&self.path, e))?;
+        self.file
+            .seek(SeekFrom::Start(len))
+            .map_err(|e| JournalError::io(&self.path, e))?;
+        self.len = len;
+        Ok(())
+    }
+}
+
+/// The length of the valid prefix of the last segment. A damaged frame is a
+/// torn tail only if no valid frame starts anywhere after it.
+fn recover_tail(path: &Path, data: &[u8]) -> Result<u64, JournalError> {
+    let mut at = SEGMENT_HEADER_LEN as usize;
+    loop {
+        match parse_frame(&data[at..]) {
+            Ok(None) => return Ok(at as u64),
+            Ok(Some((_, n))) => at += n,
+            Err(e) => {
+                if let Some(next) =
+                    (at + 1..data.len()).find(|&o| matches!(parse_frame(&data[o..]), Ok(Some(_))))
+                {
+                    return Err(JournalError::Corrupt {
+                        segment: path.to_owned(),
+                        offset: at as u64,
+                        reason: format!(
+                            "{e}, and a valid frame follows at offset {next}: not a torn write"
+                        ),
+                    });
+                }
+                return Ok(at as u64);
+            }
+        }
+    }
+}

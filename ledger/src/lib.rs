@@ -1,0 +1,31 @@
+//! `ledger`: the append-only signed audit ledger core.
+//!
+//! Owns the verifiable format (docs/FORMAT.md), its cryptography, the
+//! per-log storage (journal, index, artifacts, keys), proofs, the offline
+//! verifier and compliance summaries. It is a pure library: no async
+//! runtime, no network, no configuration files. The server and the CLI both
+//! verify through [`verify`].
+
+#![warn(missing_docs)]
+
+pub mod artifacts;
+pub mod entry;
+pub mod hash;
+pub mod hmac_tag;
+pub mod index;
+pub mod journal;
+pub mod keys;
+pub mod leaf;
+pub mod log;
+pub mod merkle;
+pub mod note;
+pub mod policy;
+pub mod receipt;
+pub mod record;
+
+pub use entry::{Actor, Category, EntryInput, NewEntry, RequestId, Subject, ValidationError};
+pub use log::{
+    AppendError, Ledger, LedgerError, LedgerReader, LogOptions, Receipt, SignedCheckpoint,
+};
+pub mod summary;
+pub mod verify;

@@ -1,0 +1,497 @@
+//! The append path: validate → dedup by request_id → sequence → leaf, hash,
+//! HMAC → frames; then one fdatasync, one checkpoint signature, one index
+//! batch, and the receipts (DESIGN "The write path").
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{Ledger, LedgerError, SignedCheckpoint, Tip, Writer, read_lock};
+use crate::entry::{NewEntry, ValidationError};
+use crate::hash::{Hash, leaf_hash};
+use crate::hmac_tag::HmacKey;
+use crate::index::{Index, IndexBatch, IndexedEntry, Position};
+use crate::journal::{FRAME_HEADER_LEN, encode_frame};
+use crate::keys::{Keyring, Rotation};
+use crate::leaf::{Leaf, Sequencing, build_leaf, encode_leaf};
+use crate::merkle::{CompactRange, NodeSource, ProofError, inclusion_proof};
+use crate::note::{Checkpoint, NoteSigner};
+use crate::policy::PolicyError;
+use crate::receipt::TlogProof;
+use crate::record::{self, EntryRecord};
+
+/// Why one entry was not appended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    /// A field is invalid.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The category policy refused it.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The request id was used before for different content.
+    #[error("request_id {request_id:?} was already used for different content (entry {seq})")]
+    Conflict {
+        /// the request id
+        request_id: String,
+        /// the entry that holds it
+        seq: u64,
+    },
+    /// The batch could not be made durable; nothing of it was acknowledged.
+    #[error("storage failure, nothing was written: {reason}")]
+    Storage {
+        /// what failed
+        reason: String,
+        /// the disk is full
+        disk_full: bool,
+    },
+    /// The log no longer accepts writes.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Proof that an entry is in the log: offline-verifiable with the log's vkey.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Receipt {
+    /// position
+    pub seq: u64,
+    /// leaf hash
+    pub leaf_hash: Hash,
+    /// the stored leaf bytes
+    pub leaf: Bytes,
+    /// inclusion proof in `checkpoint`
+    pub proof: Vec<Hash>,
+    /// the signed checkpoint the proof leads to
+    pub checkpoint: Arc<SignedCheckpoint>,
+    /// true when this repeats an earlier append with the same request_id
+    pub duplicate: bool,
+}
+
+impl Receipt {
+    /// The C2SP tlog-proof of this receipt (FORMAT.md §8).
+    pub fn tlog_proof(&self) -> TlogProof {
+        TlogProof {
+            extra: Some(self.leaf.to_vec()),
+            index: self.seq,
+            proof: self.proof.clone(),
+            checkpoint: self.checkpoint.note.clone(),
+        }
+    }
+}
+
+/// What became of one input of a batch.
+enum Slot {
+    Failed(AppendError),
+    New { seq: u64, leaf: Bytes, hash: Hash },
+    SameAsInBatch(usize),
+    SameAsStored(u64),
+}
+
+/// Perfect subtrees completed by this batch, per level (FORMAT.md §4): level
+/// `l` holds indexes `[start >> l, end >> l)`.
+struct BatchNodes {
+    start: u64,
+    levels: Vec<Vec<Hash>>,
+}
+
+impl BatchNodes {
+    fn record(&mut self, level: u8, index: u64, h: &Hash) {
+        let l = level as usize;
+        if self.levels.len() <= l {
+            self.levels.resize_with(l + 1, Vec::new);
+        }
+        debug_assert_eq!(index, (self.start >> level) + self.levels[l].len() as u64);
+        self.levels[l].push(*h);
+    }
+}
+
+/// Proof source during a batch: its new nodes, the old compact range, then
+/// the index.
+struct BatchSource<'a> {
+    nodes: &'a BatchNodes,
+    old: &'a CompactRange,
+    index: &'a Index,
+}
+
+impl NodeSource for BatchSource<'_> {
+    fn node(&self, level: u8, index: u64) -> Result<Hash, ProofError> {
+        if let Some(v) = self.nodes.levels.get(level as usize) {
+            let base = self.nodes.start >> level;
+            if let Some(h) = index.checked_sub(base).and_then(|i| v.get(i as usize)) {
+                return Ok(*h);
+            }
+        }
+        if let Some(h) = self.old.piece(level, index) {
+            return Ok(h);
+        }
+        self.index.node(level, index)
+    }
+}
+
+/// Everything one batch builds before its single write.
+struct Batch<'a> {
+    ledger: &'a Ledger,
+    hmac: &'a HmacKey,
+    now: i64,
+    tip: Tip,
+    segment: u64,
+    base: u64,
+    buf: Vec<u8>,
+    leaves: Vec<Option<Leaf>>,
+    by_request: HashMap<String, usize>,
+    by_subject: HashMap<String, u64>,
+    nodes: BatchNodes,
+    old: CompactRange,
+    index: IndexBatch,
+}
+
+fn same_content(leaf: &Leaf, e: &NewEntry) -> bool {
+    let fresh = build_leaf(
+        e,
+        crate::leaf::Sequencing {
+            seq: 0,
+            recorded_at: 0,
+            prev_hash: [0; 32],
+            subject_prev: 0,
+        },
+    );
+    leaf.category == fresh.category
+        && leaf.subject == fresh.subject
+        && leaf.actor == fresh.actor
+        && leaf.occurred_at == fresh.occurred_at
+        && leaf.payload_sha256 == fresh.payload_sha256
+        && leaf.payload_size == fresh.payload_size
+        && leaf.artifacts == fresh.artifacts
+}
+
+impl Batch<'_> {
+    fn sequence(&mut self, slot: usize, e: NewEntry) -> Result<Slot, AppendError> {
+        self.ledger.s.opts.policy.check(&e)?;
+        if let Some(id) = &e.request_id {
+            if let Some(dup) = self.dedup(id.as_str(), &e)? {
+                return Ok(dup);
+            }
+        }
+        let seq = self.tip.next_seq;
+        let subject_prev = match &e.subject {
+            None => 0,
+            Some(s) => match self.by_subject.get(s.as_str()) {
+                Some(prev) => prev + 1,
+                None => self
+                    .ledger
+                    .s
+                    .index
+                    .last_with_subject(s.as_str(), seq)
+                    .map_err(storage)?
+                    .map_or(0, |p| p + 1),
+            },
+        };
+        let recorded_at = self.now.max(self.tip.last_time);
+        let leaf = build_leaf(
+            &e,
+            Sequencing {
+                seq,
+                recorded_at,
+                prev_hash: self.tip.last_hash,
+                subject_prev,
+            },
+        );
+        let leaf_bytes = Bytes::from(encode_leaf(&leaf));
+        let hash = leaf_hash(&leaf_bytes);
+        let rec = EntryRecord {
+            leaf: leaf_bytes.clone(),
+            payload: Bytes::copy_from_slice(e.payload.bytes()),
+            hmac_key_id: self.hmac.id().to_owned(),
+            hmac: Bytes::copy_from_slice(&self.hmac.tag(&hash)),
+            redacted_by: 0,
+        };
+        let offset = self.base + self.buf.len() as u64;
+        let body = record::encode_entry(rec);
+        encode_frame(&body, &mut self.buf);
+        let pos = Position {
+            segment: self.segment,
+            offset,
+            frame_len: (FRAME_HEADER_LEN as usize + body.len()) as u32,
+            leaf_hash: hash,
+            recorded_at,
+        };
+        self.index.add_entry(IndexedEntry {
+            seq,
+            pos,
+            leaf: &leaf,
+        });
+        let (nodes, index) = (&mut self.nodes, &mut self.index);
+        self.tip.range.push(hash, |l, i, h| {
+            nodes.record(l, i, h);
+            index.add_node(l, i, h);
+        });
+        if let Some(s) = &e.subject {
+            self.by_subject.insert(s.as_str().to_owned(), seq);
+        }
+        if let Some(id) = &e.request_id {
+            self.by_request.insert(id.as_str().to_owned(), slot);
+        }
+        self.leaves[slot] = Some(leaf);
+        self.tip = Tip {
+            next_seq: seq + 1,
+            last_hash: hash,
+            last_time: recorded_at,
+            ..self.tip.clone()
+        };
+        Ok(Slot::New {
+            seq,
+            leaf: leaf_bytes,
+            hash,
+        })
+    }
+
+    fn dedup(&self, id: &str, e: &NewEntry) -> Result<Option<Slot>, AppendError> {
+        if let Some(&j) = self.by_request.get(id) {
+            let leaf = self.leaves[j]
+                .as_ref()
+                .expect("a request id maps to a new slot");
+            if same_content(leaf, e) {
+                return Ok(Some(Slot::SameAsInBatch(j)));
+            }
+            return Err(AppendError::Conflict {
+                request_id: id.to_owned(),
+                seq: leaf.seq,
+            });
+        }
+        let Some(seq) = self.ledger.s.index.request(id).map_err(storage)? else {
+            return Ok(None);
+        };
+        let stored = self.ledger.get(seq).map_err(storage)?;
+        if same_content(&stored.leaf, e) {
+            Ok(Some(Slot::SameAsStored(seq)))
+        } else {
+            Err(AppendError::Conflict {
+                request_id: id.to_owned(),
+                seq,
+            })
+        }
+    }
+}
+
+fn storage(e: impl std::fmt::Display) -> AppendError {
+    AppendError::Storage {
+        reason: e.to_string(),
+        disk_full: false,
+    }
+}
+
+impl Ledger {
+    /// Appends one entry and returns its receipt.
+    pub fn append(&self, entry: NewEntry) -> Result<Receipt, AppendError> {
+        self.append_batch(vec![entry])
+            .pop()
+            .expect("one result per entry")
+    }
+
+    /// Appends a batch with one fdatasync and one checkpoint signature;
+    /// returns one result per entry, in order.
+    pub fn append_batch(&self, entries: Vec<NewEntry>) -> Vec<Result<Receipt, AppendError>> {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let ring = read_lock(&self.s.keyring);
+        self.commit(&mut w, &ring, entries, &[])
+    }
+
+    /// Rotates the log's keys and writes the `key_rotation` entry; the
+    /// checkpoint of that batch is signed by the old and the new key
+    /// (FORMAT.md §9).
+    pub fn rotate_keys(
+        &self,
+        actor: &crate::entry::Actor,
+        reason: &str,
+    ) -> Result<(Receipt, Rotation), AppendError> {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ring = self.s.keyring.write().unwrap_or_else(|p| p.into_inner());
+        let now = (self.s.opts.clock)().max(w.tip.last_time);
+        let old: Vec<NoteSigner> = ring.active_signers().into_iter().cloned().collect();
+        let rotation = ring.rotate(now, &self.s.opts.key_policy).map_err(storage)?;
+        let payload = serde_json::json!({
+            "rotation_event_id": format!("rotation-{}-{}", now, rotation.new_ed25519_id),
+            "reason": reason,
+            "new_keys": [
+                {"id": rotation.new_ed25519_id, "kind": "ed25519", "vkey": rotation.new_vkey},
+                {"id": rotation.new_hmac_id, "kind": "hmac-sha256", "fingerprint": rotation.new_hmac_id},
+            ],
+            "retired": rotation.retired,
+        });
+        let input = crate::entry::EntryInput {
+            category: "key_rotation".into(),
+            payload: payload.to_string().into_bytes(),
+            ..Default::default()
+        };
+        let entry = input.validate(actor.as_str(), &self.s.opts.limits)?;
+        let receipt = self
+            .commit(&mut w, &ring, vec![entry], &old)
+            .pop()
+            .expect("one result")?;
+        Ok((receipt, rotation))
+    }
+
+    fn commit(
+        &self,
+        w: &mut Writer,
+        ring: &Keyring,
+        entries: Vec<NewEntry>,
+        extra: &[NoteSigner],
+    ) -> Vec<Result<Receipt, AppendError>> {
+        if let Some(p) = self
+            .s
+            .poisoned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return entries
+                .iter()
+                .map(|_| {
+                    Err(AppendError::Unavailable(
+                        LedgerError::Poisoned(p.clone()).to_string(),
+                    ))
+                })
+                .collect();
+        }
+        let n = entries.len();
+        let mut b = Batch {
+            ledger: self,
+            hmac: ring.active_hmac(),
+            now: (self.s.opts.clock)(),
+            tip: w.tip.clone(),
+            segment: w.journal.segment(),
+            base: w.journal.len(),
+            buf: Vec::with_capacity(n * 640),
+            leaves: vec![None; n],
+            by_request: HashMap::new(),
+            by_subject: HashMap::new(),
+            nodes: BatchNodes {
+                start: w.tip.next_seq,
+                levels: Vec::new(),
+            },
+            old: w.tip.range.clone(),
+            index: IndexBatch::default(),
+        };
+        let slots: Vec<Slot> = entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| b.sequence(i, e).unwrap_or_else(Slot::Failed))
+            .collect();
+        let latest = if b.tip.next_seq == w.tip.next_seq {
+            self.latest_checkpoint()
+        } else {
+            match self.write(w, &mut b, ring, extra) {
+                Ok(c) => c,
+                Err(e) => {
+                    return slots
+                        .into_iter()
+                        .map(|s| {
+                            Err(if let Slot::Failed(f) = s {
+                                f
+                            } else {
+                                e.clone()
+                            })
+                        })
+                        .collect();
+                }
+            }
+        };
+        self.receipts(slots, &b, latest)
+    }
+
+    /// The single write of a batch: frames (+ history checkpoint), fdatasync,
+    /// then index and latest checkpoint. On a write failure nothing changes.
+    fn write(
+        &self,
+        w: &mut Writer,
+        b: &mut Batch<'_>,
+        ring: &Keyring,
+        extra: &[NoteSigner],
+    ) -> Result<Arc<SignedCheckpoint>, AppendError> {
+        let checkpoint = Checkpoint {
+            origin: self.s.opts.origin.clone(),
+            size: b.tip.next_seq,
+            root: b.tip.range.root(),
+        };
+        let note = checkpoint.sign(&Self::signers_with(ring, extra));
+        if b.tip.next_seq - b.tip.last_history >= self.s.opts.checkpoint_interval {
+            encode_frame(&record::encode_checkpoint(&note), &mut b.buf);
+            b.index.add_checkpoint(checkpoint.size, &note);
+            b.tip.last_history = checkpoint.size;
+        }
+        w.journal.append(&b.buf).map_err(|e| AppendError::Storage {
+            disk_full: e.is_disk_full(),
+            reason: e.to_string(),
+        })?;
+        if let Err(e) = w.journal.sync() {
+            let _ = w.journal.truncate_to(b.base);
+            self.poison(format!("fdatasync failed: {e}"));
+            return Err(AppendError::Storage {
+                disk_full: e.is_disk_full(),
+                reason: e.to_string(),
+            });
+        }
+        w.tip = b.tip.clone();
+        if let Err(e) = self.s.index.apply(std::mem::take(&mut b.index)) {
+            self.poison(format!("index update failed: {e}"));
+        }
+        let latest = Arc::new(SignedCheckpoint { checkpoint, note });
+        *self.s.latest.write().unwrap_or_else(|p| p.into_inner()) = latest.clone();
+        if let Err(e) = w.journal.maybe_roll(w.tip.next_seq) {
+            self.poison(format!("segment roll failed: {e}"));
+        }
+        Ok(latest)
+    }
+
+    fn poison(&self, reason: String) {
+        *self.s.poisoned.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+    }
+
+    fn receipts(
+        &self,
+        slots: Vec<Slot>,
+        b: &Batch<'_>,
+        latest: Arc<SignedCheckpoint>,
+    ) -> Vec<Result<Receipt, AppendError>> {
+        let src = BatchSource {
+            nodes: &b.nodes,
+            old: &b.old,
+            index: &self.s.index,
+        };
+        let size = latest.checkpoint.size;
+        let mut out: Vec<Result<Receipt, AppendError>> = Vec::with_capacity(slots.len());
+        for slot in slots {
+            let r = match slot {
+                Slot::Failed(e) => Err(e),
+                Slot::New { seq, leaf, hash } => inclusion_proof(&src, seq, size)
+                    .map(|proof| Receipt {
+                        seq,
+                        leaf_hash: hash,
+                        leaf,
+                        proof,
+                        checkpoint: latest.clone(),
+                        duplicate: false,
+                    })
+                    .map_err(storage),
+                Slot::SameAsInBatch(j) => match &out[j] {
+                    Ok(r) => Ok(Receipt {
+                        duplicate: true,
+                        ..r.clone()
+                    }),
+                    Err(e) => Err(e.clone()),
+                },
+                Slot::SameAsStored(seq) => self
+                    .receipt_at(seq, &latest)
+                    .map(|r| Receipt {
+                        duplicate: true,
+                        ..r
+                    })
+                    .map_err(storage),
+            };
+            out.push(r);
+        }
+        out
+    }
+}

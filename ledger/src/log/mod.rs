@@ -1,0 +1,300 @@
+//! One log: open (recovery, index catch-up, keys), the batched append path
+//! and the concurrent read path.
+//!
+//! Owns: the write order of DESIGN "The write path" — frames appended, one
+//! fdatasync, then index, checkpoint and receipts. Must not: block readers
+//! on the writer, or acknowledge anything before the fdatasync.
+
+mod append;
+mod catchup;
+mod read;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+pub use append::{AppendError, Receipt};
+pub use read::{Page, Query, StoredEntry};
+
+use crate::artifacts::ArtifactStore;
+use crate::entry::Limits;
+use crate::hash::Hash;
+use crate::index::{Index, IndexError};
+use crate::journal::{Journal, JournalError, JournalReader};
+use crate::keys::{KeyError, KeyPolicy, Keyring};
+use crate::merkle::{CompactRange, ProofError};
+use crate::note::{Checkpoint, NoteSigner};
+use crate::policy::Policy;
+
+/// The clock: unix nanoseconds.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+    })
+}
+
+/// How a log behaves.
+#[derive(Clone)]
+pub struct LogOptions {
+    /// checkpoint origin and key name, `<prefix>/<log name>`
+    pub origin: String,
+    /// input limits
+    pub limits: Limits,
+    /// categories
+    pub policy: Policy,
+    /// key ages
+    pub key_policy: KeyPolicy,
+    /// segment roll size in bytes
+    pub segment_bytes: u64,
+    /// a history checkpoint frame at least every this many entries
+    pub checkpoint_interval: u64,
+    /// largest artifact in bytes
+    pub max_artifact_bytes: u64,
+    /// time source
+    pub clock: Clock,
+}
+
+impl LogOptions {
+    /// Defaults for a log with this origin.
+    pub fn new(origin: &str) -> Self {
+        Self {
+            origin: origin.to_owned(),
+            limits: Limits::default(),
+            policy: Policy::default(),
+            key_policy: KeyPolicy::default(),
+            segment_bytes: 64 << 20,
+            checkpoint_interval: 1024,
+            max_artifact_bytes: 1 << 30,
+            clock: system_clock(),
+        }
+    }
+}
+
+/// A checkpoint with its signed note.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    /// size and root
+    pub checkpoint: Checkpoint,
+    /// the C2SP signed note text
+    pub note: String,
+}
+
+/// A failure of the log outside one entry's validation.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// journal failure
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// index failure
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// keyring failure
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// proof failure
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    /// artifact failure
+    #[error(transparent)]
+    Artifact(#[from] crate::artifacts::ArtifactError),
+    /// The index claims entries that the journal does not have.
+    #[error(
+        "the index holds {indexed} entries but the journal does not have entry {missing}: acknowledged data is missing from the journal (restore the journal from backup, or delete the index to rebuild it from what the journal holds)"
+    )]
+    IndexAhead {
+        /// entries the index claims
+        indexed: u64,
+        /// the first entry not found
+        missing: u64,
+    },
+    /// A journal record is unreadable or out of order.
+    #[error("journal segment {segment} offset {offset}: {reason}")]
+    BadRecord {
+        /// the segment file
+        segment: PathBuf,
+        /// the offset
+        offset: u64,
+        /// what is wrong
+        reason: String,
+    },
+    /// No entry with this seq.
+    #[error("entry {seq} does not exist: the log has {size} entries")]
+    NotFound {
+        /// asked for
+        seq: u64,
+        /// current size
+        size: u64,
+    },
+    /// The keyring belongs to another origin.
+    #[error("keyring {path} signs as {found:?} but the log's origin is {expected:?}")]
+    OriginMismatch {
+        /// the keyring
+        path: PathBuf,
+        /// the origin in the keys
+        found: String,
+        /// the configured origin
+        expected: String,
+    },
+    /// The log stopped accepting writes after a storage failure.
+    #[error("the log stopped accepting writes after a storage failure ({0}); restart the server")]
+    Poisoned(String),
+}
+
+/// What opening a log found and did.
+#[derive(Debug, Clone, Default)]
+pub struct OpenReport {
+    /// keys were generated because there were none
+    pub keys_created: bool,
+    /// a torn tail was cut: (segment, new length, bytes removed)
+    pub truncated: Option<(PathBuf, u64, u64)>,
+    /// entries added to the index from the journal
+    pub caught_up: u64,
+    /// entries in the log
+    pub size: u64,
+}
+
+/// The writer's view of the end of the log.
+#[derive(Clone, Debug)]
+struct Tip {
+    next_seq: u64,
+    last_hash: Hash,
+    last_time: i64,
+    range: CompactRange,
+    last_history: u64,
+}
+
+struct Writer {
+    journal: Journal,
+    tip: Tip,
+}
+
+struct Shared {
+    dir: PathBuf,
+    opts: LogOptions,
+    index: Index,
+    journal: JournalReader,
+    artifacts: ArtifactStore,
+    latest: RwLock<Arc<SignedCheckpoint>>,
+    keyring: RwLock<Keyring>,
+    poisoned: Mutex<Option<String>>,
+}
+
+/// The read side of a log: cheap to clone, never waits for the writer.
+#[derive(Clone)]
+pub struct LedgerReader {
+    s: Arc<Shared>,
+}
+
+/// One open log: a single writer (batches are serialised) and any number of
+/// concurrent readers.
+pub struct Ledger {
+    reader: LedgerReader,
+    writer: Mutex<Writer>,
+}
+
+impl std::ops::Deref for Ledger {
+    type Target = LedgerReader;
+    fn deref(&self) -> &LedgerReader {
+        &self.reader
+    }
+}
+
+fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Ledger {
+    /// Opens (or creates) the log in `dir`: keys, journal recovery, index
+    /// catch-up, and a fresh checkpoint.
+    pub fn open(dir: &Path, opts: LogOptions) -> Result<(Self, OpenReport), LedgerError> {
+        std::fs::create_dir_all(dir).map_err(|e| JournalError::io(dir, e))?;
+        let now = (opts.clock)();
+        let ring_path = dir.join("keys").join("keyring.json");
+        let (keyring, keys_created) =
+            Keyring::open_or_create(&ring_path, &opts.origin, now, &opts.key_policy)?;
+        if let Some(s) = keyring
+            .active_signers()
+            .first()
+            .filter(|s| s.name() != opts.origin)
+        {
+            return Err(LedgerError::OriginMismatch {
+                path: ring_path,
+                found: s.name().to_owned(),
+                expected: opts.origin.clone(),
+            });
+        }
+        let journal_dir = dir.join("journal");
+        let journal = Journal::open(&journal_dir, opts.segment_bytes)?;
+        let index = Index::open(&dir.join("index"))?;
+        let caught_up = catchup::catch_up(&index, &journal_dir)?;
+        let tip = catchup::tip(&index)?;
+        let checkpoint = Checkpoint {
+            origin: opts.origin.clone(),
+            size: tip.next_seq,
+            root: tip.range.root(),
+        };
+        let note = checkpoint.sign(&keyring.active_signers());
+        let report = OpenReport {
+            keys_created,
+            truncated: journal.truncated_on_open().cloned(),
+            caught_up,
+            size: tip.next_seq,
+        };
+        let shared = Shared {
+            dir: dir.to_owned(),
+            index,
+            journal: JournalReader::new(journal_dir),
+            artifacts: ArtifactStore::new(dir.join("artifacts")),
+            latest: RwLock::new(Arc::new(SignedCheckpoint { checkpoint, note })),
+            keyring: RwLock::new(keyring),
+            poisoned: Mutex::new(None),
+            opts,
+        };
+        let ledger = Self {
+            reader: LedgerReader {
+                s: Arc::new(shared),
+            },
+            writer: Mutex::new(Writer { journal, tip }),
+        };
+        Ok((ledger, report))
+    }
+
+    /// A read handle that can outlive borrows of the ledger.
+    pub fn reader(&self) -> LedgerReader {
+        self.reader.clone()
+    }
+
+    /// Writes a final history checkpoint frame (if the tree grew since the
+    /// last one), fsyncs, and flushes the index. Call on shutdown.
+    pub fn close(&self) -> Result<(), LedgerError> {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if w.tip.next_seq > w.tip.last_history {
+            let latest = self.latest_checkpoint();
+            let mut buf = Vec::new();
+            crate::journal::encode_frame(&crate::record::encode_checkpoint(&latest.note), &mut buf);
+            w.journal.append(&buf)?;
+            w.journal.sync()?;
+            let mut b = crate::index::IndexBatch::default();
+            b.add_checkpoint(latest.checkpoint.size, &latest.note);
+            self.s.index.apply(b)?;
+            w.tip.last_history = w.tip.next_seq;
+        }
+        self.s.index.flush()?;
+        Ok(())
+    }
+
+    fn signers_with<'a>(ring: &'a Keyring, extra: &'a [NoteSigner]) -> Vec<&'a NoteSigner> {
+        let mut v = ring.active_signers();
+        for e in extra {
+            if !v.iter().any(|s| s.id() == e.id()) {
+                v.push(e);
+            }
+        }
+        v
+    }
+}

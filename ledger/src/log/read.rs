@@ -1,0 +1,343 @@
+//! The read path: entries, proofs, checkpoints and queries. Reads see only
+//! what the latest checkpoint covers, and never take the writer's lock.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{LedgerError, LedgerReader, Receipt, SignedCheckpoint, read_lock};
+use crate::hash::{Hash, leaf_hash};
+use crate::index::{ArtifactRow, Position, Secondary};
+use crate::keys::{HmacKeySet, KeyStatus};
+use crate::leaf::{Leaf, decode_leaf};
+use crate::merkle::{consistency_proof, inclusion_proof, range_root};
+use crate::note::NoteVerifier;
+use crate::record::{self, Decoded};
+
+/// Candidates fetched from an index per round of a query.
+const QUERY_CHUNK: usize = 256;
+/// Entries examined at most for one page (a page may come back short,
+/// with a cursor, when filters are very selective).
+const QUERY_SCAN_LIMIT: usize = 20_000;
+
+/// One stored entry, as the journal has it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEntry {
+    /// position
+    pub seq: u64,
+    /// the stored leaf bytes
+    pub leaf_bytes: Bytes,
+    /// the decoded leaf
+    pub leaf: Leaf,
+    /// `H(0x00 ‖ leaf)`
+    pub leaf_hash: Hash,
+    /// payload JSON text (empty when redacted)
+    pub payload: Bytes,
+    /// HMAC key id
+    pub hmac_key_id: String,
+    /// HMAC tag
+    pub hmac: Bytes,
+    /// seq + 1 of the redaction entry, 0 if not redacted
+    pub redacted_by: u64,
+}
+
+/// A query over the secondary indexes. Bounds are half-open `[from, to)`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Query {
+    /// category equals
+    pub category: Option<String>,
+    /// subject equals
+    pub subject: Option<String>,
+    /// actor equals
+    pub actor: Option<String>,
+    /// recorded_at ≥ this (unix ns)
+    pub since: Option<i64>,
+    /// recorded_at < this (unix ns)
+    pub until: Option<i64>,
+    /// seq ≥ this
+    pub from_seq: Option<u64>,
+    /// seq < this
+    pub to_seq: Option<u64>,
+    /// top-level payload fields that must equal these JSON values
+    pub fields: Vec<(String, serde_json::Value)>,
+    /// newest first
+    pub desc: bool,
+    /// most entries per page (0 = 100)
+    pub limit: usize,
+    /// where to resume: the `next_cursor` of the previous page
+    pub cursor: Option<u64>,
+}
+
+/// One page of results.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Page {
+    /// matching entries in order
+    pub entries: Vec<StoredEntry>,
+    /// give this back as `cursor` for the next page; `None` at the end
+    pub next_cursor: Option<u64>,
+}
+
+impl LedgerReader {
+    /// The latest signed checkpoint.
+    pub fn latest_checkpoint(&self) -> Arc<SignedCheckpoint> {
+        read_lock(&self.s.latest).clone()
+    }
+
+    /// Entries visible to readers.
+    pub fn size(&self) -> u64 {
+        self.latest_checkpoint().checkpoint.size
+    }
+
+    /// The log's origin.
+    pub fn origin(&self) -> &str {
+        &self.s.opts.origin
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.s.dir
+    }
+
+    /// The options the log was opened with.
+    pub fn options(&self) -> &super::LogOptions {
+        &self.s.opts
+    }
+
+    fn position(&self, seq: u64) -> Result<Position, LedgerError> {
+        let size = self.size();
+        if seq >= size {
+            return Err(LedgerError::NotFound { seq, size });
+        }
+        self.s.index.position(seq)?.ok_or(LedgerError::IndexAhead {
+            indexed: size,
+            missing: seq,
+        })
+    }
+
+    /// Reads one entry from the journal.
+    pub fn get(&self, seq: u64) -> Result<StoredEntry, LedgerError> {
+        let pos = self.position(seq)?;
+        let bytes = self
+            .s
+            .journal
+            .read(pos.segment, pos.offset, pos.frame_len)?;
+        let bad = |reason: String| LedgerError::BadRecord {
+            segment: self
+                .s
+                .dir
+                .join("journal")
+                .join(crate::journal::segment_name(pos.segment)),
+            offset: pos.offset,
+            reason,
+        };
+        let Decoded::Entry(e) = record::decode(bytes).map_err(bad)? else {
+            return Err(bad("the index points at a checkpoint frame".into()));
+        };
+        let leaf = decode_leaf(&e.leaf).map_err(|x| bad(x.to_string()))?;
+        let h = leaf_hash(&e.leaf);
+        if h != pos.leaf_hash || leaf.seq != seq {
+            return Err(bad(format!(
+                "the frame does not hold entry {seq} as indexed"
+            )));
+        }
+        Ok(StoredEntry {
+            seq,
+            leaf_bytes: e.leaf,
+            leaf,
+            leaf_hash: h,
+            payload: e.payload,
+            hmac_key_id: e.hmac_key_id,
+            hmac: e.hmac,
+            redacted_by: e.redacted_by,
+        })
+    }
+
+    /// Inclusion proof of `seq` in the tree of `size` (default: latest).
+    pub fn prove_inclusion(
+        &self,
+        seq: u64,
+        size: Option<u64>,
+    ) -> Result<(Vec<Hash>, u64), LedgerError> {
+        let size = self.bounded(size)?;
+        Ok((inclusion_proof(&self.s.index, seq, size)?, size))
+    }
+
+    /// Consistency proof from `old` to `new` (default: latest).
+    pub fn prove_consistency(
+        &self,
+        old: u64,
+        new: Option<u64>,
+    ) -> Result<(Vec<Hash>, u64), LedgerError> {
+        let new = self.bounded(new)?;
+        Ok((consistency_proof(&self.s.index, old, new)?, new))
+    }
+
+    /// The Merkle root of the first `size` entries.
+    pub fn root_at(&self, size: u64) -> Result<Hash, LedgerError> {
+        let size = self.bounded(Some(size))?;
+        Ok(range_root(&self.s.index, 0, size)?)
+    }
+
+    fn bounded(&self, size: Option<u64>) -> Result<u64, LedgerError> {
+        let latest = self.size();
+        match size {
+            None => Ok(latest),
+            Some(s) if s <= latest => Ok(s),
+            Some(s) => Err(crate::merkle::ProofError::SizeBeyondLog {
+                size: s,
+                available: latest,
+            }
+            .into()),
+        }
+    }
+
+    /// A receipt for a stored entry against `checkpoint`.
+    pub fn receipt_at(
+        &self,
+        seq: u64,
+        checkpoint: &Arc<SignedCheckpoint>,
+    ) -> Result<Receipt, LedgerError> {
+        let e = self.get(seq)?;
+        let proof = inclusion_proof(&self.s.index, seq, checkpoint.checkpoint.size)?;
+        Ok(Receipt {
+            seq,
+            leaf_hash: e.leaf_hash,
+            leaf: e.leaf_bytes,
+            proof,
+            checkpoint: checkpoint.clone(),
+            duplicate: false,
+        })
+    }
+
+    /// Kept history checkpoints with size in `[from, to]`.
+    pub fn checkpoint_history(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, String)>, LedgerError> {
+        Ok(self.s.index.checkpoints(from, to)?)
+    }
+
+    /// The artifact index row of a BLAKE3 hash.
+    pub fn artifact(&self, blake3: &Hash) -> Result<Option<ArtifactRow>, LedgerError> {
+        Ok(self.s.index.artifact(blake3)?)
+    }
+
+    /// Every artifact index row.
+    pub fn artifact_rows(&self) -> Result<Vec<(Hash, ArtifactRow)>, LedgerError> {
+        Ok(self.s.index.artifacts().collect::<Result<_, _>>()?)
+    }
+
+    /// The blob store.
+    pub fn artifacts(&self) -> &crate::artifacts::ArtifactStore {
+        &self.s.artifacts
+    }
+
+    /// Status of every key at `now_ns`.
+    pub fn key_status(&self, now_ns: i64) -> Vec<KeyStatus> {
+        read_lock(&self.s.keyring).status(now_ns, &self.s.opts.key_policy)
+    }
+
+    /// Every checkpoint verifier key of the log (active and retired).
+    pub fn verifiers(&self) -> Vec<NoteVerifier> {
+        read_lock(&self.s.keyring).verifiers()
+    }
+
+    /// The HMAC keys (secrets: for the verifier inside the server only).
+    pub fn hmac_keys(&self) -> HmacKeySet {
+        read_lock(&self.s.keyring).hmac_keys()
+    }
+
+    /// The HMAC key file for auditors who hold the shared key.
+    pub fn export_hmac_keys(&self) -> String {
+        read_lock(&self.s.keyring).export_hmac_keys()
+    }
+
+    /// The first seq whose recorded_at ≥ `t` (binary search: time never
+    /// decreases along seq).
+    pub fn seq_at_time(&self, t: i64) -> Result<u64, LedgerError> {
+        let (mut lo, mut hi) = (0, self.size());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.position(mid)?.recorded_at < t {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// Runs a query, one page at a time.
+    pub fn query(&self, q: &Query) -> Result<Page, LedgerError> {
+        let limit = if q.limit == 0 { 100 } else { q.limit };
+        let (mut lo, mut hi) = (
+            q.from_seq.unwrap_or(0),
+            q.to_seq.unwrap_or(u64::MAX).min(self.size()),
+        );
+        if let Some(t) = q.since {
+            lo = lo.max(self.seq_at_time(t)?);
+        }
+        if let Some(t) = q.until {
+            hi = hi.min(self.seq_at_time(t)?);
+        }
+        match (q.cursor, q.desc) {
+            (Some(c), false) => lo = lo.max(c),
+            (Some(c), true) => hi = hi.min(c),
+            _ => {}
+        }
+        let driver = [
+            (Secondary::Subject, &q.subject),
+            (Secondary::Category, &q.category),
+            (Secondary::Actor, &q.actor),
+        ]
+        .into_iter()
+        .find_map(|(s, v)| v.as_deref().map(|v| (s, v)));
+        let mut page = Page::default();
+        let mut scanned = 0;
+        while lo < hi {
+            let seqs = match driver {
+                Some((s, v)) => self.s.index.scan(s, v, lo, hi, q.desc, QUERY_CHUNK)?,
+                None if q.desc => (hi.saturating_sub(QUERY_CHUNK as u64).max(lo)..hi)
+                    .rev()
+                    .collect(),
+                None => (lo..hi.min(lo + QUERY_CHUNK as u64)).collect(),
+            };
+            if seqs.is_empty() {
+                break;
+            }
+            for seq in seqs {
+                (lo, hi) = if q.desc { (lo, seq) } else { (seq + 1, hi) };
+                scanned += 1;
+                let e = self.get(seq)?;
+                if matches(&e, q) {
+                    page.entries.push(e);
+                }
+                if page.entries.len() >= limit || scanned >= QUERY_SCAN_LIMIT {
+                    page.next_cursor = (lo < hi).then_some(if q.desc { hi } else { lo });
+                    return Ok(page);
+                }
+            }
+        }
+        Ok(page)
+    }
+}
+
+fn matches(e: &StoredEntry, q: &Query) -> bool {
+    let l = &e.leaf;
+    if q.category.as_deref().is_some_and(|c| c != l.category)
+        || q.subject.as_deref().is_some_and(|s| s != l.subject)
+        || q.actor.as_deref().is_some_and(|a| a != l.actor)
+    {
+        return false;
+    }
+    if q.fields.is_empty() {
+        return true;
+    }
+    let Ok(serde_json::Value::Object(obj)) =
+        serde_json::from_slice::<serde_json::Value>(&e.payload)
+    else {
+        return false;
+    };
+    q.fields.iter().all(|(k, v)| obj.get(k) == Some(v))
+}

@@ -1,0 +1,136 @@
+//! Category policy: which categories exist, their required payload fields
+//! and their allowed writers. Defaults cover the two playbooks.
+//!
+//! Owns: the policy check of a validated entry. Must not: read config files
+//! (the server deserialises [`Policy`] from its own config).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::entry::NewEntry;
+
+/// A policy refusal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// The category is not declared.
+    #[error("invalid category: {category:?} is not declared in the policy")]
+    Undeclared {
+        /// the category
+        category: String,
+    },
+    /// The actor may not write this category.
+    #[error("{actor:?} may not write category {category:?}")]
+    NotAllowed {
+        /// who tried
+        actor: String,
+        /// the category
+        category: String,
+    },
+    /// Required payload fields are missing.
+    #[error("category {category:?} requires payload fields missing here: {}", fields.join(", "))]
+    MissingFields {
+        /// the category
+        category: String,
+        /// the missing fields
+        fields: Vec<String>,
+    },
+}
+
+/// Rules for one category.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryPolicy {
+    /// top-level payload fields that must be present (and not null)
+    #[serde(default)]
+    pub required: Vec<String>,
+    /// actors allowed to write it; absent = any authenticated writer
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writers: Option<Vec<String>>,
+}
+
+/// The categories of a log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// declared categories
+    pub categories: BTreeMap<String, CategoryPolicy>,
+    /// accept categories that are not declared (no required fields)
+    #[serde(default)]
+    pub allow_undeclared: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        let req = |fields: &[&str]| CategoryPolicy {
+            required: fields.iter().map(|s| s.to_string()).collect(),
+            writers: None,
+        };
+        let categories = [
+            ("stage4_incident", req(&[])),
+            (
+                "stage5_incident",
+                req(&["tco_kpi", "decision_path", "rotation_event_id"]),
+            ),
+            ("stage5_training", req(&[])),
+            ("alert_ack", req(&[])),
+            ("key_rotation", req(&["rotation_event_id"])),
+            ("override", req(&["component", "reason"])),
+            ("compliance_audit", req(&[])),
+            ("tco_report", req(&[])),
+            ("smoke_test", req(&[])),
+            ("decision_evaluation", req(&["model", "accepted"])),
+            ("artifact", req(&["name"])),
+        ];
+        Self {
+            categories: categories
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            allow_undeclared: false,
+        }
+    }
+}
+
+impl Policy {
+    /// The required fields of a category.
+    pub fn required(&self, category: &str) -> &[String] {
+        self.categories.get(category).map_or(&[], |c| &c.required)
+    }
+
+    /// Checks an entry against the policy.
+    pub fn check(&self, e: &NewEntry) -> Result<(), PolicyError> {
+        let category = e.category.as_str();
+        let Some(rule) = self.categories.get(category) else {
+            return if self.allow_undeclared {
+                Ok(())
+            } else {
+                Err(PolicyError::Undeclared {
+                    category: category.to_owned(),
+                })
+            };
+        };
+        if let Some(writers) = &rule.writers {
+            if !writers.iter().any(|w| w == e.actor.as_str()) {
+                return Err(PolicyError::NotAllowed {
+                    actor: e.actor.to_string(),
+                    category: category.to_owned(),
+                });
+            }
+        }
+        let obj = e.payload.object();
+        let missing: Vec<String> = rule
+            .required
+            .iter()
+            .filter(|f| obj.get(f.as_str()).is_none_or(|v| v.is_null()))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(PolicyError::MissingFields {
+                category: category.to_owned(),
+                fields: missing,
+            });
+        }
+        Ok(())
+    }
+}

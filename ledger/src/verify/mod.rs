@@ -1,0 +1,349 @@
+//! The offline verifier (FORMAT.md §11): replays a journal directory with
+//! public keys only (plus the HMAC key file when the auditor holds it) and
+//! reports every finding with its kind and seq.
+//!
+//! Owns: the checks and the report. Must not: open the index, write
+//! anything, or trust anything in the directory but what the keys verify.
+//! Streams in constant memory (plus one map entry per distinct subject);
+//! decoding and hashing run on a second thread.
+
+mod produce;
+mod report;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+pub use report::{Finding, FindingKind, Redacted, Report};
+
+use crate::hash::{Hash, to_hex};
+use crate::keys::HmacKeySet;
+use crate::merkle::CompactRange;
+use crate::note::{Checkpoint, Note, NoteError, NoteVerifier};
+use produce::{Item, LeafItem};
+
+/// What to verify against.
+pub struct VerifyInput<'a> {
+    /// the `journal/` directory (of an export or a stopped log)
+    pub journal_dir: &'a Path,
+    /// trusted checkpoint keys
+    pub vkeys: &'a [NoteVerifier],
+    /// HMAC keys, when the auditor holds them
+    pub hmac_keys: Option<&'a HmacKeySet>,
+    /// a checkpoint the auditor saw before (note text)
+    pub trusted_checkpoint: Option<&'a str>,
+    /// called with (bytes done, bytes total) as the journal is read
+    pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
+}
+
+/// Verification could not run at all (distinct from findings).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The journal directory cannot be read.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+    /// The trusted checkpoint does not verify with the given keys.
+    #[error("the trusted checkpoint does not verify: {0}")]
+    TrustedCheckpoint(NoteError),
+    /// No keys were given.
+    #[error("no verifier keys given: pass the log's vkeys")]
+    NoKeys,
+}
+
+/// Replays the journal and returns the report.
+pub fn verify(input: &VerifyInput<'_>) -> Result<Report, VerifyError> {
+    if input.vkeys.is_empty() {
+        return Err(VerifyError::NoKeys);
+    }
+    let trusted = match input.trusted_checkpoint {
+        Some(t) => Some(Checkpoint::open(t, input.vkeys).map_err(VerifyError::TrustedCheckpoint)?),
+        None => None,
+    };
+    let segments = crate::journal::list_segments(input.journal_dir)?;
+    let total: u64 = segments
+        .iter()
+        .filter_map(|(_, p)| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let mut state = Replay::new(input, trusted);
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(8);
+        scope.spawn(move || produce::produce(&segments, &tx));
+        for chunk in rx {
+            for item in chunk {
+                state.item(item);
+            }
+            if let Some(p) = input.progress {
+                p(state.bytes, total);
+            }
+        }
+    });
+    Ok(state.finish())
+}
+
+struct Replay<'a> {
+    input: &'a VerifyInput<'a>,
+    trusted: Option<Checkpoint>,
+    report: Report,
+    expect: u64,
+    prev_hash: Hash,
+    prev_time: i64,
+    range: CompactRange,
+    subjects: HashMap<String, u64>,
+    segment_first: Option<u64>,
+    bytes: u64,
+}
+
+impl<'a> Replay<'a> {
+    fn new(input: &'a VerifyInput<'a>, trusted: Option<Checkpoint>) -> Self {
+        Self {
+            input,
+            trusted,
+            report: Report::default(),
+            expect: 0,
+            prev_hash: [0; 32],
+            prev_time: i64::MIN,
+            range: CompactRange::new(),
+            subjects: HashMap::new(),
+            segment_first: None,
+            bytes: 0,
+        }
+    }
+
+    fn find(&mut self, kind: FindingKind, seq: Option<u64>, detail: String) {
+        self.report.add(Finding { kind, seq, detail });
+    }
+
+    fn item(&mut self, item: Item) {
+        match item {
+            Item::Segment { first_seq } => self.segment_first = Some(first_seq),
+            Item::Bad {
+                kind,
+                detail,
+                bytes,
+            } => {
+                self.bytes += bytes;
+                self.find(kind, None, detail);
+            }
+            Item::Checkpoint { note, bytes } => {
+                self.bytes += bytes;
+                self.checkpoint(&note);
+            }
+            Item::Leaf(l) => {
+                self.bytes += l.bytes;
+                self.entry(*l);
+            }
+        }
+    }
+
+    fn checkpoint(&mut self, note: &str) {
+        self.report.checkpoints += 1;
+        let at = Some(self.range.size());
+        let parsed = Note::parse(note).and_then(|n| {
+            n.verify(self.input.vkeys)?;
+            Checkpoint::parse_body(&n.text)
+        });
+        match parsed {
+            Err(e) => self.find(
+                FindingKind::CheckpointUntrusted,
+                at,
+                format!("checkpoint frame after {} entries: {e}", self.range.size()),
+            ),
+            Ok(c) if c.size != self.range.size() => self.find(
+                FindingKind::CheckpointMismatch,
+                at,
+                format!(
+                    "checkpoint says size {} but {} entries precede it",
+                    c.size,
+                    self.range.size()
+                ),
+            ),
+            Ok(c) if c.root != self.range.root() => self.find(
+                FindingKind::CheckpointMismatch,
+                at,
+                format!(
+                    "checkpoint root {} at size {} differs from the replayed root {}",
+                    to_hex(&c.root),
+                    c.size,
+                    to_hex(&self.range.root())
+                ),
+            ),
+            Ok(_) => {}
+        }
+    }
+
+    fn entry(&mut self, l: LeafItem) {
+        let seq = self.expect;
+        if let Some(first) = self.segment_first.take() {
+            if l.leaf.as_ref().is_some_and(|x| x.seq != first) {
+                self.find(
+                    FindingKind::SegmentHeader,
+                    Some(seq),
+                    format!("{}: first entry is not seq {first}", l.segment.display()),
+                );
+            }
+        }
+        self.report.entries += 1;
+        let Some(leaf) = l.leaf.as_ref() else {
+            self.find(
+                FindingKind::LeafInvalid,
+                Some(seq),
+                l.leaf_error.clone().unwrap_or_default(),
+            );
+            self.advance(seq, &l);
+            return;
+        };
+        if let Some(e) = &l.leaf_error {
+            self.find(FindingKind::LeafNotCanonical, Some(leaf.seq), e.clone());
+        }
+        if leaf.seq != seq {
+            let at = format!("{} offset {}", l.segment.display(), l.offset);
+            self.find(
+                FindingKind::SeqMismatch,
+                Some(seq),
+                format!("expected seq {seq}, found seq {} at {at}", leaf.seq),
+            );
+        }
+        self.chain_checks(leaf, &l);
+        self.hmac_check(leaf, &l);
+        self.advance(leaf.seq, &l);
+    }
+
+    fn chain_checks(&mut self, leaf: &crate::leaf::Leaf, l: &LeafItem) {
+        let seq = leaf.seq;
+        if leaf.prev_hash != self.prev_hash {
+            self.find(
+                FindingKind::PrevHashMismatch,
+                Some(seq),
+                format!(
+                    "prev_hash {} is not the previous leaf hash {}",
+                    hex::encode(&leaf.prev_hash),
+                    to_hex(&self.prev_hash)
+                ),
+            );
+        }
+        if leaf.recorded_at < self.prev_time {
+            self.find(
+                FindingKind::TimeBackwards,
+                Some(seq),
+                format!(
+                    "recorded_at {} is before the previous entry's {}",
+                    leaf.recorded_at, self.prev_time
+                ),
+            );
+        }
+        if l.redacted_by != 0 && l.payload_len == 0 {
+            self.report.redacted.push(Redacted {
+                seq,
+                redaction_seq: l.redacted_by - 1,
+            });
+        } else if leaf.payload_sha256 != l.payload_hash || leaf.payload_size != l.payload_len {
+            self.find(
+                FindingKind::PayloadMismatch,
+                Some(seq),
+                format!(
+                    "payload hashes to {} ({} bytes); the leaf commits to {} ({} bytes)",
+                    to_hex(&l.payload_hash),
+                    l.payload_len,
+                    hex::encode(&leaf.payload_sha256),
+                    leaf.payload_size
+                ),
+            );
+        }
+        let expected = if leaf.subject.is_empty() {
+            0
+        } else {
+            self.subjects.get(&leaf.subject).copied().unwrap_or(0)
+        };
+        if leaf.subject_prev != expected {
+            let want = if expected == 0 {
+                "none".to_owned()
+            } else {
+                format!("seq {}", expected - 1)
+            };
+            self.find(FindingKind::SubjectChainBroken, Some(seq), format!("subject {:?}: subject_prev {} but the previous entry of this subject is {want}", leaf.subject, leaf.subject_prev));
+        }
+        if !leaf.subject.is_empty() {
+            self.subjects.insert(leaf.subject.clone(), seq + 1);
+        }
+    }
+
+    fn hmac_check(&mut self, leaf: &crate::leaf::Leaf, l: &LeafItem) {
+        let Some(keys) = self.input.hmac_keys else {
+            return;
+        };
+        let seq = leaf.seq;
+        match keys.get(&l.hmac_key_id) {
+            None => self.find(
+                FindingKind::HmacKeyUnknown,
+                Some(seq),
+                format!("HMAC key {:?} is not in the key file", l.hmac_key_id),
+            ),
+            Some((key, entry)) => {
+                self.report.hmac_checked += 1;
+                if !key.verify(&l.leaf_hash, &l.hmac) {
+                    self.find(
+                        FindingKind::HmacMismatch,
+                        Some(seq),
+                        format!("HMAC tag does not verify under key {}", l.hmac_key_id),
+                    );
+                } else if !entry.valid_at(leaf.recorded_at) {
+                    self.find(
+                        FindingKind::HmacKeyNotValid,
+                        Some(seq),
+                        format!(
+                            "key {} was not valid at recorded_at {}",
+                            l.hmac_key_id, leaf.recorded_at
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn advance(&mut self, seq: u64, l: &LeafItem) {
+        self.expect = seq + 1;
+        self.prev_hash = l.leaf_hash;
+        if let Some(leaf) = &l.leaf {
+            self.prev_time = self.prev_time.max(leaf.recorded_at);
+        }
+        self.range.push(l.leaf_hash, |_, _, _| {});
+        self.check_trusted();
+    }
+
+    fn check_trusted(&mut self) {
+        let Some(t) = &self.trusted else { return };
+        if t.size == self.range.size() && t.root != self.range.root() {
+            let detail = format!(
+                "the trusted checkpoint's root {} at size {} differs from the journal's {}: the log showed different histories",
+                to_hex(&t.root),
+                t.size,
+                to_hex(&self.range.root())
+            );
+            self.find(FindingKind::SplitView, Some(t.size), detail);
+        }
+    }
+
+    fn finish(mut self) -> Report {
+        if let Some(t) = self.trusted.clone() {
+            if t.size == 0 && t.root != crate::hash::empty_root() {
+                self.find(
+                    FindingKind::SplitView,
+                    Some(0),
+                    "the trusted checkpoint of size 0 has a non-empty root".into(),
+                );
+            }
+            if t.size > self.range.size() {
+                let detail = format!(
+                    "the trusted checkpoint covers {} entries but the journal holds {}: entries were removed",
+                    t.size,
+                    self.range.size()
+                );
+                self.find(FindingKind::Truncated, Some(self.range.size()), detail);
+            }
+        }
+        self.report.tree_size = self.range.size();
+        self.report.root = to_hex(&self.range.root());
+        self.report.ok = self.report.finding_count == 0;
+        self.report
+    }
+}

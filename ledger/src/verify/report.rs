@@ -1,0 +1,142 @@
+//! The verification report: counts, findings (kind + seq + detail), and its
+//! human rendering. The JSON field names are stable.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Findings kept in full; beyond this only the counts grow.
+const MAX_FINDINGS: usize = 10_000;
+
+/// What is wrong (FORMAT.md §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// bad segment header or first seq
+    SegmentHeader,
+    /// frame length, CRC or record damaged
+    FrameCorrupt,
+    /// leaf undecodable or out of range
+    LeafInvalid,
+    /// leaf bytes not canonical
+    LeafNotCanonical,
+    /// seq not the next expected
+    SeqMismatch,
+    /// hash chain broken
+    PrevHashMismatch,
+    /// recorded_at decreased
+    TimeBackwards,
+    /// payload does not match the leaf
+    PayloadMismatch,
+    /// per-subject chain broken
+    SubjectChainBroken,
+    /// HMAC tag wrong
+    HmacMismatch,
+    /// HMAC key not in the key file
+    HmacKeyUnknown,
+    /// HMAC key not valid at recorded_at
+    HmacKeyNotValid,
+    /// checkpoint not signed by a trusted key
+    CheckpointUntrusted,
+    /// checkpoint contradicts the replayed tree
+    CheckpointMismatch,
+    /// the journal is shorter than the trusted checkpoint
+    Truncated,
+    /// the trusted checkpoint contradicts the journal
+    SplitView,
+}
+
+impl FindingKind {
+    /// The snake_case name used in JSON and text.
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// what
+    pub kind: FindingKind,
+    /// which entry (or tree size for checkpoint findings), when known
+    pub seq: Option<u64>,
+    /// human detail
+    pub detail: String,
+}
+
+/// A redacted entry (not a finding).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Redacted {
+    /// the redacted entry
+    pub seq: u64,
+    /// the redaction entry
+    pub redaction_seq: u64,
+}
+
+/// The verification report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// true when there is no finding
+    pub ok: bool,
+    /// entries read
+    pub entries: u64,
+    /// checkpoint frames checked
+    pub checkpoints: u64,
+    /// HMAC tags checked
+    pub hmac_checked: u64,
+    /// replayed tree size
+    pub tree_size: u64,
+    /// replayed root (hex)
+    pub root: String,
+    /// redacted entries
+    pub redacted: Vec<Redacted>,
+    /// all findings counted by kind
+    pub finding_counts: BTreeMap<FindingKind, u64>,
+    /// total findings
+    pub finding_count: u64,
+    /// the findings (the first 10,000)
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    pub(super) fn add(&mut self, f: Finding) {
+        *self.finding_counts.entry(f.kind).or_default() += 1;
+        self.finding_count += 1;
+        if self.findings.len() < MAX_FINDINGS {
+            self.findings.push(f);
+        }
+    }
+
+    /// The findings of one kind.
+    pub fn of_kind(&self, kind: FindingKind) -> Vec<&Finding> {
+        self.findings.iter().filter(|f| f.kind == kind).collect()
+    }
+
+    /// A human rendering.
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "{}: {} entries, {} checkpoints, {} HMAC tags checked, {} redacted; tree size {} root {}\n",
+            if self.ok { "VALID" } else { "INVALID" },
+            self.entries,
+            self.checkpoints,
+            self.hmac_checked,
+            self.redacted.len(),
+            self.tree_size,
+            self.root
+        );
+        for f in &self.findings {
+            let seq = f.seq.map_or_else(|| "-".to_owned(), |s| s.to_string());
+            s.push_str(&format!("  {} seq {seq}: {}\n", f.kind.name(), f.detail));
+        }
+        if self.finding_count > self.findings.len() as u64 {
+            s.push_str(&format!(
+                "  … and {} more findings\n",
+                self.finding_count - self.findings.len() as u64
+            ));
+        }
+        s
+    }
+}
