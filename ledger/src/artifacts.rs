@@ -73,11 +73,7 @@ impl BlobHasher {
 
     /// The hashes and size.
     pub fn finish(self) -> StoredBlob {
-        StoredBlob {
-            blake3: *self.b3.finalize().as_bytes(),
-            sha256: self.sha.finalize().into(),
-            size: self.size,
-        }
+        StoredBlob { blake3: *self.b3.finalize().as_bytes(), sha256: self.sha.finalize().into(), size: self.size }
     }
 }
 
@@ -101,9 +97,7 @@ impl ArtifactStore {
         let mut h = BlobHasher::default();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = content
-                .read(&mut buf)
-                .map_err(|e| JournalError::io(&tmp.0, e))?;
+            let n = content.read(&mut buf).map_err(|e| JournalError::io(&tmp.0, e))?;
             if n == 0 {
                 break;
             }
@@ -112,22 +106,15 @@ impl ArtifactStore {
                 let _ = std::fs::remove_file(&tmp.0);
                 return Err(ArtifactError::TooLarge { limit });
             }
-            tmp.1
-                .write_all(&buf[..n])
-                .map_err(|e| JournalError::io(&tmp.0, e))?;
+            tmp.1.write_all(&buf[..n]).map_err(|e| JournalError::io(&tmp.0, e))?;
         }
         let blob = h.finish();
         self.commit(tmp, &blob)?;
         Ok(blob)
     }
 
-    fn commit(
-        &self,
-        (tmp_path, file): (PathBuf, std::fs::File),
-        blob: &StoredBlob,
-    ) -> Result<(), ArtifactError> {
-        file.sync_all()
-            .map_err(|e| JournalError::io(&tmp_path, e))?;
+    fn commit(&self, (tmp_path, file): (PathBuf, std::fs::File), blob: &StoredBlob) -> Result<(), ArtifactError> {
+        file.sync_all().map_err(|e| JournalError::io(&tmp_path, e))?;
         let dest = self.path(&blob.blake3);
         let parent = dest.parent().expect("blob paths have a parent");
         std::fs::create_dir_all(parent).map_err(|e| JournalError::io(parent, e))?;
@@ -148,10 +135,7 @@ impl ArtifactStore {
         };
         let actual = *blake3::hash(&data).as_bytes();
         if &actual != blake3 {
-            return Err(ArtifactError::Altered {
-                blake3: hex::encode(blake3),
-                actual: hex::encode(actual),
-            });
+            return Err(ArtifactError::Altered { blake3: hex::encode(blake3), actual: hex::encode(actual) });
         }
         Ok(data)
     }
@@ -168,10 +152,7 @@ impl ArtifactStore {
         };
         let blob = hash_reader(&mut f).map_err(|e| JournalError::io(&path, e))?;
         if &blob.blake3 != blake3 {
-            return Err(ArtifactError::Altered {
-                blake3: hex::encode(blake3),
-                actual: hex::encode(blob.blake3),
-            });
+            return Err(ArtifactError::Altered { blake3: hex::encode(blake3), actual: hex::encode(blob.blake3) });
         }
         Ok(blob)
     }
@@ -195,11 +176,7 @@ fn tempfile_in(dir: &Path) -> Result<(PathBuf, std::fs::File), ArtifactError> {
         let mut r = [0u8; 8];
         getrandom::fill(&mut r).expect("the OS random source works");
         let p = dir.join(format!("{}.part", hex::encode(r)));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&p)
-        {
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&p) {
             Ok(f) => return Ok((p, f)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(JournalError::io(&p, e).into()),

@@ -19,10 +19,7 @@ pub struct ValidationError {
 impl ValidationError {
     /// A new error for `field`.
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        Self { field: field.into(), reason: reason.into() }
     }
 }
 
@@ -56,16 +53,10 @@ impl Default for Limits {
 
 fn check_text(field: &str, s: &str, max: usize) -> Result<(), ValidationError> {
     if s.len() > max {
-        return Err(ValidationError::new(
-            field,
-            format!("{} bytes, at most {max} allowed", s.len()),
-        ));
+        return Err(ValidationError::new(field, format!("{} bytes, at most {max} allowed", s.len())));
     }
     if let Some(c) = s.chars().find(|c| c.is_control()) {
-        return Err(ValidationError::new(
-            field,
-            format!("contains control character U+{:04X}", c as u32),
-        ));
+        return Err(ValidationError::new(field, format!("contains control character U+{:04X}", c as u32)));
     }
     Ok(())
 }
@@ -110,19 +101,10 @@ impl Category {
     /// Validates a category.
     pub fn new(s: &str) -> Result<Self, ValidationError> {
         if s.is_empty() || s.len() > 64 {
-            return Err(ValidationError::new(
-                "category",
-                format!("must be 1 to 64 characters, got {}", s.len()),
-            ));
+            return Err(ValidationError::new("category", format!("must be 1 to 64 characters, got {}", s.len())));
         }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '_' | '.' | '-'))
-        {
-            return Err(ValidationError::new(
-                "category",
-                format!("character {c:?} not allowed; use [a-z0-9_.-]"),
-            ));
+        if let Some(c) = s.chars().find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '_' | '.' | '-')) {
+            return Err(ValidationError::new("category", format!("character {c:?} not allowed; use [a-z0-9_.-]")));
         }
         Ok(Self(s.to_owned()))
     }
@@ -155,16 +137,10 @@ impl RequestId {
     pub fn new(s: &str, limits: &Limits) -> Result<Self, ValidationError> {
         if s.is_empty() || s.len() > limits.max_request_id_bytes {
             let max = limits.max_request_id_bytes;
-            return Err(ValidationError::new(
-                "request_id",
-                format!("must be 1 to {max} bytes, got {}", s.len()),
-            ));
+            return Err(ValidationError::new("request_id", format!("must be 1 to {max} bytes, got {}", s.len())));
         }
         if !s.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-            return Err(ValidationError::new(
-                "request_id",
-                "only printable ASCII without spaces is allowed",
-            ));
+            return Err(ValidationError::new("request_id", "only printable ASCII without spaces is allowed"));
         }
         Ok(Self(s.to_owned()))
     }
@@ -183,29 +159,20 @@ impl Payload {
     pub fn new(bytes: Vec<u8>, limits: &Limits) -> Result<Self, ValidationError> {
         if bytes.len() > limits.max_payload_bytes {
             let max = limits.max_payload_bytes;
-            return Err(ValidationError::new(
-                "payload",
-                format!("{} bytes, at most {max} allowed", bytes.len()),
-            ));
+            return Err(ValidationError::new("payload", format!("{} bytes, at most {max} allowed", bytes.len())));
         }
         let depth = json_depth(&bytes);
         if depth > limits.max_payload_depth {
             let max = limits.max_payload_depth;
-            return Err(ValidationError::new(
-                "payload",
-                format!("nesting depth {depth} exceeds {max}"),
-            ));
+            return Err(ValidationError::new("payload", format!("nesting depth {depth} exceeds {max}")));
         }
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|e| ValidationError::new("payload", format!("not UTF-8: {e}")))?;
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| ValidationError::new("payload", format!("not valid JSON: {e}")))?;
+        let text =
+            std::str::from_utf8(&bytes).map_err(|e| ValidationError::new("payload", format!("not UTF-8: {e}")))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| ValidationError::new("payload", format!("not valid JSON: {e}")))?;
         match value {
             serde_json::Value::Object(object) => Ok(Self { bytes, object }),
-            other => Err(ValidationError::new(
-                "payload",
-                format!("must be a JSON object, got {}", json_kind(&other)),
-            )),
+            other => Err(ValidationError::new("payload", format!("must be a JSON object, got {}", json_kind(&other)))),
         }
     }
 
@@ -286,33 +253,18 @@ impl ArtifactRef {
         media_type: &str,
     ) -> Result<Self, ValidationError> {
         let f = |n: &str| format!("artifacts[{i}].{n}");
-        let blake3 = blake3.try_into().map_err(|_| {
-            ValidationError::new(
-                f("blake3"),
-                format!("must be 32 bytes, got {}", blake3.len()),
-            )
-        })?;
-        let sha256 = sha256.try_into().map_err(|_| {
-            ValidationError::new(
-                f("sha256"),
-                format!("must be 32 bytes, got {}", sha256.len()),
-            )
-        })?;
+        let blake3 = blake3
+            .try_into()
+            .map_err(|_| ValidationError::new(f("blake3"), format!("must be 32 bytes, got {}", blake3.len())))?;
+        let sha256 = sha256
+            .try_into()
+            .map_err(|_| ValidationError::new(f("sha256"), format!("must be 32 bytes, got {}", sha256.len())))?;
         if name.is_empty() || name.contains('/') {
-            return Err(ValidationError::new(
-                f("name"),
-                "must be a non-empty file name without '/'",
-            ));
+            return Err(ValidationError::new(f("name"), "must be a non-empty file name without '/'"));
         }
         check_text(&f("name"), name, 256)?;
         check_text(&f("media_type"), media_type, 128)?;
-        Ok(Self {
-            blake3,
-            sha256,
-            size,
-            name: name.to_owned(),
-            media_type: media_type.to_owned(),
-        })
+        Ok(Self { blake3, sha256, size, name: name.to_owned(), media_type: media_type.to_owned() })
     }
 }
 
@@ -356,18 +308,11 @@ impl EntryInput {
     /// Validates every field; `actor` comes from the transport, not the client.
     pub fn validate(self, actor: &str, limits: &Limits) -> Result<NewEntry, ValidationError> {
         let category = Category::new(&self.category)?;
-        let subject = (!self.subject.is_empty())
-            .then(|| Subject::new(&self.subject, limits))
-            .transpose()?;
+        let subject = (!self.subject.is_empty()).then(|| Subject::new(&self.subject, limits)).transpose()?;
         let actor = Actor::new(actor, limits)?;
-        let request_id = (!self.request_id.is_empty())
-            .then(|| RequestId::new(&self.request_id, limits))
-            .transpose()?;
+        let request_id = (!self.request_id.is_empty()).then(|| RequestId::new(&self.request_id, limits)).transpose()?;
         if self.occurred_at < 0 {
-            return Err(ValidationError::new(
-                "occurred_at",
-                "must not be before 1970-01-01",
-            ));
+            return Err(ValidationError::new("occurred_at", "must not be before 1970-01-01"));
         }
         if self.artifacts.len() > limits.max_artifacts {
             let max = limits.max_artifacts;
@@ -378,15 +323,7 @@ impl EntryInput {
         }
         let payload = Payload::new(self.payload, limits)?;
         let occurred_at = (self.occurred_at != 0).then_some(self.occurred_at);
-        Ok(NewEntry {
-            category,
-            subject,
-            actor,
-            request_id,
-            occurred_at,
-            payload,
-            artifacts: self.artifacts,
-        })
+        Ok(NewEntry { category, subject, actor, request_id, occurred_at, payload, artifacts: self.artifacts })
     }
 }
 
@@ -401,7 +338,6 @@ pub(crate) mod hex_array {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
         let s = String::deserialize(d)?;
         let v = hex::decode(&s).map_err(serde::de::Error::custom)?;
-        v.try_into()
-            .map_err(|_| serde::de::Error::custom("expected 32 bytes of hex"))
+        v.try_into().map_err(|_| serde::de::Error::custom("expected 32 bytes of hex"))
     }
 }

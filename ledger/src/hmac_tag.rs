@@ -34,13 +34,8 @@ pub fn hmac_key_id(secret: &[u8]) -> String {
 impl HmacKey {
     /// A key from its 32 secret bytes.
     pub fn new(secret: [u8; 32]) -> Self {
-        let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&secret)
-            .expect("HMAC accepts any key length");
-        Self {
-            id: hmac_key_id(&secret),
-            secret,
-            mac,
-        }
+        let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&secret).expect("HMAC accepts any key length");
+        Self { id: hmac_key_id(&secret), secret, mac }
     }
 
     /// The key id.
@@ -72,8 +67,7 @@ impl HmacKey {
 
 /// Plain HMAC-SHA256 (for the RFC 4231 / Wycheproof vectors).
 pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> Hash {
-    let mut m =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC accepts any key length");
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC accepts any key length");
     m.update(msg);
     m.finalize().into_bytes().into()
 }

@@ -22,9 +22,7 @@ pub enum IndexError {
     #[error("index database: {0}")]
     Sled(#[from] sled::Error),
     /// A stored value does not decode.
-    #[error(
-        "index value in tree {tree} does not decode: {reason}; rebuild the index (delete the index directory)"
-    )]
+    #[error("index value in tree {tree} does not decode: {reason}; rebuild the index (delete the index directory)")]
     Decode {
         /// the tree
         tree: &'static str,
@@ -84,17 +82,12 @@ fn cfg() -> bincode::config::Configuration {
 fn decode<T: Decode<()>>(tree: &'static str, bytes: &[u8]) -> Result<T, IndexError> {
     bincode::decode_from_slice(bytes, cfg())
         .map(|(v, _)| v)
-        .map_err(|e| IndexError::Decode {
-            tree,
-            reason: e.to_string(),
-        })
+        .map_err(|e| IndexError::Decode { tree, reason: e.to_string() })
 }
 
 fn be_u64(tree: &'static str, b: &[u8]) -> Result<u64, IndexError> {
-    let arr: [u8; 8] = b.try_into().map_err(|_| IndexError::Decode {
-        tree,
-        reason: format!("{} bytes, expected 8", b.len()),
-    })?;
+    let arr: [u8; 8] =
+        b.try_into().map_err(|_| IndexError::Decode { tree, reason: format!("{} bytes, expected 8", b.len()) })?;
     Ok(u64::from_be_bytes(arr))
 }
 
@@ -156,25 +149,17 @@ impl IndexBatch {
     /// Indexes one entry and marks everything through it as indexed.
     pub fn add_entry(&mut self, e: IndexedEntry<'_>) {
         let key = e.seq.to_be_bytes();
-        self.seq.insert(
-            &key,
-            bincode::encode_to_vec(e.pos, cfg()).expect("encodable"),
-        );
+        self.seq.insert(&key, bincode::encode_to_vec(e.pos, cfg()).expect("encodable"));
         if !e.leaf.request_id.is_empty() {
             self.request.insert(e.leaf.request_id.as_bytes(), &key);
         }
-        self.category
-            .insert(secondary_key(&e.leaf.category, e.seq), &[]);
+        self.category.insert(secondary_key(&e.leaf.category, e.seq), &[]);
         self.actor.insert(secondary_key(&e.leaf.actor, e.seq), &[]);
         if !e.leaf.subject.is_empty() {
-            self.subject
-                .insert(secondary_key(&e.leaf.subject, e.seq), &[]);
+            self.subject.insert(secondary_key(&e.leaf.subject, e.seq), &[]);
         }
         for a in &e.leaf.artifacts {
-            let (Some(b3), Some(sha)) = (
-                crate::hash::from_slice(&a.blake3),
-                crate::hash::from_slice(&a.sha256),
-            ) else {
+            let (Some(b3), Some(sha)) = (crate::hash::from_slice(&a.blake3), crate::hash::from_slice(&a.sha256)) else {
                 continue;
             };
             let row = ArtifactRow {
@@ -206,10 +191,7 @@ impl IndexBatch {
 impl Index {
     /// Opens (or creates) the index at `path`.
     pub fn open(path: &Path) -> Result<Self, IndexError> {
-        let db = sled::Config::new()
-            .path(path)
-            .flush_every_ms(Some(1000))
-            .open()?;
+        let db = sled::Config::new().path(path).flush_every_ms(Some(1000)).open()?;
         let t = |n: &str| db.open_tree(n);
         Ok(Self {
             meta: t("meta")?,
@@ -237,9 +219,7 @@ impl Index {
         for (b3, row) in b.artifacts {
             let value = bincode::encode_to_vec(&row, cfg()).expect("encodable");
             // The first registration wins: later references keep its row.
-            let _ = self
-                .artifact
-                .compare_and_swap(b3, None as Option<&[u8]>, Some(value))?;
+            let _ = self.artifact.compare_and_swap(b3, None as Option<&[u8]>, Some(value))?;
         }
         if let Some(t) = b.through {
             self.meta.insert(THROUGH_KEY, &t.to_be_bytes())?;
@@ -255,25 +235,17 @@ impl Index {
 
     /// Number of entries indexed.
     pub fn indexed_through(&self) -> Result<u64, IndexError> {
-        self.meta
-            .get(THROUGH_KEY)?
-            .map_or(Ok(0), |v| be_u64("meta", &v))
+        self.meta.get(THROUGH_KEY)?.map_or(Ok(0), |v| be_u64("meta", &v))
     }
 
     /// The position of `seq`.
     pub fn position(&self, seq: u64) -> Result<Option<Position>, IndexError> {
-        self.seq
-            .get(seq.to_be_bytes())?
-            .map(|v| decode("seq", &v))
-            .transpose()
+        self.seq.get(seq.to_be_bytes())?.map(|v| decode("seq", &v)).transpose()
     }
 
     /// The seq that holds `request_id`.
     pub fn request(&self, request_id: &str) -> Result<Option<u64>, IndexError> {
-        self.request
-            .get(request_id.as_bytes())?
-            .map(|v| be_u64("request", &v))
-            .transpose()
+        self.request.get(request_id.as_bytes())?.map(|v| be_u64("request", &v)).transpose()
     }
 
     fn tree(&self, s: Secondary) -> (&sled::Tree, &'static str) {
@@ -324,10 +296,7 @@ impl Index {
 
     /// The last seq below `before` with this subject.
     pub fn last_with_subject(&self, subject: &str, before: u64) -> Result<Option<u64>, IndexError> {
-        Ok(self
-            .scan(Secondary::Subject, subject, 0, before, true, 1)?
-            .first()
-            .copied())
+        Ok(self.scan(Secondary::Subject, subject, 0, before, true, 1)?.first().copied())
     }
 
     /// A stored perfect-subtree hash.
@@ -335,18 +304,12 @@ impl Index {
         if level == 0 {
             return Ok(self.position(index)?.map(|p| p.leaf_hash));
         }
-        Ok(self
-            .merkle
-            .get(merkle_key(level, index))?
-            .and_then(|v| crate::hash::from_slice(&v)))
+        Ok(self.merkle.get(merkle_key(level, index))?.and_then(|v| crate::hash::from_slice(&v)))
     }
 
     /// The history checkpoint at `size`, if kept.
     pub fn checkpoint(&self, size: u64) -> Result<Option<String>, IndexError> {
-        Ok(self
-            .checkpoint
-            .get(size.to_be_bytes())?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+        Ok(self.checkpoint.get(size.to_be_bytes())?.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// History checkpoints with size in `[from, to]`, ascending.
@@ -354,30 +317,22 @@ impl Index {
         let mut out = Vec::new();
         for kv in self.checkpoint.range(from.to_be_bytes()..=to.to_be_bytes()) {
             let (k, v) = kv?;
-            out.push((
-                be_u64("checkpoint", &k)?,
-                String::from_utf8_lossy(&v).into_owned(),
-            ));
+            out.push((be_u64("checkpoint", &k)?, String::from_utf8_lossy(&v).into_owned()));
         }
         Ok(out)
     }
 
     /// The artifact row for a BLAKE3 hash.
     pub fn artifact(&self, blake3: &Hash) -> Result<Option<ArtifactRow>, IndexError> {
-        self.artifact
-            .get(blake3)?
-            .map(|v| decode("artifact", &v))
-            .transpose()
+        self.artifact.get(blake3)?.map(|v| decode("artifact", &v)).transpose()
     }
 
     /// Every artifact row.
     pub fn artifacts(&self) -> impl Iterator<Item = Result<(Hash, ArtifactRow), IndexError>> + '_ {
         self.artifact.iter().map(|kv| {
             let (k, v) = kv?;
-            let b3 = crate::hash::from_slice(&k).ok_or(IndexError::Decode {
-                tree: "artifact",
-                reason: "key is not 32 bytes".into(),
-            })?;
+            let b3 = crate::hash::from_slice(&k)
+                .ok_or(IndexError::Decode { tree: "artifact", reason: "key is not 32 bytes".into() })?;
             Ok((b3, decode("artifact", &v)?))
         })
     }
@@ -385,9 +340,6 @@ impl Index {
 
 impl NodeSource for Index {
     fn node(&self, level: u8, index: u64) -> Result<Hash, ProofError> {
-        self.merkle_node(level, index)
-            .ok()
-            .flatten()
-            .ok_or(ProofError::MissingNode { level, index })
+        self.merkle_node(level, index).ok().flatten().ok_or(ProofError::MissingNode { level, index })
     }
 }

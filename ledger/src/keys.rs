@@ -31,9 +31,7 @@ pub enum KeyError {
         source: std::io::Error,
     },
     /// The key file is readable by group or others.
-    #[error(
-        "key file {path} has mode {mode:04o}: it must not be readable by group or others (chmod 600 {path})"
-    )]
+    #[error("key file {path} has mode {mode:04o}: it must not be readable by group or others (chmod 600 {path})")]
     Permissions {
         /// the file
         path: PathBuf,
@@ -109,18 +107,15 @@ pub struct KeyEntry {
 impl KeyEntry {
     fn secret_bytes(&self, path: &Path) -> Result<[u8; 32], KeyError> {
         let raw = B64.decode(&self.secret.0).ok();
-        raw.and_then(|r| r.try_into().ok())
-            .ok_or_else(|| KeyError::Invalid {
-                path: path.to_owned(),
-                reason: format!("key {}: secret is not 32 bytes of base64", self.id),
-            })
+        raw.and_then(|r| r.try_into().ok()).ok_or_else(|| KeyError::Invalid {
+            path: path.to_owned(),
+            reason: format!("key {}: secret is not 32 bytes of base64", self.id),
+        })
     }
 
     /// Whether the key was valid at `t` (FORMAT.md §5).
     pub fn valid_at(&self, t: i64) -> bool {
-        let end = self
-            .retired_at_ns
-            .map_or(self.not_after_ns, |r| r.min(self.not_after_ns));
+        let end = self.retired_at_ns.map_or(self.not_after_ns, |r| r.min(self.not_after_ns));
         self.created_at_ns <= t && t <= end
     }
 }
@@ -147,11 +142,7 @@ pub struct KeyPolicy {
 
 impl Default for KeyPolicy {
     fn default() -> Self {
-        Self {
-            rotate_after_days: 30,
-            warn_days: 7,
-            lifetime_days: 90,
-        }
+        Self { rotate_after_days: 30, warn_days: 7, lifetime_days: 90 }
     }
 }
 
@@ -213,10 +204,7 @@ pub struct Keyring {
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keyring")
-            .field("path", &self.path)
-            .field("keys", &self.file.keys.len())
-            .finish()
+        f.debug_struct("Keyring").field("path", &self.path).field("keys", &self.file.keys.len()).finish()
     }
 }
 
@@ -238,10 +226,7 @@ impl Keyring {
         if path.exists() {
             return Ok((Self::load(path)?, false));
         }
-        let mut file = KeyringFile {
-            version: 1,
-            keys: Vec::new(),
-        };
+        let mut file = KeyringFile { version: 1, keys: Vec::new() };
         file.keys.push(new_ed25519(origin, now_ns, policy, path)?);
         file.keys.push(new_hmac(now_ns, policy));
         write_private(path, &file)?;
@@ -250,16 +235,10 @@ impl Keyring {
 
     /// Loads a keyring, refusing a file readable by group or others.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let io = |e| KeyError::Io {
-            path: path.to_owned(),
-            source: e,
-        };
+        let io = |e| KeyError::Io { path: path.to_owned(), source: e };
         let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
         if mode & 0o077 != 0 {
-            return Err(KeyError::Permissions {
-                path: path.to_owned(),
-                mode: mode & 0o7777,
-            });
+            return Err(KeyError::Permissions { path: path.to_owned(), mode: mode & 0o7777 });
         }
         let text = std::fs::read_to_string(path).map_err(io)?;
         let file: KeyringFile = serde_json::from_str(&text).map_err(|e| KeyError::Invalid {
@@ -270,26 +249,20 @@ impl Keyring {
     }
 
     fn from_file(path: &Path, file: KeyringFile) -> Result<Self, KeyError> {
-        let invalid = |reason: String| KeyError::Invalid {
-            path: path.to_owned(),
-            reason,
-        };
+        let invalid = |reason: String| KeyError::Invalid { path: path.to_owned(), reason };
         if file.version != 1 {
-            return Err(invalid(format!(
-                "keyring version {} is not 1",
-                file.version
-            )));
+            return Err(invalid(format!("keyring version {} is not 1", file.version)));
         }
         let (mut signers, mut hmacs) = (Vec::new(), HashMap::new());
         for (i, k) in file.keys.iter().enumerate() {
             let secret = k.secret_bytes(path)?;
             match k.kind {
                 KeyKind::Ed25519 => {
-                    let name = k.name.as_deref().ok_or_else(|| {
-                        invalid(format!("key {}: an ed25519 key needs a name", k.id))
-                    })?;
-                    let s = NoteSigner::from_seed(name, &secret)
-                        .map_err(|e| invalid(format!("key {}: {e}", k.id)))?;
+                    let name = k
+                        .name
+                        .as_deref()
+                        .ok_or_else(|| invalid(format!("key {}: an ed25519 key needs a name", k.id)))?;
+                    let s = NoteSigner::from_seed(name, &secret).map_err(|e| invalid(format!("key {}: {e}", k.id)))?;
                     if format!("{:08x}", s.id()) != k.id {
                         return Err(invalid(format!("key {}: id does not match the key", k.id)));
                     }
@@ -304,16 +277,9 @@ impl Keyring {
                 }
             }
         }
-        let ring = Self {
-            path: path.to_owned(),
-            file,
-            signers,
-            hmacs,
-        };
+        let ring = Self { path: path.to_owned(), file, signers, hmacs };
         if ring.active_signers().is_empty() || ring.active_hmac_entry().is_none() {
-            return Err(invalid(
-                "needs one active ed25519 key and one active hmac-sha256 key".into(),
-            ));
+            return Err(invalid("needs one active ed25519 key and one active hmac-sha256 key".into()));
         }
         Ok(ring)
     }
@@ -330,11 +296,7 @@ impl Keyring {
 
     /// The Ed25519 keys that sign new checkpoints.
     pub fn active_signers(&self) -> Vec<&NoteSigner> {
-        self.signers
-            .iter()
-            .filter(|(i, _)| self.file.keys[*i].state == KeyState::Active)
-            .map(|(_, s)| s)
-            .collect()
+        self.signers.iter().filter(|(i, _)| self.file.keys[*i].state == KeyState::Active).map(|(_, s)| s).collect()
     }
 
     /// The signer with note key id `id`, active or retired.
@@ -361,23 +323,14 @@ impl Keyring {
 
     /// The HMAC keys with their windows, for verification.
     pub fn hmac_keys(&self) -> HmacKeySet {
-        let keys = self
-            .hmacs
-            .values()
-            .map(|(i, h)| (h.id().to_owned(), (h.clone(), self.file.keys[*i].clone())))
-            .collect();
+        let keys =
+            self.hmacs.values().map(|(i, h)| (h.id().to_owned(), (h.clone(), self.file.keys[*i].clone()))).collect();
         HmacKeySet { keys }
     }
 
     /// The HMAC key file for auditors who hold the shared key (FORMAT.md §9).
     pub fn export_hmac_keys(&self) -> String {
-        let keys = self
-            .file
-            .keys
-            .iter()
-            .filter(|k| k.kind == KeyKind::HmacSha256)
-            .cloned()
-            .collect();
+        let keys = self.file.keys.iter().filter(|k| k.kind == KeyKind::HmacSha256).cloned().collect();
         serde_json::to_string_pretty(&KeyringFile { version: 1, keys }).expect("serialisable")
     }
 
@@ -405,21 +358,12 @@ impl Keyring {
             .find(|(_, s)| format!("{:08x}", s.id()) == new_ed25519_id)
             .map(|(_, s)| s.verifier().to_vkey())
             .unwrap_or_default();
-        Ok(Rotation {
-            new_vkey,
-            new_ed25519_id,
-            new_hmac_id,
-            retired,
-        })
+        Ok(Rotation { new_vkey, new_ed25519_id, new_hmac_id, retired })
     }
 
     /// Status of every key under `policy` at `now_ns`.
     pub fn status(&self, now_ns: i64, policy: &KeyPolicy) -> Vec<KeyStatus> {
-        self.file
-            .keys
-            .iter()
-            .map(|k| key_status(k, now_ns, policy))
-            .collect()
+        self.file.keys.iter().map(|k| key_status(k, now_ns, policy)).collect()
     }
 }
 
@@ -431,26 +375,11 @@ fn key_status(k: &KeyEntry, now: i64, p: &KeyPolicy) -> KeyStatus {
     } else if now > k.not_after_ns {
         (Verdict::Fail, Some("expired".to_owned()))
     } else if age_days >= p.rotate_after_days {
-        (
-            Verdict::Fail,
-            Some(format!(
-                "not rotated for {age_days} days (limit {})",
-                p.rotate_after_days
-            )),
-        )
+        (Verdict::Fail, Some(format!("not rotated for {age_days} days (limit {})", p.rotate_after_days)))
     } else if days_to_expiry < p.warn_days {
-        (
-            Verdict::Warn,
-            Some(format!("expires in {days_to_expiry} days")),
-        )
+        (Verdict::Warn, Some(format!("expires in {days_to_expiry} days")))
     } else if age_days >= p.rotate_after_days - p.warn_days {
-        (
-            Verdict::Warn,
-            Some(format!(
-                "rotation due in {} days",
-                p.rotate_after_days - age_days
-            )),
-        )
+        (Verdict::Warn, Some(format!("rotation due in {} days", p.rotate_after_days - age_days)))
     } else {
         (Verdict::Ok, None)
     };
@@ -467,17 +396,10 @@ fn key_status(k: &KeyEntry, now: i64, p: &KeyPolicy) -> KeyStatus {
     }
 }
 
-fn new_ed25519(
-    origin: &str,
-    now_ns: i64,
-    p: &KeyPolicy,
-    path: &Path,
-) -> Result<KeyEntry, KeyError> {
+fn new_ed25519(origin: &str, now_ns: i64, p: &KeyPolicy, path: &Path) -> Result<KeyEntry, KeyError> {
     let secret = random_secret();
-    let s = NoteSigner::from_seed(origin, &secret).map_err(|e| KeyError::Invalid {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let s = NoteSigner::from_seed(origin, &secret)
+        .map_err(|e| KeyError::Invalid { path: path.to_owned(), reason: e.to_string() })?;
     Ok(KeyEntry {
         id: format!("{:08x}", s.id()),
         kind: KeyKind::Ed25519,
@@ -507,30 +429,15 @@ fn new_hmac(now_ns: i64, p: &KeyPolicy) -> KeyEntry {
 /// Writes `file` to `path` with mode 0600 via a temp file, fsync and rename.
 fn write_private(path: &Path, file: &KeyringFile) -> Result<(), KeyError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let io = |e| KeyError::Io {
-        path: path.to_owned(),
-        source: e,
-    };
+    let io = |e| KeyError::Io { path: path.to_owned(), source: e };
     std::fs::create_dir_all(dir).map_err(io)?;
     let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(
-        serde_json::to_string_pretty(file)
-            .expect("serialisable")
-            .as_bytes(),
-    )
-    .map_err(io)?;
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
+    f.write_all(serde_json::to_string_pretty(file).expect("serialisable").as_bytes()).map_err(io)?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io)?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
     Ok(())
 }
 
@@ -545,18 +452,10 @@ impl HmacKeySet {
     pub fn from_json(path: &Path, text: &str) -> Result<Self, KeyError> {
         let file: KeyringFile = serde_json::from_str(text).map_err(|e| KeyError::Invalid {
             path: path.to_owned(),
-            reason: format!(
-                "not an HMAC key file: line {} column {}",
-                e.line(),
-                e.column()
-            ),
+            reason: format!("not an HMAC key file: line {} column {}", e.line(), e.column()),
         })?;
         let mut keys = HashMap::new();
-        for k in file
-            .keys
-            .into_iter()
-            .filter(|k| k.kind == KeyKind::HmacSha256)
-        {
+        for k in file.keys.into_iter().filter(|k| k.kind == KeyKind::HmacSha256) {
             let h = HmacKey::new(k.secret_bytes(path)?);
             if h.id() != k.id {
                 return Err(KeyError::Invalid {

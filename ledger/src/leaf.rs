@@ -52,17 +52,9 @@ pub fn build_leaf(entry: &NewEntry, s: Sequencing) -> Leaf {
         recorded_at: s.recorded_at,
         prev_hash: s.prev_hash.to_vec(),
         category: entry.category.as_str().to_owned(),
-        subject: entry
-            .subject
-            .as_ref()
-            .map(|x| x.as_str().to_owned())
-            .unwrap_or_default(),
+        subject: entry.subject.as_ref().map(|x| x.as_str().to_owned()).unwrap_or_default(),
         actor: entry.actor.as_str().to_owned(),
-        request_id: entry
-            .request_id
-            .as_ref()
-            .map(|x| x.as_str().to_owned())
-            .unwrap_or_default(),
+        request_id: entry.request_id.as_ref().map(|x| x.as_str().to_owned()).unwrap_or_default(),
         occurred_at: entry.occurred_at.unwrap_or(0),
         payload_sha256: crate::hash::sha256(entry.payload.bytes()).to_vec(),
         payload_size: entry.payload.bytes().len() as u64,
@@ -97,15 +89,9 @@ pub fn decode_leaf(bytes: &[u8]) -> Result<Leaf, LeafError> {
             reason: format!("{} is not {FORMAT_VERSION}", leaf.version),
         });
     }
-    for (field, v) in [
-        ("prev_hash", &leaf.prev_hash),
-        ("payload_sha256", &leaf.payload_sha256),
-    ] {
+    for (field, v) in [("prev_hash", &leaf.prev_hash), ("payload_sha256", &leaf.payload_sha256)] {
         if v.len() != 32 {
-            return Err(LeafError::Invalid {
-                field,
-                reason: format!("{} bytes, not 32", v.len()),
-            });
+            return Err(LeafError::Invalid { field, reason: format!("{} bytes, not 32", v.len()) });
         }
     }
     if leaf.encoded_len() != bytes.len() || leaf.encode_to_vec() != bytes {

@@ -24,8 +24,6 @@ pub mod receipt;
 pub mod record;
 
 pub use entry::{Actor, Category, EntryInput, NewEntry, RequestId, Subject, ValidationError};
-pub use log::{
-    AppendError, Ledger, LedgerError, LedgerReader, LogOptions, Receipt, SignedCheckpoint,
-};
+pub use log::{AppendError, Ledger, LedgerError, LedgerReader, LogOptions, Receipt, SignedCheckpoint};
 pub mod summary;
 pub mod verify;

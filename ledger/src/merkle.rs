@@ -67,16 +67,12 @@ fn split_point(n: u64) -> u64 {
 }
 
 /// `MTH(D[start..end))` for a range that arises in the RFC 6962 recursion.
-pub fn range_root<S: NodeSource + ?Sized>(
-    src: &S,
-    start: u64,
-    end: u64,
-) -> Result<Hash, ProofError> {
+pub fn range_root<S: NodeSource + ?Sized>(src: &S, start: u64, end: u64) -> Result<Hash, ProofError> {
     let n = end - start;
     if n == 0 {
         return Ok(empty_root());
     }
-    if n.is_power_of_two() && start % n == 0 {
+    if n.is_power_of_two() && start.is_multiple_of(n) {
         return src.node(n.trailing_zeros() as u8, start / n);
     }
     let k = split_point(n);
@@ -86,11 +82,7 @@ pub fn range_root<S: NodeSource + ?Sized>(
 }
 
 /// RFC 6962 `PATH(index, D[0..size))`, leaf sibling first.
-pub fn inclusion_proof<S: NodeSource + ?Sized>(
-    src: &S,
-    index: u64,
-    size: u64,
-) -> Result<Vec<Hash>, ProofError> {
+pub fn inclusion_proof<S: NodeSource + ?Sized>(src: &S, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
     if index >= size {
         return Err(ProofError::IndexOutOfRange { index, size });
     }
@@ -99,13 +91,7 @@ pub fn inclusion_proof<S: NodeSource + ?Sized>(
     Ok(out)
 }
 
-fn path<S: NodeSource + ?Sized>(
-    src: &S,
-    m: u64,
-    start: u64,
-    end: u64,
-    out: &mut Vec<Hash>,
-) -> Result<(), ProofError> {
+fn path<S: NodeSource + ?Sized>(src: &S, m: u64, start: u64, end: u64, out: &mut Vec<Hash>) -> Result<(), ProofError> {
     let n = end - start;
     if n <= 1 {
         return Ok(());
@@ -122,11 +108,7 @@ fn path<S: NodeSource + ?Sized>(
 }
 
 /// RFC 6962 `PROOF(old, D[0..new))`; empty when `old` is 0 or equals `new`.
-pub fn consistency_proof<S: NodeSource + ?Sized>(
-    src: &S,
-    old: u64,
-    new: u64,
-) -> Result<Vec<Hash>, ProofError> {
+pub fn consistency_proof<S: NodeSource + ?Sized>(src: &S, old: u64, new: u64) -> Result<Vec<Hash>, ProofError> {
     if old > new {
         return Err(ProofError::SizesOutOfOrder { old, new });
     }
@@ -165,13 +147,7 @@ fn subproof<S: NodeSource + ?Sized>(
 }
 
 /// Verifies an inclusion proof (RFC 9162 §2.1.3.2).
-pub fn verify_inclusion(
-    index: u64,
-    size: u64,
-    leaf: &Hash,
-    proof: &[Hash],
-    root: &Hash,
-) -> Result<(), ProofError> {
+pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root: &Hash) -> Result<(), ProofError> {
     if index >= size {
         return Err(ProofError::IndexOutOfRange { index, size });
     }
@@ -213,10 +189,7 @@ pub fn verify_consistency(
     proof: &[Hash],
 ) -> Result<(), ProofError> {
     if old_size > new_size {
-        return Err(ProofError::SizesOutOfOrder {
-            old: old_size,
-            new: new_size,
-        });
+        return Err(ProofError::SizesOutOfOrder { old: old_size, new: new_size });
     }
     if old_size == 0 {
         return Err(ProofError::EmptyOldTree);
@@ -225,11 +198,7 @@ pub fn verify_consistency(
         if !proof.is_empty() {
             return Err(ProofError::WrongLength);
         }
-        return if old_root == new_root {
-            Ok(())
-        } else {
-            Err(ProofError::RootMismatch)
-        };
+        return if old_root == new_root { Ok(()) } else { Err(ProofError::RootMismatch) };
     }
     if proof.is_empty() {
         return Err(ProofError::WrongLength);

@@ -52,9 +52,7 @@ pub fn key_id(name: &str, public: &[u8; 32]) -> u32 {
 }
 
 fn valid_key_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.contains('+')
-        && !name.chars().any(|c| c.is_whitespace() || c.is_control())
+    !name.is_empty() && !name.contains('+') && !name.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// An Ed25519 note signer.
@@ -75,29 +73,18 @@ impl NoteSigner {
     /// A signer from a 32-byte Ed25519 seed.
     pub fn from_seed(name: &str, seed: &[u8; 32]) -> Result<Self, NoteError> {
         if !valid_key_name(name) {
-            return Err(NoteError::MalformedKey(
-                "key name is empty or has '+', spaces or control characters",
-            ));
+            return Err(NoteError::MalformedKey("key name is empty or has '+', spaces or control characters"));
         }
         let key = SigningKey::from_bytes(seed);
         let id = key_id(name, key.verifying_key().as_bytes());
-        Ok(Self {
-            name: name.to_owned(),
-            id,
-            key,
-        })
+        Ok(Self { name: name.to_owned(), id, key })
     }
 
     /// Parses Go's `PRIVATE+KEY+name+hexid+base64(0x01 ‖ seed)`.
     pub fn from_skey(skey: &str) -> Result<Self, NoteError> {
-        let rest = skey
-            .trim()
-            .strip_prefix("PRIVATE+KEY+")
-            .ok_or(NoteError::MalformedKey("missing PRIVATE+KEY+"))?;
+        let rest = skey.trim().strip_prefix("PRIVATE+KEY+").ok_or(NoteError::MalformedKey("missing PRIVATE+KEY+"))?;
         let (name, id, key) = split_key(rest)?;
-        let seed: [u8; 32] = key
-            .try_into()
-            .map_err(|_| NoteError::MalformedKey("seed is not 32 bytes"))?;
+        let seed: [u8; 32] = key.try_into().map_err(|_| NoteError::MalformedKey("seed is not 32 bytes"))?;
         let signer = Self::from_seed(name, &seed)?;
         if signer.id != id {
             return Err(NoteError::MalformedKey("key id does not match the key"));
@@ -109,12 +96,7 @@ impl NoteSigner {
     pub fn to_skey(&self) -> String {
         let mut b = vec![ALG_ED25519];
         b.extend_from_slice(self.key.as_bytes());
-        format!(
-            "PRIVATE+KEY+{}+{:08x}+{}",
-            self.name,
-            self.id,
-            B64.encode(b)
-        )
+        format!("PRIVATE+KEY+{}+{:08x}+{}", self.name, self.id, B64.encode(b))
     }
 
     /// The key name.
@@ -129,11 +111,7 @@ impl NoteSigner {
 
     /// The matching verifier.
     pub fn verifier(&self) -> NoteVerifier {
-        NoteVerifier {
-            name: self.name.clone(),
-            id: self.id,
-            key: self.key.verifying_key(),
-        }
+        NoteVerifier { name: self.name.clone(), id: self.id, key: self.key.verifying_key() }
     }
 
     /// One signature line (with its final newline) over `text`.
@@ -161,19 +139,12 @@ impl NoteVerifier {
         if !valid_key_name(name) {
             return Err(NoteError::MalformedKey("bad key name"));
         }
-        let public: [u8; 32] = key
-            .try_into()
-            .map_err(|_| NoteError::MalformedKey("public key is not 32 bytes"))?;
+        let public: [u8; 32] = key.try_into().map_err(|_| NoteError::MalformedKey("public key is not 32 bytes"))?;
         if key_id(name, &public) != id {
             return Err(NoteError::MalformedKey("key id does not match the key"));
         }
-        let key = VerifyingKey::from_bytes(&public)
-            .map_err(|_| NoteError::MalformedKey("not an Ed25519 point"))?;
-        Ok(Self {
-            name: name.to_owned(),
-            id,
-            key,
-        })
+        let key = VerifyingKey::from_bytes(&public).map_err(|_| NoteError::MalformedKey("not an Ed25519 point"))?;
+        Ok(Self { name: name.to_owned(), id, key })
     }
 
     /// The vkey string.
@@ -204,9 +175,7 @@ pub fn verify_bytes(key: &NoteVerifier, msg: &[u8], sig: &[u8]) -> bool {
     let Ok(sig) = <[u8; 64]>::try_from(sig) else {
         return false;
     };
-    key.key
-        .verify_strict(msg, &Signature::from_bytes(&sig))
-        .is_ok()
+    key.key.verify_strict(msg, &Signature::from_bytes(&sig)).is_ok()
 }
 
 /// Splits `name+hexid+base64` and checks the algorithm byte.
@@ -219,16 +188,11 @@ fn split_key(s: &str) -> Result<(&str, u32, Vec<u8>), NoteError> {
     if id.len() != 8 {
         return Err(NoteError::MalformedKey("key id is not 8 hex digits"));
     }
-    let id =
-        u32::from_str_radix(id, 16).map_err(|_| NoteError::MalformedKey("key id is not hex"))?;
-    let raw = B64
-        .decode(key)
-        .map_err(|_| NoteError::MalformedKey("key is not base64"))?;
+    let id = u32::from_str_radix(id, 16).map_err(|_| NoteError::MalformedKey("key id is not hex"))?;
+    let raw = B64.decode(key).map_err(|_| NoteError::MalformedKey("key is not base64"))?;
     match raw.split_first() {
         Some((&ALG_ED25519, rest)) => Ok((name, id, rest.to_vec())),
-        _ => Err(NoteError::MalformedKey(
-            "not an Ed25519 key (algorithm byte 0x01)",
-        )),
+        _ => Err(NoteError::MalformedKey("not an Ed25519 key (algorithm byte 0x01)")),
     }
 }
 
@@ -261,9 +225,7 @@ impl Note {
         if msg.chars().any(|c| c.is_control() && c != '\n') {
             return Err(NoteError::Malformed("contains control characters"));
         }
-        let split = msg
-            .rfind("\n\n")
-            .ok_or(NoteError::Malformed("no blank line before the signatures"))?;
+        let split = msg.rfind("\n\n").ok_or(NoteError::Malformed("no blank line before the signatures"))?;
         let (text, sigs) = (&msg[..split + 1], &msg[split + 2..]);
         let mut signatures = Vec::new();
         for line in sigs.split_terminator('\n') {
@@ -272,10 +234,7 @@ impl Note {
         if signatures.is_empty() {
             return Err(NoteError::Malformed("no signature lines"));
         }
-        Ok(Self {
-            text: text.to_owned(),
-            signatures,
-        })
+        Ok(Self { text: text.to_owned(), signatures })
     }
 
     /// Verifies against `keys`: unknown signers are ignored, a known key's
@@ -288,10 +247,7 @@ impl Note {
                 continue;
             };
             if !k.verify(&self.text, &s.sig) {
-                return Err(NoteError::BadSignature {
-                    name: s.name.clone(),
-                    key_id: s.key_id,
-                });
+                return Err(NoteError::BadSignature { name: s.name.clone(), key_id: s.key_id });
             }
             if !ok.iter().any(|o: &&NoteVerifier| o.id == k.id) {
                 ok.push(k);
@@ -305,27 +261,17 @@ impl Note {
 }
 
 fn parse_sig_line(line: &str) -> Result<NoteSignature, NoteError> {
-    let rest = line.strip_prefix(SIG_PREFIX).ok_or(NoteError::Malformed(
-        "signature line does not start with '— '",
-    ))?;
-    let (name, b64) = rest
-        .split_once(' ')
-        .ok_or(NoteError::Malformed("signature line has no key name"))?;
+    let rest = line.strip_prefix(SIG_PREFIX).ok_or(NoteError::Malformed("signature line does not start with '— '"))?;
+    let (name, b64) = rest.split_once(' ').ok_or(NoteError::Malformed("signature line has no key name"))?;
     if !valid_key_name(name) {
         return Err(NoteError::Malformed("bad key name in a signature line"));
     }
-    let raw = B64
-        .decode(b64)
-        .map_err(|_| NoteError::Malformed("signature is not base64"))?;
+    let raw = B64.decode(b64).map_err(|_| NoteError::Malformed("signature is not base64"))?;
     if raw.len() < 5 {
         return Err(NoteError::Malformed("signature too short"));
     }
     let key_id = u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]);
-    Ok(NoteSignature {
-        name: name.to_owned(),
-        key_id,
-        sig: raw[4..].to_vec(),
-    })
+    Ok(NoteSignature { name: name.to_owned(), key_id, sig: raw[4..].to_vec() })
 }
 
 /// Signs `text` (which must end in a newline) with every signer, in order.
@@ -353,49 +299,22 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The note text: `origin\nsize\nbase64(root)\n`.
     pub fn body(&self) -> String {
-        format!(
-            "{}\n{}\n{}\n",
-            self.origin,
-            self.size,
-            B64.encode(self.root)
-        )
+        format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root))
     }
 
     /// Parses a checkpoint body (extension lines after the root are kept out).
     pub fn parse_body(text: &str) -> Result<Self, NoteError> {
         let mut lines = text.split_terminator('\n');
-        let origin = lines
-            .next()
-            .filter(|o| !o.is_empty())
-            .ok_or(NoteError::MalformedCheckpoint("no origin line"))?;
-        let size = lines
-            .next()
-            .ok_or(NoteError::MalformedCheckpoint("no size line"))?;
-        if size.is_empty()
-            || (size.len() > 1 && size.starts_with('0'))
-            || !size.bytes().all(|b| b.is_ascii_digit())
-        {
-            return Err(NoteError::MalformedCheckpoint(
-                "size is not a decimal without leading zeros",
-            ));
+        let origin = lines.next().filter(|o| !o.is_empty()).ok_or(NoteError::MalformedCheckpoint("no origin line"))?;
+        let size = lines.next().ok_or(NoteError::MalformedCheckpoint("no size line"))?;
+        if size.is_empty() || (size.len() > 1 && size.starts_with('0')) || !size.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(NoteError::MalformedCheckpoint("size is not a decimal without leading zeros"));
         }
-        let size = size
-            .parse()
-            .map_err(|_| NoteError::MalformedCheckpoint("size overflows"))?;
-        let root = lines
-            .next()
-            .ok_or(NoteError::MalformedCheckpoint("no root line"))?;
-        let root = B64
-            .decode(root)
-            .map_err(|_| NoteError::MalformedCheckpoint("root is not base64"))?;
-        let root = root
-            .try_into()
-            .map_err(|_| NoteError::MalformedCheckpoint("root is not 32 bytes"))?;
-        Ok(Self {
-            origin: origin.to_owned(),
-            size,
-            root,
-        })
+        let size = size.parse().map_err(|_| NoteError::MalformedCheckpoint("size overflows"))?;
+        let root = lines.next().ok_or(NoteError::MalformedCheckpoint("no root line"))?;
+        let root = B64.decode(root).map_err(|_| NoteError::MalformedCheckpoint("root is not base64"))?;
+        let root = root.try_into().map_err(|_| NoteError::MalformedCheckpoint("root is not 32 bytes"))?;
+        Ok(Self { origin: origin.to_owned(), size, root })
     }
 
     /// Parses and verifies a signed checkpoint note.

@@ -68,10 +68,7 @@ impl Default for Policy {
         };
         let categories = [
             ("stage4_incident", req(&[])),
-            (
-                "stage5_incident",
-                req(&["tco_kpi", "decision_path", "rotation_event_id"]),
-            ),
+            ("stage5_incident", req(&["tco_kpi", "decision_path", "rotation_event_id"])),
             ("stage5_training", req(&[])),
             ("alert_ack", req(&[])),
             ("key_rotation", req(&["rotation_event_id"])),
@@ -82,13 +79,7 @@ impl Default for Policy {
             ("decision_evaluation", req(&["model", "accepted"])),
             ("artifact", req(&["name"])),
         ];
-        Self {
-            categories: categories
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
-            allow_undeclared: false,
-        }
+        Self { categories: categories.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(), allow_undeclared: false }
     }
 }
 
@@ -105,31 +96,19 @@ impl Policy {
             return if self.allow_undeclared {
                 Ok(())
             } else {
-                Err(PolicyError::Undeclared {
-                    category: category.to_owned(),
-                })
+                Err(PolicyError::Undeclared { category: category.to_owned() })
             };
         };
-        if let Some(writers) = &rule.writers {
-            if !writers.iter().any(|w| w == e.actor.as_str()) {
-                return Err(PolicyError::NotAllowed {
-                    actor: e.actor.to_string(),
-                    category: category.to_owned(),
-                });
-            }
+        if let Some(writers) = &rule.writers
+            && !writers.iter().any(|w| w == e.actor.as_str())
+        {
+            return Err(PolicyError::NotAllowed { actor: e.actor.to_string(), category: category.to_owned() });
         }
         let obj = e.payload.object();
-        let missing: Vec<String> = rule
-            .required
-            .iter()
-            .filter(|f| obj.get(f.as_str()).is_none_or(|v| v.is_null()))
-            .cloned()
-            .collect();
+        let missing: Vec<String> =
+            rule.required.iter().filter(|f| obj.get(f.as_str()).is_none_or(|v| v.is_null())).cloned().collect();
         if !missing.is_empty() {
-            return Err(PolicyError::MissingFields {
-                category: category.to_owned(),
-                fields: missing,
-            });
+            return Err(PolicyError::MissingFields { category: category.to_owned(), fields: missing });
         }
         Ok(())
     }

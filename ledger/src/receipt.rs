@@ -79,9 +79,7 @@ impl TlogProof {
     /// Parses the text.
     pub fn parse(text: &str) -> Result<Self, ReceiptError> {
         let bad = |m: &str| ReceiptError::Malformed(m.to_owned());
-        let (head, checkpoint) = text
-            .split_once("\n\n")
-            .ok_or_else(|| bad("no blank line before the checkpoint"))?;
+        let (head, checkpoint) = text.split_once("\n\n").ok_or_else(|| bad("no blank line before the checkpoint"))?;
         let mut lines = head.split('\n');
         if lines.next() != Some(HEADER) {
             return Err(bad("first line is not c2sp.org/tlog-proof@v1"));
@@ -92,78 +90,44 @@ impl TlogProof {
             extra = Some(B64.decode(e).map_err(|_| bad("extra is not base64"))?);
             line = lines.next().ok_or_else(|| bad("no index line"))?;
         }
-        let idx = line
-            .strip_prefix("index ")
-            .ok_or_else(|| bad("expected 'index N'"))?;
-        if idx.is_empty()
-            || (idx.len() > 1 && idx.starts_with('0'))
-            || !idx.bytes().all(|b| b.is_ascii_digit())
-        {
+        let idx = line.strip_prefix("index ").ok_or_else(|| bad("expected 'index N'"))?;
+        if idx.is_empty() || (idx.len() > 1 && idx.starts_with('0')) || !idx.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad("index is not a decimal without leading zeros"));
         }
         let index = idx.parse().map_err(|_| bad("index overflows"))?;
         let mut proof = Vec::new();
         for l in lines {
             let h = B64.decode(l).map_err(|_| bad("proof line is not base64"))?;
-            proof.push(
-                h.try_into()
-                    .map_err(|_| bad("proof hash is not 32 bytes"))?,
-            );
+            proof.push(h.try_into().map_err(|_| bad("proof hash is not 32 bytes"))?);
         }
         if proof.len() > 64 {
             return Err(bad("more than 64 proof hashes"));
         }
-        Ok(Self {
-            extra,
-            index,
-            proof,
-            checkpoint: checkpoint.to_owned(),
-        })
+        Ok(Self { extra, index, proof, checkpoint: checkpoint.to_owned() })
     }
 
     /// Verifies the proof against trusted log keys. Without `extra`, the
     /// caller must give the leaf hash.
-    pub fn verify(
-        &self,
-        keys: &[NoteVerifier],
-        leaf: Option<&Hash>,
-    ) -> Result<VerifiedProof, ReceiptError> {
+    pub fn verify(&self, keys: &[NoteVerifier], leaf: Option<&Hash>) -> Result<VerifiedProof, ReceiptError> {
         let checkpoint = Checkpoint::open(&self.checkpoint, keys)?;
         let (hash, decoded) = match (&self.extra, leaf) {
             (Some(extra), given) => {
                 let h = leaf_hash(extra);
                 if given.is_some_and(|g| g != &h) {
-                    return Err(ReceiptError::Leaf(
-                        "the leaf in 'extra' does not hash to the given leaf hash".into(),
-                    ));
+                    return Err(ReceiptError::Leaf("the leaf in 'extra' does not hash to the given leaf hash".into()));
                 }
                 let l = decode_leaf(extra).map_err(|e| ReceiptError::Leaf(e.to_string()))?;
                 if l.seq != self.index {
-                    return Err(ReceiptError::Leaf(format!(
-                        "leaf seq {} differs from index {}",
-                        l.seq, self.index
-                    )));
+                    return Err(ReceiptError::Leaf(format!("leaf seq {} differs from index {}", l.seq, self.index)));
                 }
                 (h, Some(l))
             }
             (None, Some(h)) => (*h, None),
             (None, None) => {
-                return Err(ReceiptError::Malformed(
-                    "no 'extra' leaf and no leaf hash given".into(),
-                ));
+                return Err(ReceiptError::Malformed("no 'extra' leaf and no leaf hash given".into()));
             }
         };
-        verify_inclusion(
-            self.index,
-            checkpoint.size,
-            &hash,
-            &self.proof,
-            &checkpoint.root,
-        )?;
-        Ok(VerifiedProof {
-            checkpoint,
-            leaf_hash: hash,
-            leaf: decoded,
-        })
+        verify_inclusion(self.index, checkpoint.size, &hash, &self.proof, &checkpoint.root)?;
+        Ok(VerifiedProof { checkpoint, leaf_hash: hash, leaf: decoded })
     }
 }

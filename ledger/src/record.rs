@@ -28,18 +28,10 @@ pub fn decode(bytes: Bytes) -> Result<Decoded, String> {
 
 /// Encodes an entry record.
 pub fn encode_entry(e: EntryRecord) -> Vec<u8> {
-    Record {
-        body: Some(Body::Entry(e)),
-    }
-    .encode_to_vec()
+    Record { body: Some(Body::Entry(e)) }.encode_to_vec()
 }
 
 /// Encodes a checkpoint record.
 pub fn encode_checkpoint(note: &str) -> Vec<u8> {
-    Record {
-        body: Some(Body::Checkpoint(CheckpointRecord {
-            note: note.to_owned(),
-        })),
-    }
-    .encode_to_vec()
+    Record { body: Some(Body::Checkpoint(CheckpointRecord { note: note.to_owned() })) }.encode_to_vec()
 }

@@ -121,11 +121,7 @@ pub struct Summary {
 }
 
 /// Computes a summary at the reader's latest checkpoint.
-pub fn summarize(
-    r: &LedgerReader,
-    req: &SummaryRequest,
-    now_ns: i64,
-) -> Result<Summary, LedgerError> {
+pub fn summarize(r: &LedgerReader, req: &SummaryRequest, now_ns: i64) -> Result<Summary, LedgerError> {
     let cp = r.latest_checkpoint();
     let mut acc = Acc::default();
     let mut q = Query {
@@ -148,10 +144,7 @@ pub fn summarize(
         }
     }
     let freshness = freshness(r, cp.checkpoint.size, now_ns)?;
-    let at = At {
-        size: cp.checkpoint.size,
-        root: crate::hash::to_hex(&cp.checkpoint.root),
-    };
+    let at = At { size: cp.checkpoint.size, root: crate::hash::to_hex(&cp.checkpoint.root) };
     Ok(acc.finish(at, freshness))
 }
 
@@ -173,22 +166,16 @@ impl Acc {
         if !l.subject.is_empty() {
             *self.by_subject.entry(l.subject.clone()).or_default() += 1;
         }
-        let payload: serde_json::Map<String, Value> =
-            serde_json::from_slice(&e.payload).unwrap_or_default();
+        let payload: serde_json::Map<String, Value> = serde_json::from_slice(&e.payload).unwrap_or_default();
         let required = r.options().policy.required(&l.category);
         if !required.is_empty() {
             let c = self
                 .coverage
                 .entry(l.category.clone())
-                .or_insert_with(|| Coverage {
-                    required: required.to_vec(),
-                    ..Default::default()
-                });
+                .or_insert_with(|| Coverage { required: required.to_vec(), ..Default::default() });
             c.entries += 1;
-            let missing: Vec<&String> = required
-                .iter()
-                .filter(|f| payload.get(f.as_str()).is_none_or(Value::is_null))
-                .collect();
+            let missing: Vec<&String> =
+                required.iter().filter(|f| payload.get(f.as_str()).is_none_or(Value::is_null)).collect();
             if missing.is_empty() && e.redacted_by == 0 {
                 c.complete += 1;
             }
@@ -206,10 +193,9 @@ impl Acc {
         d.total += 1;
         let accepted = p.get("accepted").and_then(Value::as_bool);
         let reasons: Vec<String> = match p.get("reasons") {
-            Some(Value::Array(a)) => a
-                .iter()
-                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                .collect(),
+            Some(Value::Array(a)) => {
+                a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect()
+            }
             Some(Value::String(s)) => vec![s.clone()],
             _ => Vec::new(),
         };
@@ -220,9 +206,7 @@ impl Acc {
                 *self.reasons.entry(reason.clone()).or_default() += 1;
             }
         }
-        let model = p
-            .get("model")
-            .map(|m| m.as_str().map_or_else(|| m.to_string(), str::to_owned));
+        let model = p.get("model").map(|m| m.as_str().map_or_else(|| m.to_string(), str::to_owned));
         d.latest_model = model.clone().or(d.latest_model.take());
         d.latest_thresholds = p.get("thresholds").cloned().or(d.latest_thresholds.take());
         if history > 0 {
@@ -242,18 +226,10 @@ impl Acc {
 
     fn finish(mut self, checkpoint: At, freshness: Freshness) -> Summary {
         for c in self.coverage.values_mut() {
-            c.coverage = if c.entries == 0 {
-                1.0
-            } else {
-                c.complete as f64 / c.entries as f64
-            };
+            c.coverage = if c.entries == 0 { 1.0 } else { c.complete as f64 / c.entries as f64 };
         }
         let d = &mut self.decisions;
-        d.acceptance_rate = if d.total == 0 {
-            0.0
-        } else {
-            d.accepted as f64 / d.total as f64
-        };
+        d.acceptance_rate = if d.total == 0 { 0.0 } else { d.accepted as f64 / d.total as f64 };
         let mut reasons: Vec<(String, u64)> = self.reasons.into_iter().collect();
         reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         reasons.truncate(10);
@@ -276,13 +252,8 @@ fn freshness(r: &LedgerReader, size: u64, now_ns: i64) -> Result<Freshness, Ledg
         return Ok(f);
     }
     f.newest_entry_at = Some(r.get(size - 1)?.leaf.recorded_at);
-    let q = Query {
-        category: Some("key_rotation".into()),
-        to_seq: Some(size),
-        desc: true,
-        limit: 1,
-        ..Default::default()
-    };
+    let q =
+        Query { category: Some("key_rotation".into()), to_seq: Some(size), desc: true, limit: 1, ..Default::default() };
     let since = match r.query(&q)?.entries.first() {
         Some(e) => {
             f.last_key_rotation_seq = Some(e.seq);

@@ -18,10 +18,7 @@ fn ten_thousand_entries_in_batches_reopen_prove_and_verify() {
     assert_eq!(receipts.len(), 10_000);
     let (l, report) = ledger::Ledger::open(dir.path(), common::options()).unwrap();
     assert_eq!(report.size, 10_000);
-    assert_eq!(
-        report.caught_up, 0,
-        "a clean close leaves the index caught up"
-    );
+    assert_eq!(report.caught_up, 0, "a clean close leaves the index caught up");
     let latest = l.latest_checkpoint();
     let vkeys = l.verifiers();
     assert_eq!(latest.checkpoint.size, 10_000);
@@ -29,10 +26,7 @@ fn ten_thousand_entries_in_batches_reopen_prove_and_verify() {
         assert_eq!(r.seq, i as u64);
         // The receipt as issued verifies offline, through its text form.
         let text = r.tlog_proof().to_text();
-        let v = TlogProof::parse(&text)
-            .unwrap()
-            .verify(&vkeys, None)
-            .unwrap();
+        let v = TlogProof::parse(&text).unwrap().verify(&vkeys, None).unwrap();
         assert_eq!(v.leaf_hash, r.leaf_hash);
         // And it is in the latest checkpoint, which extends the receipt's.
         let (proof, size) = l.prove_inclusion(r.seq, None).unwrap();
@@ -40,8 +34,7 @@ fn ten_thousand_entries_in_batches_reopen_prove_and_verify() {
         let old = &r.checkpoint.checkpoint;
         if i % 97 == 0 {
             let (cproof, _) = l.prove_consistency(old.size, None).unwrap();
-            verify_consistency(old.size, size, &old.root, &latest.checkpoint.root, &cproof)
-                .unwrap();
+            verify_consistency(old.size, size, &old.root, &latest.checkpoint.root, &cproof).unwrap();
         }
     }
     let hmac = l.hmac_keys();
@@ -57,10 +50,7 @@ fn ten_thousand_entries_in_batches_reopen_prove_and_verify() {
     assert_eq!(rep.finding_count, 0);
     assert_eq!(rep.entries, 10_000);
     assert_eq!(rep.hmac_checked, 10_000);
-    assert_eq!(
-        rep.checkpoints, 40,
-        "each 250-entry batch passes the 100-entry interval once; close adds none"
-    );
+    assert_eq!(rep.checkpoints, 40, "each 250-entry batch passes the 100-entry interval once; close adds none");
     assert_eq!(rep.root, hex::encode(latest.checkpoint.root));
 }
 
@@ -69,25 +59,12 @@ fn receipts_within_one_batch_prove_against_the_batch_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let l = common::open(dir.path(), common::options());
     for batch in [1u64, 2, 3, 5, 8, 13, 64, 100] {
-        let entries: Vec<_> = (0..batch)
-            .map(|i| common::entry("alert_ack", None, i))
-            .collect();
-        let rs: Vec<_> = l
-            .append_batch(entries)
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
+        let entries: Vec<_> = (0..batch).map(|i| common::entry("alert_ack", None, i)).collect();
+        let rs: Vec<_> = l.append_batch(entries).into_iter().map(Result::unwrap).collect();
         let cp = &rs[0].checkpoint.checkpoint;
-        assert_eq!(
-            cp.size,
-            rs.last().unwrap().seq + 1,
-            "one checkpoint per batch, covering it"
-        );
+        assert_eq!(cp.size, rs.last().unwrap().seq + 1, "one checkpoint per batch, covering it");
         for r in &rs {
-            assert!(
-                std::sync::Arc::ptr_eq(&r.checkpoint, &rs[0].checkpoint),
-                "one signature per batch"
-            );
+            assert!(std::sync::Arc::ptr_eq(&r.checkpoint, &rs[0].checkpoint), "one signature per batch");
             verify_inclusion(r.seq, cp.size, &r.leaf_hash, &r.proof, &cp.root).unwrap();
         }
     }
@@ -97,29 +74,15 @@ fn receipts_within_one_batch_prove_against_the_batch_checkpoint() {
 fn get_returns_what_was_appended_and_reads_do_not_see_beyond_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let l = common::open(dir.path(), common::options());
-    let r = l
-        .append(common::entry("stage5_incident", Some("INC-1"), 7))
-        .unwrap();
+    let r = l.append(common::entry("stage5_incident", Some("INC-1"), 7)).unwrap();
     let e = l.get(r.seq).unwrap();
     assert_eq!(e.leaf_bytes, r.leaf);
-    assert_eq!(
-        &e.payload[..],
-        br#"{"tco_kpi":7,"decision_path":"p7","rotation_event_id":"r7"}"#
-    );
+    assert_eq!(&e.payload[..], br#"{"tco_kpi":7,"decision_path":"p7","rotation_event_id":"r7"}"#);
     assert_eq!(e.leaf.category, "stage5_incident");
     assert_eq!(e.leaf.actor, "svc-test");
     assert_eq!(e.leaf.subject_prev, 0);
-    let r2 = l
-        .append(common::entry("stage5_incident", Some("INC-1"), 8))
-        .unwrap();
-    assert_eq!(
-        l.get(r2.seq).unwrap().leaf.subject_prev,
-        1,
-        "subject chain links to seq 0"
-    );
+    let r2 = l.append(common::entry("stage5_incident", Some("INC-1"), 8)).unwrap();
+    assert_eq!(l.get(r2.seq).unwrap().leaf.subject_prev, 1, "subject chain links to seq 0");
     assert_eq!(l.get(r2.seq).unwrap().leaf.prev_hash, r.leaf_hash.to_vec());
-    assert!(matches!(
-        l.get(2),
-        Err(ledger::LedgerError::NotFound { seq: 2, size: 2 })
-    ));
+    assert!(matches!(l.get(2), Err(ledger::LedgerError::NotFound { seq: 2, size: 2 })));
 }

@@ -94,21 +94,13 @@ fn tampered(fx: &Fixture, f: impl FnOnce(&mut Vec<Decoded>)) -> (tempfile::TempD
 
 fn entry_mut(recs: &mut [Decoded], seq: u64) -> &mut EntryRecord {
     recs.iter_mut()
-        .filter_map(|r| {
-            if let Decoded::Entry(e) = r {
-                Some(e)
-            } else {
-                None
-            }
-        })
+        .filter_map(|r| if let Decoded::Entry(e) = r { Some(e) } else { None })
         .find(|e| decode_leaf(&e.leaf).unwrap().seq == seq)
         .unwrap()
 }
 
 fn pos_of(recs: &[Decoded], seq: u64) -> usize {
-    recs.iter()
-        .position(|r| matches!(r, Decoded::Entry(e) if decode_leaf(&e.leaf).unwrap().seq == seq))
-        .unwrap()
+    recs.iter().position(|r| matches!(r, Decoded::Entry(e) if decode_leaf(&e.leaf).unwrap().seq == seq)).unwrap()
 }
 
 fn set_leaf(e: &mut EntryRecord, f: impl FnOnce(&mut Leaf)) {
@@ -151,20 +143,10 @@ fn found(r: &Report) -> Vec<(K, Option<u64>)> {
 /// (which any change to the tree must cause, since the attacker cannot sign).
 fn found_besides_checkpoints(r: &Report, from: u64) -> Vec<(K, Option<u64>)> {
     for f in r.of_kind(K::CheckpointMismatch) {
-        assert!(
-            f.seq.unwrap() > from,
-            "checkpoint before the change flagged: {f:?}"
-        );
+        assert!(f.seq.unwrap() > from, "checkpoint before the change flagged: {f:?}");
     }
-    assert!(
-        !r.of_kind(K::CheckpointMismatch).is_empty(),
-        "the checkpoints after the change must disagree"
-    );
-    r.findings
-        .iter()
-        .filter(|f| f.kind != K::CheckpointMismatch)
-        .map(|f| (f.kind, f.seq))
-        .collect()
+    assert!(!r.of_kind(K::CheckpointMismatch).is_empty(), "the checkpoints after the change must disagree");
+    r.findings.iter().filter(|f| f.kind != K::CheckpointMismatch).map(|f| (f.kind, f.seq)).collect()
 }
 
 #[test]
@@ -184,10 +166,7 @@ fn payload_byte_changed() {
         p[2] ^= 1;
         e.payload = p.into();
     });
-    assert_eq!(
-        found(&run(&fx, &j, None)),
-        vec![(K::PayloadMismatch, Some(5))]
-    );
+    assert_eq!(found(&run(&fx, &j, None)), vec![(K::PayloadMismatch, Some(5))]);
 }
 
 #[test]
@@ -202,29 +181,17 @@ fn raw_byte_flip_is_a_corrupt_frame() {
     std::fs::write(j.join(src.file_name().unwrap()), b).unwrap();
     let r = run(&fx, &j, Some(&fx.latest));
     assert_eq!(r.findings[0].kind, K::FrameCorrupt);
-    assert!(
-        r.findings[0].detail.contains("offset 16"),
-        "{}",
-        r.findings[0].detail
-    );
-    assert_eq!(
-        r.entries, 0,
-        "nothing after a damaged frame is trusted in that segment"
-    );
+    assert!(r.findings[0].detail.contains("offset 16"), "{}", r.findings[0].detail);
+    assert_eq!(r.entries, 0, "nothing after a damaged frame is trusted in that segment");
     assert!(found(&r).contains(&(K::Truncated, Some(0))));
 }
 
 #[test]
 fn leaf_field_changed() {
     let fx = fixture();
-    let (_t, j) = tampered(&fx, |recs| {
-        set_leaf(entry_mut(recs, 5), |l| l.category = "override".into())
-    });
+    let (_t, j) = tampered(&fx, |recs| set_leaf(entry_mut(recs, 5), |l| l.category = "override".into()));
     let r = run(&fx, &j, None);
-    assert_eq!(
-        found_besides_checkpoints(&r, 5),
-        vec![(K::HmacMismatch, Some(5)), (K::PrevHashMismatch, Some(6))]
-    );
+    assert_eq!(found_besides_checkpoints(&r, 5), vec![(K::HmacMismatch, Some(5)), (K::PrevHashMismatch, Some(6))]);
 }
 
 #[test]
@@ -237,15 +204,8 @@ fn entry_deleted() {
     let r = run(&fx, &j, None);
     assert_eq!(r.findings[0].kind, K::SeqMismatch);
     assert_eq!(r.findings[0].seq, Some(5));
-    assert!(
-        r.findings[0].detail.contains("expected seq 5, found seq 6"),
-        "{}",
-        r.findings[0].detail
-    );
-    assert_eq!(
-        found_besides_checkpoints(&r, 5)[..2],
-        [(K::SeqMismatch, Some(5)), (K::PrevHashMismatch, Some(6))]
-    );
+    assert!(r.findings[0].detail.contains("expected seq 5, found seq 6"), "{}", r.findings[0].detail);
+    assert_eq!(found_besides_checkpoints(&r, 5)[..2], [(K::SeqMismatch, Some(5)), (K::PrevHashMismatch, Some(6))]);
 }
 
 #[test]
@@ -266,9 +226,7 @@ fn entry_inserted() {
     let fx = fixture();
     let (_t, j) = tampered(&fx, |recs| {
         let i = pos_of(recs, 5);
-        let Decoded::Entry(mut forged) = recs[i].clone() else {
-            unreachable!()
-        };
+        let Decoded::Entry(mut forged) = recs[i].clone() else { unreachable!() };
         let payload = br#"{"step":5,"note":"forged"}"#.to_vec();
         set_leaf(&mut forged, |l| {
             l.payload_sha256 = sha256(&payload).to_vec();
@@ -290,22 +248,14 @@ fn tail_truncated_below_a_trusted_checkpoint() {
         let i = pos_of(recs, 40);
         recs.truncate(i);
     });
-    assert_eq!(
-        found(&run(&fx, &j, Some(&fx.latest))),
-        vec![(K::Truncated, Some(40))]
-    );
-    assert!(
-        run(&fx, &j, None).ok,
-        "without a trusted checkpoint a clean truncation is undetectable"
-    );
+    assert_eq!(found(&run(&fx, &j, Some(&fx.latest))), vec![(K::Truncated, Some(40))]);
+    assert!(run(&fx, &j, None).ok, "without a trusted checkpoint a clean truncation is undetectable");
 }
 
 #[test]
 fn hmac_tag_forged() {
     let fx = fixture();
-    let (_t, j) = tampered(&fx, |recs| {
-        entry_mut(recs, 5).hmac = Bytes::from(vec![7u8; 32])
-    });
+    let (_t, j) = tampered(&fx, |recs| entry_mut(recs, 5).hmac = Bytes::from(vec![7u8; 32]));
     assert_eq!(found(&run(&fx, &j, None)), vec![(K::HmacMismatch, Some(5))]);
 }
 
@@ -332,10 +282,7 @@ fn wrong_hmac_key() {
     // A key file that claims the log's key id with another secret is refused outright.
     let forged = json.replace(other.id(), fx.hmac_key.id());
     let err = HmacKeySet::from_json(Path::new("auditor.json"), &forged).unwrap_err();
-    assert!(
-        err.to_string().contains("id does not match the key"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("id does not match the key"), "{err}");
 }
 
 #[test]
@@ -343,20 +290,12 @@ fn checkpoint_signed_by_an_unknown_key() {
     let fx = fixture();
     let stranger = NoteSigner::from_seed("ledger.test/default", &[5u8; 32]).unwrap();
     let (_t, j) = tampered(&fx, |recs| {
-        let i = recs
-            .iter()
-            .position(|r| matches!(r, Decoded::Checkpoint(_)))
-            .unwrap();
-        let Decoded::Checkpoint(n) = &recs[i] else {
-            unreachable!()
-        };
+        let i = recs.iter().position(|r| matches!(r, Decoded::Checkpoint(_))).unwrap();
+        let Decoded::Checkpoint(n) = &recs[i] else { unreachable!() };
         let cp = Checkpoint::open(n, &fx.vkeys).unwrap();
         recs[i] = Decoded::Checkpoint(cp.sign(&[&stranger]));
     });
-    assert_eq!(
-        found(&run(&fx, &j, None)),
-        vec![(K::CheckpointUntrusted, Some(10))]
-    );
+    assert_eq!(found(&run(&fx, &j, None)), vec![(K::CheckpointUntrusted, Some(10))]);
 }
 
 #[test]
@@ -369,10 +308,7 @@ fn time_going_backwards() {
             }
         })
     });
-    assert_eq!(
-        found_besides_checkpoints(&run(&fx, &j, None), 5),
-        vec![(K::TimeBackwards, Some(5))]
-    );
+    assert_eq!(found_besides_checkpoints(&run(&fx, &j, None), 5), vec![(K::TimeBackwards, Some(5))]);
 }
 
 #[test]
@@ -387,48 +323,24 @@ fn subject_chain_broken() {
         })
     });
     let r = run(&fx, &j, None);
-    assert_eq!(
-        found_besides_checkpoints(&r, 12),
-        vec![(K::SubjectChainBroken, Some(12))]
-    );
-    assert!(
-        r.findings
-            .iter()
-            .any(|f| f.detail.contains("previous entry of this subject is seq 5"))
-    );
+    assert_eq!(found_besides_checkpoints(&r, 12), vec![(K::SubjectChainBroken, Some(12))]);
+    assert!(r.findings.iter().any(|f| f.detail.contains("previous entry of this subject is seq 5")));
 }
 
 #[test]
 fn two_inconsistent_checkpoints_split_view() {
     let fx = fixture();
     // The log (its own key) signs a checkpoint of another history at size 30.
-    let fork = Checkpoint {
-        origin: "ledger.test/default".into(),
-        size: 30,
-        root: sha256(b"another history"),
-    }
-    .sign(&[&fx.signer]);
-    assert_eq!(
-        found(&run(&fx, &fx.data.join("journal"), Some(&fork))),
-        vec![(K::SplitView, Some(30))]
-    );
+    let fork = Checkpoint { origin: "ledger.test/default".into(), size: 30, root: sha256(b"another history") }
+        .sign(&[&fx.signer]);
+    assert_eq!(found(&run(&fx, &fx.data.join("journal"), Some(&fork))), vec![(K::SplitView, Some(30))]);
     // Two checkpoints in the journal itself that disagree with each other.
     let (_t, j) = tampered(&fx, |recs| {
-        let i = recs
-            .iter()
-            .rposition(|r| matches!(r, Decoded::Checkpoint(_)))
-            .unwrap();
-        let c = Checkpoint {
-            origin: "ledger.test/default".into(),
-            size: 50,
-            root: sha256(b"fork"),
-        };
+        let i = recs.iter().rposition(|r| matches!(r, Decoded::Checkpoint(_))).unwrap();
+        let c = Checkpoint { origin: "ledger.test/default".into(), size: 50, root: sha256(b"fork") };
         recs[i] = Decoded::Checkpoint(c.sign(&[&fx.signer]));
     });
-    assert_eq!(
-        found(&run(&fx, &j, None)),
-        vec![(K::CheckpointMismatch, Some(50))]
-    );
+    assert_eq!(found(&run(&fx, &j, None)), vec![(K::CheckpointMismatch, Some(50))]);
 }
 
 #[test]

@@ -72,20 +72,14 @@ impl SegmentScanner {
     pub fn open(path: &Path, first_seq: u64, start: Option<u64>) -> Result<Self, JournalError> {
         let mut file = std::fs::File::open(path).map_err(|e| JournalError::io(path, e))?;
         let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
-        file.read_exact(&mut header)
-            .map_err(|e| JournalError::io(path, e))?;
+        file.read_exact(&mut header).map_err(|e| JournalError::io(path, e))?;
         check_header(path, &header, first_seq)?;
         let offset = start.unwrap_or(SEGMENT_HEADER_LEN);
         if offset != SEGMENT_HEADER_LEN {
             use std::io::{Seek, SeekFrom};
-            file.seek(SeekFrom::Start(offset))
-                .map_err(|e| JournalError::io(path, e))?;
+            file.seek(SeekFrom::Start(offset)).map_err(|e| JournalError::io(path, e))?;
         }
-        Ok(Self {
-            path: path.to_owned(),
-            reader: BufReader::with_capacity(1 << 20, file),
-            offset,
-        })
+        Ok(Self { path: path.to_owned(), reader: BufReader::with_capacity(1 << 20, file), offset })
     }
 
     /// The segment file.
@@ -102,14 +96,10 @@ impl SegmentScanner {
     /// A damaged frame is an error naming the segment and offset.
     pub fn next_frame(&mut self) -> Result<Option<(u64, Bytes)>, JournalError> {
         let at = self.offset;
-        let corrupt = |e: FrameError| JournalError::Corrupt {
-            segment: self.path.clone(),
-            offset: at,
-            reason: e.to_string(),
-        };
+        let corrupt =
+            |e: FrameError| JournalError::Corrupt { segment: self.path.clone(), offset: at, reason: e.to_string() };
         let mut header = [0u8; FRAME_HEADER_LEN as usize];
-        let got = read_full(&mut self.reader, &mut header)
-            .map_err(|e| JournalError::io(&self.path, e))?;
+        let got = read_full(&mut self.reader, &mut header).map_err(|e| JournalError::io(&self.path, e))?;
         if got == 0 {
             return Ok(None);
         }
@@ -122,8 +112,7 @@ impl SegmentScanner {
             return Err(corrupt(FrameError::BadLength(len)));
         }
         let mut record = BytesMut::zeroed(len as usize);
-        let got = read_full(&mut self.reader, &mut record)
-            .map_err(|e| JournalError::io(&self.path, e))?;
+        let got = read_full(&mut self.reader, &mut record).map_err(|e| JournalError::io(&self.path, e))?;
         if got < len as usize {
             return Err(corrupt(FrameError::Truncated));
         }

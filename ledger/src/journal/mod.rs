@@ -45,10 +45,7 @@ pub enum JournalError {
 
 impl JournalError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io {
-            path: path.to_owned(),
-            source,
-        }
+        Self::Io { path: path.to_owned(), source }
     }
 
     /// True when the OS reported a full disk or quota.
@@ -93,28 +90,18 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
 
 /// Checks a segment header against the first seq its name gives.
 pub fn check_header(path: &Path, header: &[u8], first_seq: u64) -> Result<(), JournalError> {
-    let corrupt = |reason: String| JournalError::Corrupt {
-        segment: path.to_owned(),
-        offset: 0,
-        reason,
-    };
+    let corrupt = |reason: String| JournalError::Corrupt { segment: path.to_owned(), offset: 0, reason };
     if header.len() < SEGMENT_HEADER_LEN as usize || &header[..8] != SEGMENT_MAGIC {
-        return Err(corrupt(
-            "bad segment header (expected magic LDGRJNL1)".into(),
-        ));
+        return Err(corrupt("bad segment header (expected magic LDGRJNL1)".into()));
     }
     let in_header = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
     if in_header != first_seq {
-        return Err(corrupt(format!(
-            "header says first seq {in_header}, file name says {first_seq}"
-        )));
+        return Err(corrupt(format!("header says first seq {in_header}, file name says {first_seq}")));
     }
     Ok(())
 }
 
 /// fsyncs a directory so that created or renamed entries in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<(), JournalError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| JournalError::io(dir, e))
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| JournalError::io(dir, e))
 }

@@ -25,10 +25,7 @@ pub struct JournalReader {
 impl JournalReader {
     /// A reader over the journal in `dir`.
     pub fn new(dir: PathBuf) -> Self {
-        Self {
-            dir,
-            files: Arc::default(),
-        }
+        Self { dir, files: Arc::default() }
     }
 
     fn file(&self, segment: u64) -> Result<Arc<File>, JournalError> {
@@ -51,8 +48,7 @@ impl JournalReader {
         let f = self.file(segment)?;
         let mut buf = vec![0u8; frame_len as usize];
         let path = || self.dir.join(segment_name(segment));
-        f.read_exact_at(&mut buf, offset)
-            .map_err(|e| JournalError::io(&path(), e))?;
+        f.read_exact_at(&mut buf, offset).map_err(|e| JournalError::io(&path(), e))?;
         match parse_frame(&buf) {
             Ok(Some((_, n))) if n == buf.len() => {
                 let mut b = Bytes::from(buf);
@@ -63,11 +59,7 @@ impl JournalReader {
                 offset,
                 reason: "frame length differs from the index".into(),
             }),
-            Err(e) => Err(JournalError::Corrupt {
-                segment: path(),
-                offset,
-                reason: e.to_string(),
-            }),
+            Err(e) => Err(JournalError::Corrupt { segment: path(), offset, reason: e.to_string() }),
         }
     }
 }

@@ -6,10 +6,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::frame::parse_frame;
-use super::{
-    JournalError, SEGMENT_HEADER_LEN, check_header, list_segments, segment_header, segment_name,
-    sync_dir,
-};
+use super::{JournalError, SEGMENT_HEADER_LEN, check_header, list_segments, segment_header, segment_name, sync_dir};
 
 /// The open journal of one log, positioned at its end. Only one writer may
 /// exist per directory (the caller holds the data-dir lock).
@@ -25,10 +22,7 @@ pub struct Journal {
 
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Journal")
-            .field("segment", &self.path)
-            .field("len", &self.len)
-            .finish()
+        f.debug_struct("Journal").field("segment", &self.path).field("len", &self.len).finish()
     }
 }
 
@@ -44,18 +38,12 @@ impl Journal {
         for (seq, p) in &segments[..segments.len() - 1] {
             let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
             let mut f = File::open(p).map_err(|e| JournalError::io(p, e))?;
-            f.read_exact(&mut header)
-                .map_err(|e| JournalError::io(p, e))?;
+            f.read_exact(&mut header).map_err(|e| JournalError::io(p, e))?;
             check_header(p, &header, *seq)?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| JournalError::io(&path, e))?;
+        let mut file = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| JournalError::io(&path, e))?;
         let mut data = Vec::new();
-        file.read_to_end(&mut data)
-            .map_err(|e| JournalError::io(&path, e))?;
+        file.read_to_end(&mut data).map_err(|e| JournalError::io(&path, e))?;
         if data.len() < SEGMENT_HEADER_LEN as usize && segment_header(first).starts_with(&data) {
             // Torn creation of the newest segment: nothing in it was acknowledged.
             drop(file);
@@ -69,17 +57,8 @@ impl Journal {
             file.sync_all().map_err(|e| JournalError::io(&path, e))?;
             truncated = Some((path.clone(), good, data.len() as u64 - good));
         }
-        file.seek(SeekFrom::Start(good))
-            .map_err(|e| JournalError::io(&path, e))?;
-        Ok(Self {
-            dir: dir.to_owned(),
-            seg_first: first,
-            path,
-            file,
-            len: good,
-            roll_bytes,
-            truncated,
-        })
+        file.seek(SeekFrom::Start(good)).map_err(|e| JournalError::io(&path, e))?;
+        Ok(Self { dir: dir.to_owned(), seg_first: first, path, file, len: good, roll_bytes, truncated })
     }
 
     fn create_segment(dir: &Path, first_seq: u64, roll_bytes: u64) -> Result<Self, JournalError> {
@@ -91,8 +70,7 @@ impl Journal {
             .truncate(true)
             .open(&path)
             .map_err(|e| JournalError::io(&path, e))?;
-        file.write_all(&segment_header(first_seq))
-            .map_err(|e| JournalError::io(&path, e))?;
+        file.write_all(&segment_header(first_seq)).map_err(|e| JournalError::io(&path, e))?;
         file.sync_all().map_err(|e| JournalError::io(&path, e))?;
         sync_dir(dir)?;
         Ok(Self {
@@ -151,20 +129,14 @@ impl Journal {
 
     /// `fdatasync`: after it returns, every appended frame is durable.
     pub fn sync(&mut self) -> Result<(), JournalError> {
-        self.file
-            .sync_data()
-            .map_err(|e| JournalError::io(&self.path, e))
+        self.file.sync_data().map_err(|e| JournalError::io(&self.path, e))
     }
 
     /// Cuts the current segment back to `len` (undoing an append whose sync
     /// failed, so nothing unacknowledged stays in front of later frames).
     pub fn truncate_to(&mut self, len: u64) -> Result<(), JournalError> {
-        self.file
-            .set_len(len)
-            .map_err(|e| JournalError::io(&self.path, e))?;
-        self.file
-            .seek(SeekFrom::Start(len))
-            .map_err(|e| JournalError::io(&self.path, e))?;
+        self.file.set_len(len).map_err(|e| JournalError::io(&self.path, e))?;
+        self.file.seek(SeekFrom::Start(len)).map_err(|e| JournalError::io(&self.path, e))?;
         self.len = len;
         Ok(())
     }
@@ -179,15 +151,11 @@ fn recover_tail(path: &Path, data: &[u8]) -> Result<u64, JournalError> {
             Ok(None) => return Ok(at as u64),
             Ok(Some((_, n))) => at += n,
             Err(e) => {
-                if let Some(next) =
-                    (at + 1..data.len()).find(|&o| matches!(parse_frame(&data[o..]), Ok(Some(_))))
-                {
+                if let Some(next) = (at + 1..data.len()).find(|&o| matches!(parse_frame(&data[o..]), Ok(Some(_)))) {
                     return Err(JournalError::Corrupt {
                         segment: path.to_owned(),
                         offset: at as u64,
-                        reason: format!(
-                            "{e}, and a valid frame follows at offset {next}: not a torn write"
-                        ),
+                        reason: format!("{e}, and a valid frame follows at offset {next}: not a torn write"),
                     });
                 }
                 return Ok(at as u64);

@@ -147,15 +147,7 @@ struct Batch<'a> {
 }
 
 fn same_content(leaf: &Leaf, e: &NewEntry) -> bool {
-    let fresh = build_leaf(
-        e,
-        crate::leaf::Sequencing {
-            seq: 0,
-            recorded_at: 0,
-            prev_hash: [0; 32],
-            subject_prev: 0,
-        },
-    );
+    let fresh = build_leaf(e, crate::leaf::Sequencing { seq: 0, recorded_at: 0, prev_hash: [0; 32], subject_prev: 0 });
     leaf.category == fresh.category
         && leaf.subject == fresh.subject
         && leaf.actor == fresh.actor
@@ -168,35 +160,21 @@ fn same_content(leaf: &Leaf, e: &NewEntry) -> bool {
 impl Batch<'_> {
     fn sequence(&mut self, slot: usize, e: NewEntry) -> Result<Slot, AppendError> {
         self.ledger.s.opts.policy.check(&e)?;
-        if let Some(id) = &e.request_id {
-            if let Some(dup) = self.dedup(id.as_str(), &e)? {
-                return Ok(dup);
-            }
+        if let Some(id) = &e.request_id
+            && let Some(dup) = self.dedup(id.as_str(), &e)?
+        {
+            return Ok(dup);
         }
         let seq = self.tip.next_seq;
         let subject_prev = match &e.subject {
             None => 0,
             Some(s) => match self.by_subject.get(s.as_str()) {
                 Some(prev) => prev + 1,
-                None => self
-                    .ledger
-                    .s
-                    .index
-                    .last_with_subject(s.as_str(), seq)
-                    .map_err(storage)?
-                    .map_or(0, |p| p + 1),
+                None => self.ledger.s.index.last_with_subject(s.as_str(), seq).map_err(storage)?.map_or(0, |p| p + 1),
             },
         };
         let recorded_at = self.now.max(self.tip.last_time);
-        let leaf = build_leaf(
-            &e,
-            Sequencing {
-                seq,
-                recorded_at,
-                prev_hash: self.tip.last_hash,
-                subject_prev,
-            },
-        );
+        let leaf = build_leaf(&e, Sequencing { seq, recorded_at, prev_hash: self.tip.last_hash, subject_prev });
         let leaf_bytes = Bytes::from(encode_leaf(&leaf));
         let hash = leaf_hash(&leaf_bytes);
         let rec = EntryRecord {
@@ -216,11 +194,7 @@ impl Batch<'_> {
             leaf_hash: hash,
             recorded_at,
         };
-        self.index.add_entry(IndexedEntry {
-            seq,
-            pos,
-            leaf: &leaf,
-        });
+        self.index.add_entry(IndexedEntry { seq, pos, leaf: &leaf });
         let (nodes, index) = (&mut self.nodes, &mut self.index);
         self.tip.range.push(hash, |l, i, h| {
             nodes.record(l, i, h);
@@ -233,31 +207,17 @@ impl Batch<'_> {
             self.by_request.insert(id.as_str().to_owned(), slot);
         }
         self.leaves[slot] = Some(leaf);
-        self.tip = Tip {
-            next_seq: seq + 1,
-            last_hash: hash,
-            last_time: recorded_at,
-            ..self.tip.clone()
-        };
-        Ok(Slot::New {
-            seq,
-            leaf: leaf_bytes,
-            hash,
-        })
+        self.tip = Tip { next_seq: seq + 1, last_hash: hash, last_time: recorded_at, ..self.tip.clone() };
+        Ok(Slot::New { seq, leaf: leaf_bytes, hash })
     }
 
     fn dedup(&self, id: &str, e: &NewEntry) -> Result<Option<Slot>, AppendError> {
         if let Some(&j) = self.by_request.get(id) {
-            let leaf = self.leaves[j]
-                .as_ref()
-                .expect("a request id maps to a new slot");
+            let leaf = self.leaves[j].as_ref().expect("a request id maps to a new slot");
             if same_content(leaf, e) {
                 return Ok(Some(Slot::SameAsInBatch(j)));
             }
-            return Err(AppendError::Conflict {
-                request_id: id.to_owned(),
-                seq: leaf.seq,
-            });
+            return Err(AppendError::Conflict { request_id: id.to_owned(), seq: leaf.seq });
         }
         let Some(seq) = self.ledger.s.index.request(id).map_err(storage)? else {
             return Ok(None);
@@ -266,27 +226,19 @@ impl Batch<'_> {
         if same_content(&stored.leaf, e) {
             Ok(Some(Slot::SameAsStored(seq)))
         } else {
-            Err(AppendError::Conflict {
-                request_id: id.to_owned(),
-                seq,
-            })
+            Err(AppendError::Conflict { request_id: id.to_owned(), seq })
         }
     }
 }
 
 fn storage(e: impl std::fmt::Display) -> AppendError {
-    AppendError::Storage {
-        reason: e.to_string(),
-        disk_full: false,
-    }
+    AppendError::Storage { reason: e.to_string(), disk_full: false }
 }
 
 impl Ledger {
     /// Appends one entry and returns its receipt.
     pub fn append(&self, entry: NewEntry) -> Result<Receipt, AppendError> {
-        self.append_batch(vec![entry])
-            .pop()
-            .expect("one result per entry")
+        self.append_batch(vec![entry]).pop().expect("one result per entry")
     }
 
     /// Appends a batch with one fdatasync and one checkpoint signature;
@@ -300,11 +252,7 @@ impl Ledger {
     /// Rotates the log's keys and writes the `key_rotation` entry; the
     /// checkpoint of that batch is signed by the old and the new key
     /// (FORMAT.md §9).
-    pub fn rotate_keys(
-        &self,
-        actor: &crate::entry::Actor,
-        reason: &str,
-    ) -> Result<(Receipt, Rotation), AppendError> {
+    pub fn rotate_keys(&self, actor: &crate::entry::Actor, reason: &str) -> Result<(Receipt, Rotation), AppendError> {
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut ring = self.s.keyring.write().unwrap_or_else(|p| p.into_inner());
         let now = (self.s.opts.clock)().max(w.tip.last_time);
@@ -325,10 +273,7 @@ impl Ledger {
             ..Default::default()
         };
         let entry = input.validate(actor.as_str(), &self.s.opts.limits)?;
-        let receipt = self
-            .commit(&mut w, &ring, vec![entry], &old)
-            .pop()
-            .expect("one result")?;
+        let receipt = self.commit(&mut w, &ring, vec![entry], &old).pop().expect("one result")?;
         Ok((receipt, rotation))
     }
 
@@ -339,20 +284,10 @@ impl Ledger {
         entries: Vec<NewEntry>,
         extra: &[NoteSigner],
     ) -> Vec<Result<Receipt, AppendError>> {
-        if let Some(p) = self
-            .s
-            .poisoned
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
+        if let Some(p) = self.s.poisoned.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return entries
                 .iter()
-                .map(|_| {
-                    Err(AppendError::Unavailable(
-                        LedgerError::Poisoned(p.clone()).to_string(),
-                    ))
-                })
+                .map(|_| Err(AppendError::Unavailable(LedgerError::Poisoned(p.clone()).to_string())))
                 .collect();
         }
         let n = entries.len();
@@ -367,18 +302,12 @@ impl Ledger {
             leaves: vec![None; n],
             by_request: HashMap::new(),
             by_subject: HashMap::new(),
-            nodes: BatchNodes {
-                start: w.tip.next_seq,
-                levels: Vec::new(),
-            },
+            nodes: BatchNodes { start: w.tip.next_seq, levels: Vec::new() },
             old: w.tip.range.clone(),
             index: IndexBatch::default(),
         };
-        let slots: Vec<Slot> = entries
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| b.sequence(i, e).unwrap_or_else(Slot::Failed))
-            .collect();
+        let slots: Vec<Slot> =
+            entries.into_iter().enumerate().map(|(i, e)| b.sequence(i, e).unwrap_or_else(Slot::Failed)).collect();
         let latest = if b.tip.next_seq == w.tip.next_seq {
             self.latest_checkpoint()
         } else {
@@ -387,13 +316,7 @@ impl Ledger {
                 Err(e) => {
                     return slots
                         .into_iter()
-                        .map(|s| {
-                            Err(if let Slot::Failed(f) = s {
-                                f
-                            } else {
-                                e.clone()
-                            })
-                        })
+                        .map(|s| Err(if let Slot::Failed(f) = s { f } else { e.clone() }))
                         .collect();
                 }
             }
@@ -410,28 +333,21 @@ impl Ledger {
         ring: &Keyring,
         extra: &[NoteSigner],
     ) -> Result<Arc<SignedCheckpoint>, AppendError> {
-        let checkpoint = Checkpoint {
-            origin: self.s.opts.origin.clone(),
-            size: b.tip.next_seq,
-            root: b.tip.range.root(),
-        };
+        let checkpoint =
+            Checkpoint { origin: self.s.opts.origin.clone(), size: b.tip.next_seq, root: b.tip.range.root() };
         let note = checkpoint.sign(&Self::signers_with(ring, extra));
         if b.tip.next_seq - b.tip.last_history >= self.s.opts.checkpoint_interval {
             encode_frame(&record::encode_checkpoint(&note), &mut b.buf);
             b.index.add_checkpoint(checkpoint.size, &note);
             b.tip.last_history = checkpoint.size;
         }
-        w.journal.append(&b.buf).map_err(|e| AppendError::Storage {
-            disk_full: e.is_disk_full(),
-            reason: e.to_string(),
-        })?;
+        w.journal
+            .append(&b.buf)
+            .map_err(|e| AppendError::Storage { disk_full: e.is_disk_full(), reason: e.to_string() })?;
         if let Err(e) = w.journal.sync() {
             let _ = w.journal.truncate_to(b.base);
             self.poison(format!("fdatasync failed: {e}"));
-            return Err(AppendError::Storage {
-                disk_full: e.is_disk_full(),
-                reason: e.to_string(),
-            });
+            return Err(AppendError::Storage { disk_full: e.is_disk_full(), reason: e.to_string() });
         }
         w.tip = b.tip.clone();
         if let Err(e) = self.s.index.apply(std::mem::take(&mut b.index)) {
@@ -455,11 +371,7 @@ impl Ledger {
         b: &Batch<'_>,
         latest: Arc<SignedCheckpoint>,
     ) -> Vec<Result<Receipt, AppendError>> {
-        let src = BatchSource {
-            nodes: &b.nodes,
-            old: &b.old,
-            index: &self.s.index,
-        };
+        let src = BatchSource { nodes: &b.nodes, old: &b.old, index: &self.s.index };
         let size = latest.checkpoint.size;
         let mut out: Vec<Result<Receipt, AppendError>> = Vec::with_capacity(slots.len());
         for slot in slots {
@@ -476,19 +388,12 @@ impl Ledger {
                     })
                     .map_err(storage),
                 Slot::SameAsInBatch(j) => match &out[j] {
-                    Ok(r) => Ok(Receipt {
-                        duplicate: true,
-                        ..r.clone()
-                    }),
+                    Ok(r) => Ok(Receipt { duplicate: true, ..r.clone() }),
                     Err(e) => Err(e.clone()),
                 },
-                Slot::SameAsStored(seq) => self
-                    .receipt_at(seq, &latest)
-                    .map(|r| Receipt {
-                        duplicate: true,
-                        ..r
-                    })
-                    .map_err(storage),
+                Slot::SameAsStored(seq) => {
+                    self.receipt_at(seq, &latest).map(|r| Receipt { duplicate: true, ..r }).map_err(storage)
+                }
             };
             out.push(r);
         }

@@ -17,11 +17,7 @@ const CHUNK: u64 = 8192;
 /// Indexes every journal entry after `indexed_through`; returns how many.
 pub(super) fn catch_up(index: &Index, dir: &Path) -> Result<u64, LedgerError> {
     let through = index.indexed_through()?;
-    let start = if through == 0 {
-        None
-    } else {
-        Some(check_last_indexed(index, dir, through)?)
-    };
+    let start = if through == 0 { None } else { Some(check_last_indexed(index, dir, through)?) };
     let mut range = CompactRange::from_source(index, through)?;
     let mut expect = through;
     let mut batch = IndexBatch::default();
@@ -34,34 +30,18 @@ pub(super) fn catch_up(index: &Index, dir: &Path) -> Result<u64, LedgerError> {
         let mut scan = SegmentScanner::open(&path, first, from)?;
         while let Some((offset, bytes)) = scan.next_frame()? {
             let frame_len = (FRAME_HEADER_LEN as usize + bytes.len()) as u32;
-            let bad = |reason: String| LedgerError::BadRecord {
-                segment: path.clone(),
-                offset,
-                reason,
-            };
+            let bad = |reason: String| LedgerError::BadRecord { segment: path.clone(), offset, reason };
             match record::decode(bytes).map_err(bad)? {
                 Decoded::Checkpoint(note) => batch.add_checkpoint(expect, &note),
                 Decoded::Entry(e) => {
                     let leaf = decode_leaf(&e.leaf).map_err(|x| bad(x.to_string()))?;
                     if leaf.seq != expect {
-                        return Err(bad(format!(
-                            "entry has seq {} where {expect} was expected",
-                            leaf.seq
-                        )));
+                        return Err(bad(format!("entry has seq {} where {expect} was expected", leaf.seq)));
                     }
                     let h = leaf_hash(&e.leaf);
-                    let pos = Position {
-                        segment: first,
-                        offset,
-                        frame_len,
-                        leaf_hash: h,
-                        recorded_at: leaf.recorded_at,
-                    };
-                    batch.add_entry(IndexedEntry {
-                        seq: expect,
-                        pos,
-                        leaf: &leaf,
-                    });
+                    let pos =
+                        Position { segment: first, offset, frame_len, leaf_hash: h, recorded_at: leaf.recorded_at };
+                    batch.add_entry(IndexedEntry { seq: expect, pos, leaf: &leaf });
                     range.push(h, |l, i, n| batch.add_node(l, i, n));
                     expect += 1;
                     if (expect - through) % CHUNK == 0 {
@@ -78,15 +58,11 @@ pub(super) fn catch_up(index: &Index, dir: &Path) -> Result<u64, LedgerError> {
 /// Checks that the last indexed entry is in the journal as indexed; returns
 /// where the next frame starts.
 fn check_last_indexed(index: &Index, dir: &Path, through: u64) -> Result<(u64, u64), LedgerError> {
-    let missing = LedgerError::IndexAhead {
-        indexed: through,
-        missing: through - 1,
-    };
+    let missing = LedgerError::IndexAhead { indexed: through, missing: through - 1 };
     let Some(pos) = index.position(through - 1)? else {
         return Err(missing);
     };
-    let Ok(bytes) = JournalReader::new(dir.to_owned()).read(pos.segment, pos.offset, pos.frame_len)
-    else {
+    let Ok(bytes) = JournalReader::new(dir.to_owned()).read(pos.segment, pos.offset, pos.frame_len) else {
         return Err(missing);
     };
     match record::decode(bytes) {
@@ -103,20 +79,11 @@ pub(super) fn tip(index: &Index) -> Result<Tip, LedgerError> {
     let (last_hash, last_time) = match n.checked_sub(1) {
         None => ([0u8; 32], 0),
         Some(last) => {
-            let p = index.position(last)?.ok_or(LedgerError::IndexAhead {
-                indexed: n,
-                missing: last,
-            })?;
+            let p = index.position(last)?.ok_or(LedgerError::IndexAhead { indexed: n, missing: last })?;
             (p.leaf_hash, p.recorded_at)
         }
     };
     let range = CompactRange::from_source(index, n)?;
     let last_history = index.checkpoints(0, n)?.last().map_or(0, |(s, _)| *s);
-    Ok(Tip {
-        next_seq: n,
-        last_hash,
-        last_time,
-        range,
-        last_history,
-    })
+    Ok(Tip { next_seq: n, last_hash, last_time, range, last_history })
 }

@@ -31,9 +31,7 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 /// The system clock.
 pub fn system_clock() -> Clock {
     Arc::new(|| {
-        let d = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
     })
 }
@@ -215,13 +213,8 @@ impl Ledger {
         std::fs::create_dir_all(dir).map_err(|e| JournalError::io(dir, e))?;
         let now = (opts.clock)();
         let ring_path = dir.join("keys").join("keyring.json");
-        let (keyring, keys_created) =
-            Keyring::open_or_create(&ring_path, &opts.origin, now, &opts.key_policy)?;
-        if let Some(s) = keyring
-            .active_signers()
-            .first()
-            .filter(|s| s.name() != opts.origin)
-        {
+        let (keyring, keys_created) = Keyring::open_or_create(&ring_path, &opts.origin, now, &opts.key_policy)?;
+        if let Some(s) = keyring.active_signers().first().filter(|s| s.name() != opts.origin) {
             return Err(LedgerError::OriginMismatch {
                 path: ring_path,
                 found: s.name().to_owned(),
@@ -233,18 +226,10 @@ impl Ledger {
         let index = Index::open(&dir.join("index"))?;
         let caught_up = catchup::catch_up(&index, &journal_dir)?;
         let tip = catchup::tip(&index)?;
-        let checkpoint = Checkpoint {
-            origin: opts.origin.clone(),
-            size: tip.next_seq,
-            root: tip.range.root(),
-        };
+        let checkpoint = Checkpoint { origin: opts.origin.clone(), size: tip.next_seq, root: tip.range.root() };
         let note = checkpoint.sign(&keyring.active_signers());
-        let report = OpenReport {
-            keys_created,
-            truncated: journal.truncated_on_open().cloned(),
-            caught_up,
-            size: tip.next_seq,
-        };
+        let report =
+            OpenReport { keys_created, truncated: journal.truncated_on_open().cloned(), caught_up, size: tip.next_seq };
         let shared = Shared {
             dir: dir.to_owned(),
             index,
@@ -255,12 +240,7 @@ impl Ledger {
             poisoned: Mutex::new(None),
             opts,
         };
-        let ledger = Self {
-            reader: LedgerReader {
-                s: Arc::new(shared),
-            },
-            writer: Mutex::new(Writer { journal, tip }),
-        };
+        let ledger = Self { reader: LedgerReader { s: Arc::new(shared) }, writer: Mutex::new(Writer { journal, tip }) };
         Ok((ledger, report))
     }
 

@@ -108,25 +108,15 @@ impl LedgerReader {
         if seq >= size {
             return Err(LedgerError::NotFound { seq, size });
         }
-        self.s.index.position(seq)?.ok_or(LedgerError::IndexAhead {
-            indexed: size,
-            missing: seq,
-        })
+        self.s.index.position(seq)?.ok_or(LedgerError::IndexAhead { indexed: size, missing: seq })
     }
 
     /// Reads one entry from the journal.
     pub fn get(&self, seq: u64) -> Result<StoredEntry, LedgerError> {
         let pos = self.position(seq)?;
-        let bytes = self
-            .s
-            .journal
-            .read(pos.segment, pos.offset, pos.frame_len)?;
+        let bytes = self.s.journal.read(pos.segment, pos.offset, pos.frame_len)?;
         let bad = |reason: String| LedgerError::BadRecord {
-            segment: self
-                .s
-                .dir
-                .join("journal")
-                .join(crate::journal::segment_name(pos.segment)),
+            segment: self.s.dir.join("journal").join(crate::journal::segment_name(pos.segment)),
             offset: pos.offset,
             reason,
         };
@@ -136,9 +126,7 @@ impl LedgerReader {
         let leaf = decode_leaf(&e.leaf).map_err(|x| bad(x.to_string()))?;
         let h = leaf_hash(&e.leaf);
         if h != pos.leaf_hash || leaf.seq != seq {
-            return Err(bad(format!(
-                "the frame does not hold entry {seq} as indexed"
-            )));
+            return Err(bad(format!("the frame does not hold entry {seq} as indexed")));
         }
         Ok(StoredEntry {
             seq,
@@ -153,21 +141,13 @@ impl LedgerReader {
     }
 
     /// Inclusion proof of `seq` in the tree of `size` (default: latest).
-    pub fn prove_inclusion(
-        &self,
-        seq: u64,
-        size: Option<u64>,
-    ) -> Result<(Vec<Hash>, u64), LedgerError> {
+    pub fn prove_inclusion(&self, seq: u64, size: Option<u64>) -> Result<(Vec<Hash>, u64), LedgerError> {
         let size = self.bounded(size)?;
         Ok((inclusion_proof(&self.s.index, seq, size)?, size))
     }
 
     /// Consistency proof from `old` to `new` (default: latest).
-    pub fn prove_consistency(
-        &self,
-        old: u64,
-        new: Option<u64>,
-    ) -> Result<(Vec<Hash>, u64), LedgerError> {
+    pub fn prove_consistency(&self, old: u64, new: Option<u64>) -> Result<(Vec<Hash>, u64), LedgerError> {
         let new = self.bounded(new)?;
         Ok((consistency_proof(&self.s.index, old, new)?, new))
     }
@@ -183,20 +163,12 @@ impl LedgerReader {
         match size {
             None => Ok(latest),
             Some(s) if s <= latest => Ok(s),
-            Some(s) => Err(crate::merkle::ProofError::SizeBeyondLog {
-                size: s,
-                available: latest,
-            }
-            .into()),
+            Some(s) => Err(crate::merkle::ProofError::SizeBeyondLog { size: s, available: latest }.into()),
         }
     }
 
     /// A receipt for a stored entry against `checkpoint`.
-    pub fn receipt_at(
-        &self,
-        seq: u64,
-        checkpoint: &Arc<SignedCheckpoint>,
-    ) -> Result<Receipt, LedgerError> {
+    pub fn receipt_at(&self, seq: u64, checkpoint: &Arc<SignedCheckpoint>) -> Result<Receipt, LedgerError> {
         let e = self.get(seq)?;
         let proof = inclusion_proof(&self.s.index, seq, checkpoint.checkpoint.size)?;
         Ok(Receipt {
@@ -210,11 +182,7 @@ impl LedgerReader {
     }
 
     /// Kept history checkpoints with size in `[from, to]`.
-    pub fn checkpoint_history(
-        &self,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<(u64, String)>, LedgerError> {
+    pub fn checkpoint_history(&self, from: u64, to: u64) -> Result<Vec<(u64, String)>, LedgerError> {
         Ok(self.s.index.checkpoints(from, to)?)
     }
 
@@ -271,10 +239,7 @@ impl LedgerReader {
     /// Runs a query, one page at a time.
     pub fn query(&self, q: &Query) -> Result<Page, LedgerError> {
         let limit = if q.limit == 0 { 100 } else { q.limit };
-        let (mut lo, mut hi) = (
-            q.from_seq.unwrap_or(0),
-            q.to_seq.unwrap_or(u64::MAX).min(self.size()),
-        );
+        let (mut lo, mut hi) = (q.from_seq.unwrap_or(0), q.to_seq.unwrap_or(u64::MAX).min(self.size()));
         if let Some(t) = q.since {
             lo = lo.max(self.seq_at_time(t)?);
         }
@@ -286,21 +251,16 @@ impl LedgerReader {
             (Some(c), true) => hi = hi.min(c),
             _ => {}
         }
-        let driver = [
-            (Secondary::Subject, &q.subject),
-            (Secondary::Category, &q.category),
-            (Secondary::Actor, &q.actor),
-        ]
-        .into_iter()
-        .find_map(|(s, v)| v.as_deref().map(|v| (s, v)));
+        let driver =
+            [(Secondary::Subject, &q.subject), (Secondary::Category, &q.category), (Secondary::Actor, &q.actor)]
+                .into_iter()
+                .find_map(|(s, v)| v.as_deref().map(|v| (s, v)));
         let mut page = Page::default();
         let mut scanned = 0;
         while lo < hi {
             let seqs = match driver {
                 Some((s, v)) => self.s.index.scan(s, v, lo, hi, q.desc, QUERY_CHUNK)?,
-                None if q.desc => (hi.saturating_sub(QUERY_CHUNK as u64).max(lo)..hi)
-                    .rev()
-                    .collect(),
+                None if q.desc => (hi.saturating_sub(QUERY_CHUNK as u64).max(lo)..hi).rev().collect(),
                 None => (lo..hi.min(lo + QUERY_CHUNK as u64)).collect(),
             };
             if seqs.is_empty() {
@@ -334,9 +294,7 @@ fn matches(e: &StoredEntry, q: &Query) -> bool {
     if q.fields.is_empty() {
         return true;
     }
-    let Ok(serde_json::Value::Object(obj)) =
-        serde_json::from_slice::<serde_json::Value>(&e.payload)
-    else {
+    let Ok(serde_json::Value::Object(obj)) = serde_json::from_slice::<serde_json::Value>(&e.payload) else {
         return false;
     };
     q.fields.iter().all(|(k, v)| obj.get(k) == Some(v))

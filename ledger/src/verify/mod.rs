@@ -59,11 +59,7 @@ pub fn verify(input: &VerifyInput<'_>) -> Result<Report, VerifyError> {
         None => None,
     };
     let segments = crate::journal::list_segments(input.journal_dir)?;
-    let total: u64 = segments
-        .iter()
-        .filter_map(|(_, p)| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
+    let total: u64 = segments.iter().filter_map(|(_, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
     let mut state = Replay::new(input, trusted);
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(8);
@@ -116,11 +112,7 @@ impl<'a> Replay<'a> {
     fn item(&mut self, item: Item) {
         match item {
             Item::Segment { first_seq } => self.segment_first = Some(first_seq),
-            Item::Bad {
-                kind,
-                detail,
-                bytes,
-            } => {
+            Item::Bad { kind, detail, bytes } => {
                 self.bytes += bytes;
                 self.find(kind, None, detail);
             }
@@ -151,11 +143,7 @@ impl<'a> Replay<'a> {
             Ok(c) if c.size != self.range.size() => self.find(
                 FindingKind::CheckpointMismatch,
                 at,
-                format!(
-                    "checkpoint says size {} but {} entries precede it",
-                    c.size,
-                    self.range.size()
-                ),
+                format!("checkpoint says size {} but {} entries precede it", c.size, self.range.size()),
             ),
             Ok(c) if c.root != self.range.root() => self.find(
                 FindingKind::CheckpointMismatch,
@@ -173,22 +161,18 @@ impl<'a> Replay<'a> {
 
     fn entry(&mut self, l: LeafItem) {
         let seq = self.expect;
-        if let Some(first) = self.segment_first.take() {
-            if l.leaf.as_ref().is_some_and(|x| x.seq != first) {
-                self.find(
-                    FindingKind::SegmentHeader,
-                    Some(seq),
-                    format!("{}: first entry is not seq {first}", l.segment.display()),
-                );
-            }
+        if let Some(first) = self.segment_first.take()
+            && l.leaf.as_ref().is_some_and(|x| x.seq != first)
+        {
+            self.find(
+                FindingKind::SegmentHeader,
+                Some(seq),
+                format!("{}: first entry is not seq {first}", l.segment.display()),
+            );
         }
         self.report.entries += 1;
         let Some(leaf) = l.leaf.as_ref() else {
-            self.find(
-                FindingKind::LeafInvalid,
-                Some(seq),
-                l.leaf_error.clone().unwrap_or_default(),
-            );
+            self.find(FindingKind::LeafInvalid, Some(seq), l.leaf_error.clone().unwrap_or_default());
             self.advance(seq, &l);
             return;
         };
@@ -225,17 +209,11 @@ impl<'a> Replay<'a> {
             self.find(
                 FindingKind::TimeBackwards,
                 Some(seq),
-                format!(
-                    "recorded_at {} is before the previous entry's {}",
-                    leaf.recorded_at, self.prev_time
-                ),
+                format!("recorded_at {} is before the previous entry's {}", leaf.recorded_at, self.prev_time),
             );
         }
         if l.redacted_by != 0 && l.payload_len == 0 {
-            self.report.redacted.push(Redacted {
-                seq,
-                redaction_seq: l.redacted_by - 1,
-            });
+            self.report.redacted.push(Redacted { seq, redaction_seq: l.redacted_by - 1 });
         } else if leaf.payload_sha256 != l.payload_hash || leaf.payload_size != l.payload_len {
             self.find(
                 FindingKind::PayloadMismatch,
@@ -249,18 +227,17 @@ impl<'a> Replay<'a> {
                 ),
             );
         }
-        let expected = if leaf.subject.is_empty() {
-            0
-        } else {
-            self.subjects.get(&leaf.subject).copied().unwrap_or(0)
-        };
+        let expected = if leaf.subject.is_empty() { 0 } else { self.subjects.get(&leaf.subject).copied().unwrap_or(0) };
         if leaf.subject_prev != expected {
-            let want = if expected == 0 {
-                "none".to_owned()
-            } else {
-                format!("seq {}", expected - 1)
-            };
-            self.find(FindingKind::SubjectChainBroken, Some(seq), format!("subject {:?}: subject_prev {} but the previous entry of this subject is {want}", leaf.subject, leaf.subject_prev));
+            let want = if expected == 0 { "none".to_owned() } else { format!("seq {}", expected - 1) };
+            self.find(
+                FindingKind::SubjectChainBroken,
+                Some(seq),
+                format!(
+                    "subject {:?}: subject_prev {} but the previous entry of this subject is {want}",
+                    leaf.subject, leaf.subject_prev
+                ),
+            );
         }
         if !leaf.subject.is_empty() {
             self.subjects.insert(leaf.subject.clone(), seq + 1);
@@ -290,10 +267,7 @@ impl<'a> Replay<'a> {
                     self.find(
                         FindingKind::HmacKeyNotValid,
                         Some(seq),
-                        format!(
-                            "key {} was not valid at recorded_at {}",
-                            l.hmac_key_id, leaf.recorded_at
-                        ),
+                        format!("key {} was not valid at recorded_at {}", l.hmac_key_id, leaf.recorded_at),
                     );
                 }
             }

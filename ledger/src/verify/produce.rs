@@ -31,19 +31,10 @@ pub(super) struct LeafItem {
 
 /// What the reading thread hands over.
 pub(super) enum Item {
-    Segment {
-        first_seq: u64,
-    },
+    Segment { first_seq: u64 },
     Leaf(Box<LeafItem>),
-    Checkpoint {
-        note: String,
-        bytes: u64,
-    },
-    Bad {
-        kind: FindingKind,
-        detail: String,
-        bytes: u64,
-    },
+    Checkpoint { note: String, bytes: u64 },
+    Bad { kind: FindingKind, detail: String, bytes: u64 },
 }
 
 /// Reads every segment in order; a damaged frame ends its segment.
@@ -54,11 +45,7 @@ pub(super) fn produce(segments: &[(u64, PathBuf)], tx: &SyncSender<Vec<Item>>) {
         let mut scan = match SegmentScanner::open(path, *first, None) {
             Ok(s) => s,
             Err(e) => {
-                chunk.push(Item::Bad {
-                    kind: FindingKind::SegmentHeader,
-                    detail: e.to_string(),
-                    bytes: size,
-                });
+                chunk.push(Item::Bad { kind: FindingKind::SegmentHeader, detail: e.to_string(), bytes: size });
                 continue;
             }
         };
@@ -81,11 +68,7 @@ pub(super) fn produce(segments: &[(u64, PathBuf)], tx: &SyncSender<Vec<Item>>) {
                     break;
                 }
             }
-            if chunk.len() >= CHUNK
-                && tx
-                    .send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))
-                    .is_err()
-            {
+            if chunk.len() >= CHUNK && tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
                 return;
             }
         }
@@ -101,21 +84,14 @@ fn item(path: &std::path::Path, offset: u64, bytes: bytes::Bytes) -> Item {
             detail: format!("{} offset {offset}: {e}", path.display()),
             bytes: frame_bytes,
         },
-        Ok(Decoded::Checkpoint(note)) => Item::Checkpoint {
-            note,
-            bytes: frame_bytes,
-        },
+        Ok(Decoded::Checkpoint(note)) => Item::Checkpoint { note, bytes: frame_bytes },
         Ok(Decoded::Entry(e)) => {
             let (leaf, leaf_error) = match decode_leaf(&e.leaf) {
                 Ok(l) => (Some(l), None),
-                Err(LeafError::NotCanonical) => (
-                    Leaf::decode(e.leaf.clone()).ok(),
-                    Some(LeafError::NotCanonical.to_string()),
-                ),
-                Err(x) => (
-                    None,
-                    Some(format!("{} offset {offset}: {x}", path.display())),
-                ),
+                Err(LeafError::NotCanonical) => {
+                    (Leaf::decode(e.leaf.clone()).ok(), Some(LeafError::NotCanonical.to_string()))
+                }
+                Err(x) => (None, Some(format!("{} offset {offset}: {x}", path.display()))),
             };
             Item::Leaf(Box::new(LeafItem {
                 segment: path.to_owned(),

@@ -49,10 +49,7 @@ pub enum FindingKind {
 impl FindingKind {
     /// The snake_case name used in JSON and text.
     pub fn name(self) -> String {
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
+        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
     }
 }
 
@@ -132,10 +129,7 @@ impl Report {
             s.push_str(&format!("  {} seq {seq}: {}\n", f.kind.name(), f.detail));
         }
         if self.finding_count > self.findings.len() as u64 {
-            s.push_str(&format!(
-                "  … and {} more findings\n",
-                self.finding_count - self.findings.len() as u64
-            ));
+            s.push_str(&format!("  … and {} more findings\n", self.finding_count - self.findings.len() as u64));
         }
         s
     }

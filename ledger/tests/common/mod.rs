@@ -12,11 +12,7 @@ pub fn vectors() -> PathBuf {
     let p = std::env::var_os("LEDGER_VECTORS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"));
-    assert!(
-        p.is_dir(),
-        "test vectors not found at {} (set LEDGER_VECTORS)",
-        p.display()
-    );
+    assert!(p.is_dir(), "test vectors not found at {} (set LEDGER_VECTORS)", p.display());
     p
 }
 
@@ -28,10 +24,7 @@ pub fn read_json(p: &Path) -> serde_json::Value {
 pub fn test_clock() -> (ledger::log::Clock, Arc<AtomicI64>) {
     let t = Arc::new(AtomicI64::new(1_767_225_600_000_000_000));
     let t2 = t.clone();
-    (
-        Arc::new(move || t2.fetch_add(1_000_000, Ordering::SeqCst)),
-        t,
-    )
+    (Arc::new(move || t2.fetch_add(1_000_000, Ordering::SeqCst)), t)
 }
 
 pub fn options() -> LogOptions {
@@ -51,12 +44,9 @@ pub fn entry(category: &str, subject: Option<&str>, i: u64) -> NewEntry {
         "stage5_incident" => {
             format!(r#"{{"tco_kpi":{i},"decision_path":"p{i}","rotation_event_id":"r{i}"}}"#)
         }
-        "decision_evaluation" => format!(
-            r#"{{"model":"m{}","accepted":{},"reasons":["r{}"]}}"#,
-            i % 3,
-            i % 2 == 0,
-            i % 5
-        ),
+        "decision_evaluation" => {
+            format!(r#"{{"model":"m{}","accepted":{},"reasons":["r{}"]}}"#, i % 3, i.is_multiple_of(2), i % 5)
+        }
         _ => format!(r#"{{"step":{i},"note":"entry number {i}"}}"#),
     };
     EntryInput {
@@ -80,9 +70,8 @@ pub fn fill(l: &Ledger, n: u64, batch: u64) -> Vec<ledger::Receipt> {
     let mut i = 0;
     while i < n {
         let k = batch.min(n - i);
-        let entries: Vec<_> = (i..i + k)
-            .map(|j| entry("stage4_incident", Some(&format!("INC-{}", j % 7)), j))
-            .collect();
+        let entries: Vec<_> =
+            (i..i + k).map(|j| entry("stage4_incident", Some(&format!("INC-{}", j % 7)), j)).collect();
         for r in l.append_batch(entries) {
             out.push(r.expect("append"));
         }

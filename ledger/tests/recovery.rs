@@ -1,0 +1,202 @@
+//! Recovery: torn tails are cut, anything else stops the open with the
+//! segment and offset; the index is rebuilt from the journal.
+
+mod common;
+
+use std::path::Path;
+
+use ledger::journal::{Journal, JournalError, SegmentScanner, list_segments};
+use ledger::{Ledger, LedgerError};
+
+/// A log of `n` entries appended one per batch, dropped without close (as
+/// a crash would leave it). Returns the last segment and each entry's frame
+/// offset in it.
+fn crashed_log(dir: &Path, n: u64, opts: ledger::LogOptions) -> Vec<u64> {
+    let l = common::open(dir, opts);
+    for i in 0..n {
+        l.append(common::entry("alert_ack", Some("INC-1"), i)).unwrap();
+    }
+    let last = list_segments(&dir.join("journal")).unwrap().pop().unwrap();
+    let mut s = SegmentScanner::open(&last.1, last.0, None).unwrap();
+    let mut offsets = Vec::new();
+    while let Some((o, _)) = s.next_frame().unwrap() {
+        offsets.push(o);
+    }
+    offsets
+}
+
+fn count_frames(dir: &Path) -> usize {
+    let mut n = 0;
+    for (first, p) in list_segments(dir).unwrap() {
+        let mut s = SegmentScanner::open(&p, first, None).unwrap();
+        while s.next_frame().unwrap().is_some() {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn torn_last_frame_cut_at_every_byte_is_truncated_and_nothing_else_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = common::options();
+    o.checkpoint_interval = 1_000_000;
+    let offsets = crashed_log(dir.path(), 20, o);
+    let (_, seg) = list_segments(&dir.path().join("journal")).unwrap().pop().unwrap();
+    let full = std::fs::read(&seg).unwrap();
+    let last = *offsets.last().unwrap() as usize;
+    assert!(full.len() - last > 100, "a real frame");
+    let work = tempfile::tempdir().unwrap();
+    let wj = work.path().join("journal");
+    std::fs::create_dir_all(&wj).unwrap();
+    for cut in last..full.len() {
+        std::fs::write(wj.join(seg.file_name().unwrap()), &full[..cut]).unwrap();
+        let j = Journal::open(&wj, 64 << 20).unwrap();
+        assert_eq!(j.len(), last as u64, "cut at {cut}");
+        assert_eq!(j.truncated_on_open().map(|t| t.2), (cut > last).then_some((cut - last) as u64));
+        drop(j);
+        assert_eq!(std::fs::metadata(wj.join(seg.file_name().unwrap())).unwrap().len(), last as u64);
+        assert_eq!(count_frames(&wj), 19, "cut at {cut}: the 19 earlier entries stay");
+    }
+}
+
+#[test]
+fn torn_tail_through_the_full_ledger_open_keeps_every_earlier_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = common::options();
+    o.checkpoint_interval = 1_000_000;
+    let offsets = crashed_log(dir.path(), 20, o.clone());
+    let (_, seg) = list_segments(&dir.path().join("journal")).unwrap().pop().unwrap();
+    let full = std::fs::read(&seg).unwrap();
+    let last = *offsets.last().unwrap() as usize;
+    for cut in [last + 1, last + 7, last + 8, last + 9, full.len() - 1] {
+        // The frame was never acknowledged, so the index never saw it either.
+        std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+        std::fs::write(&seg, &full[..cut]).unwrap();
+        let (l, rep) = Ledger::open(dir.path(), o.clone()).unwrap();
+        assert_eq!(rep.size, 19, "cut at {cut}");
+        assert_eq!(rep.caught_up, 19);
+        assert!(rep.truncated.is_some());
+        assert_eq!(l.get(18).unwrap().leaf.seq, 18);
+        let r = l.append(common::entry("alert_ack", Some("INC-1"), 99)).unwrap();
+        assert_eq!(r.seq, 19, "appends continue where the durable log ends");
+        assert_eq!(l.get(19).unwrap().leaf.subject_prev, 19, "subject chain continues from seq 18");
+        drop(l);
+        std::fs::write(&seg, &full).unwrap();
+    }
+}
+
+#[test]
+fn garbage_after_the_last_frame_is_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    crashed_log(dir.path(), 5, common::options());
+    let (_, seg) = list_segments(&dir.path().join("journal")).unwrap().pop().unwrap();
+    let before = std::fs::metadata(&seg).unwrap().len();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, &[0u8; 4096]).unwrap();
+    drop(f);
+    let (_, rep) = Ledger::open(dir.path(), common::options()).unwrap();
+    assert_eq!(rep.truncated.unwrap().2, 4096);
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), before);
+    assert_eq!(rep.size, 5);
+}
+
+#[test]
+fn corrupted_frame_in_the_middle_stops_the_open_naming_segment_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let offsets = crashed_log(dir.path(), 20, common::options());
+    let (_, seg) = list_segments(&dir.path().join("journal")).unwrap().pop().unwrap();
+    let mut b = std::fs::read(&seg).unwrap();
+    let at = offsets[10];
+    b[at as usize + 20] ^= 0xff;
+    std::fs::write(&seg, &b).unwrap();
+    let err = Journal::open(&dir.path().join("journal"), 64 << 20).unwrap_err();
+    match &err {
+        JournalError::Corrupt { segment, offset, reason } => {
+            assert_eq!(segment, &seg);
+            assert_eq!(*offset, at);
+            assert!(reason.contains("CRC mismatch") && reason.contains("not a torn write"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    let msg = Ledger::open(dir.path(), common::options()).err().expect("open must refuse").to_string();
+    assert!(msg.contains(&seg.display().to_string()) && msg.contains(&format!("offset {at}")), "{msg}");
+    assert_eq!(std::fs::read(&seg).unwrap(), b, "a refused open changes nothing");
+}
+
+#[test]
+fn torn_segment_creation_is_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    crashed_log(dir.path(), 3, common::options());
+    // A roll that died after creating the file and writing 5 header bytes.
+    let j = dir.path().join("journal");
+    std::fs::write(j.join(ledger::journal::segment_name(3)), &ledger::journal::segment_header(3)[..5]).unwrap();
+    let (l, rep) = Ledger::open(dir.path(), common::options()).unwrap();
+    assert_eq!(rep.size, 3);
+    assert_eq!(l.append(common::entry("alert_ack", None, 3)).unwrap().seq, 3);
+}
+
+#[test]
+fn segments_roll_and_sealed_segments_never_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = common::options();
+    o.segment_bytes = 4096;
+    let l = common::open(dir.path(), o.clone());
+    common::fill(&l, 300, 10);
+    let segs = list_segments(&dir.path().join("journal")).unwrap();
+    assert!(segs.len() > 10, "{} segments", segs.len());
+    let sealed: Vec<Vec<u8>> = segs[..segs.len() - 1].iter().map(|(_, p)| std::fs::read(p).unwrap()).collect();
+    common::fill(&l, 50, 10);
+    for ((_, p), before) in segs.iter().zip(&sealed) {
+        assert_eq!(&std::fs::read(p).unwrap(), before, "{} changed", p.display());
+    }
+    for (first, p) in &segs {
+        let mut s = SegmentScanner::open(p, *first, None).unwrap();
+        if let Some((_, b)) = s.next_frame().unwrap()
+            && let ledger::record::Decoded::Entry(e) = ledger::record::decode(b).unwrap()
+        {
+            let seq = ledger::leaf::decode_leaf(&e.leaf).unwrap().seq;
+            assert_eq!(seq, *first, "segment named after its first entry");
+        }
+    }
+    l.close().unwrap();
+    drop(l);
+    let (l, _) = Ledger::open(dir.path(), o).unwrap();
+    assert_eq!(l.size(), 350);
+    assert_eq!(l.get(123).unwrap().leaf.seq, 123);
+}
+
+#[test]
+fn deleted_index_is_rebuilt_from_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = common::open(dir.path(), common::options());
+    common::fill(&l, 500, 50);
+    let root = l.latest_checkpoint().checkpoint.root;
+    let q = ledger::log::Query { subject: Some("INC-3".into()), limit: 1000, ..Default::default() };
+    let before = l.query(&q).unwrap().entries.len();
+    l.close().unwrap();
+    drop(l);
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    let (l, rep) = Ledger::open(dir.path(), common::options()).unwrap();
+    assert_eq!(rep.caught_up, 500);
+    assert_eq!(l.latest_checkpoint().checkpoint.root, root);
+    assert_eq!(l.query(&q).unwrap().entries.len(), before);
+    let (p, size) = l.prove_inclusion(77, None).unwrap();
+    ledger::merkle::verify_inclusion(77, size, &l.get(77).unwrap().leaf_hash, &p, &root).unwrap();
+}
+
+#[test]
+fn index_ahead_of_the_journal_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let offsets = crashed_log(dir.path(), 10, common::options());
+    let (_, seg) = list_segments(&dir.path().join("journal")).unwrap().pop().unwrap();
+    // Acknowledged entries vanish from the journal (a lost disk write).
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    f.set_len(offsets[8]).unwrap();
+    drop(f);
+    match Ledger::open(dir.path(), common::options()) {
+        Err(LedgerError::IndexAhead { indexed: 10, missing: 9 }) => {}
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("must refuse"),
+    }
+}
