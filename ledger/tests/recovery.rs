@@ -188,11 +188,24 @@ fn deleted_index_is_rebuilt_from_the_journal() {
 #[test]
 fn index_ahead_of_the_journal_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let offsets = crashed_log(dir.path(), 10, common::options());
+    let l = common::open(dir.path(), common::options());
+    common::fill(&l, 10, 1);
+    let lost_from = l.reader().get(8).unwrap();
+    l.close().unwrap(); // the index is flushed: it knows all 10 entries
+    drop(l);
     let (_, seg) = list_segments(&dir.path().join("journal")).unwrap().pop().unwrap();
-    // Acknowledged entries vanish from the journal (a lost disk write).
+    let mut s = SegmentScanner::open(&seg, 0, None).unwrap();
+    let mut cut = None;
+    while let Some((o, b)) = s.next_frame().unwrap() {
+        if let ledger::record::Decoded::Entry(e) = ledger::record::decode(b).unwrap()
+            && e.leaf == lost_from.leaf_bytes
+        {
+            cut = Some(o);
+        }
+    }
+    // Acknowledged entries 8 and 9 vanish from the journal (a lost disk write).
     let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
-    f.set_len(offsets[8]).unwrap();
+    f.set_len(cut.unwrap()).unwrap();
     drop(f);
     match Ledger::open(dir.path(), common::options()) {
         Err(LedgerError::IndexAhead { indexed: 10, missing: 9 }) => {}
