@@ -89,38 +89,25 @@ impl ArtifactStore {
         self.dir.join(&h[..2]).join(h)
     }
 
-    /// Streams `content` into the store (at most `limit` bytes).
-    pub fn put(&self, mut content: impl Read, limit: u64) -> Result<StoredBlob, ArtifactError> {
+    /// Starts a blob of at most `limit` bytes, written as it arrives.
+    pub fn begin(&self, limit: u64) -> Result<BlobWriter, ArtifactError> {
         let tmp_dir = self.dir.join("tmp");
         std::fs::create_dir_all(&tmp_dir).map_err(|e| JournalError::io(&tmp_dir, e))?;
-        let mut tmp = tempfile_in(&tmp_dir)?;
-        let mut h = BlobHasher::default();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = content.read(&mut buf).map_err(|e| JournalError::io(&tmp.0, e))?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-            if h.size > limit {
-                let _ = std::fs::remove_file(&tmp.0);
-                return Err(ArtifactError::TooLarge { limit });
-            }
-            tmp.1.write_all(&buf[..n]).map_err(|e| JournalError::io(&tmp.0, e))?;
-        }
-        let blob = h.finish();
-        self.commit(tmp, &blob)?;
-        Ok(blob)
+        let (path, file) = tempfile_in(&tmp_dir)?;
+        Ok(BlobWriter { store: self.clone(), path, file: Some(file), hasher: BlobHasher::default(), limit })
     }
 
-    fn commit(&self, (tmp_path, file): (PathBuf, std::fs::File), blob: &StoredBlob) -> Result<(), ArtifactError> {
-        file.sync_all().map_err(|e| JournalError::io(&tmp_path, e))?;
-        let dest = self.path(&blob.blake3);
-        let parent = dest.parent().expect("blob paths have a parent");
-        std::fs::create_dir_all(parent).map_err(|e| JournalError::io(parent, e))?;
-        std::fs::rename(&tmp_path, &dest).map_err(|e| JournalError::io(&dest, e))?;
-        sync_dir(parent)?;
-        Ok(())
+    /// Streams `content` into the store (at most `limit` bytes).
+    pub fn put(&self, mut content: impl Read, limit: u64) -> Result<StoredBlob, ArtifactError> {
+        let mut w = self.begin(limit)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = content.read(&mut buf).map_err(|e| JournalError::io(&w.path, e))?;
+            if n == 0 {
+                return w.finish();
+            }
+            w.write(&buf[..n])?;
+        }
     }
 
     /// Reads a whole blob, checking it against its hash.
@@ -155,6 +142,50 @@ impl ArtifactStore {
             return Err(ArtifactError::Altered { blake3: hex::encode(blake3), actual: hex::encode(blob.blake3) });
         }
         Ok(blob)
+    }
+}
+
+/// A blob being written: hashed as it streams, durable and visible under its
+/// hash only after [`BlobWriter::finish`]. Dropped unfinished, it leaves
+/// nothing behind.
+pub struct BlobWriter {
+    store: ArtifactStore,
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    hasher: BlobHasher,
+    limit: u64,
+}
+
+impl BlobWriter {
+    /// Appends content.
+    pub fn write(&mut self, b: &[u8]) -> Result<(), ArtifactError> {
+        self.hasher.update(b);
+        if self.hasher.size > self.limit {
+            return Err(ArtifactError::TooLarge { limit: self.limit });
+        }
+        let f = self.file.as_mut().expect("open until finish");
+        f.write_all(b).map_err(|e| JournalError::io(&self.path, e).into())
+    }
+
+    /// fsyncs, renames to `<b3[0..2]>/<blake3 hex>`, fsyncs the directory.
+    pub fn finish(mut self) -> Result<StoredBlob, ArtifactError> {
+        let file = self.file.take().expect("open until finish");
+        file.sync_all().map_err(|e| JournalError::io(&self.path, e))?;
+        let blob = std::mem::take(&mut self.hasher).finish();
+        let dest = self.store.path(&blob.blake3);
+        let parent = dest.parent().expect("blob paths have a parent");
+        std::fs::create_dir_all(parent).map_err(|e| JournalError::io(parent, e))?;
+        std::fs::rename(&self.path, &dest).map_err(|e| JournalError::io(&dest, e))?;
+        sync_dir(parent)?;
+        Ok(blob)
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

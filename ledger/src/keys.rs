@@ -181,6 +181,25 @@ pub struct KeyStatus {
     pub reason: Option<String>,
 }
 
+/// The public side of one key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicKeyInfo {
+    /// the note verifier key, for Ed25519 keys
+    pub vkey: Option<String>,
+    /// key id (for HMAC keys, its fingerprint)
+    pub id: String,
+    /// kind
+    pub kind: KeyKind,
+    /// state
+    pub state: KeyState,
+    /// creation, unix ns
+    pub created_at_ns: i64,
+    /// end of validity, unix ns
+    pub not_after_ns: i64,
+    /// retirement, unix ns
+    pub retired_at_ns: Option<i64>,
+}
+
 /// What a rotation did (public data only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rotation {
@@ -359,6 +378,24 @@ impl Keyring {
             .map(|(_, s)| s.verifier().to_vkey())
             .unwrap_or_default();
         Ok(Rotation { new_vkey, new_ed25519_id, new_hmac_id, retired })
+    }
+
+    /// Public information on every key: vkeys for Ed25519 keys, ids (which
+    /// are fingerprints) for HMAC keys, and windows. No secret.
+    pub fn public_keys(&self) -> Vec<PublicKeyInfo> {
+        self.file
+            .keys
+            .iter()
+            .map(|k| PublicKeyInfo {
+                vkey: self.signers.iter().find(|(i, _)| &self.file.keys[*i] == k).map(|(_, s)| s.verifier().to_vkey()),
+                id: k.id.clone(),
+                kind: k.kind,
+                state: k.state,
+                created_at_ns: k.created_at_ns,
+                not_after_ns: k.not_after_ns,
+                retired_at_ns: k.retired_at_ns,
+            })
+            .collect()
     }
 
     /// Status of every key under `policy` at `now_ns`.

@@ -25,18 +25,42 @@ impl NodeSource for Mem {
 }
 
 fn generate() -> serde_json::Value {
-    let seed: [u8; 32] = hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60").unwrap().try_into().unwrap();
+    let seed: [u8; 32] =
+        hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60").unwrap().try_into().unwrap();
     let origin = "ledger.local/vectors";
     let signer = NoteSigner::from_seed(origin, &seed).unwrap();
     let hmac = HmacKey::new([0x11; 32]);
     let t0: i64 = 1_767_225_600_000_000_000;
-    let art = ArtifactRef::new(0, blake3::hash(b"slides").as_bytes(), &sha256(b"slides"), 6, "slides.pdf", "application/pdf").unwrap();
+    let art =
+        ArtifactRef::new(0, blake3::hash(b"slides").as_bytes(), &sha256(b"slides"), 6, "slides.pdf", "application/pdf")
+            .unwrap();
     let inputs = [
-        ("stage5_incident", "INC-1", r#"{"tco_kpi":1.25,"decision_path":"rollback","rotation_event_id":"rot-7"}"#, "", 0, vec![]),
+        (
+            "stage5_incident",
+            "INC-1",
+            r#"{"tco_kpi":1.25,"decision_path":"rollback","rotation_event_id":"rot-7"}"#,
+            "",
+            0,
+            vec![],
+        ),
         ("alert_ack", "INC-1", r#"{"alert":"stage5_tco_cost_spike"}"#, "ack-1", t0 - 5_000_000_000, vec![]),
         ("stage5_training", "", r#"{"topic":"lessons learned"}"#, "", 0, vec![art]),
-        ("decision_evaluation", "strat-9", r#"{"model":"autotrader-v3","accepted":false,"reasons":["ai_degraded"]}"#, "", 0, vec![]),
-        ("stage5_incident", "INC-1", r#"{"tco_kpi":0.9,"decision_path":"resume","rotation_event_id":"rot-7"}"#, "", 0, vec![]),
+        (
+            "decision_evaluation",
+            "strat-9",
+            r#"{"model":"autotrader-v3","accepted":false,"reasons":["ai_degraded"]}"#,
+            "",
+            0,
+            vec![],
+        ),
+        (
+            "stage5_incident",
+            "INC-1",
+            r#"{"tco_kpi":0.9,"decision_path":"resume","rotation_event_id":"rot-7"}"#,
+            "",
+            0,
+            vec![],
+        ),
     ];
     let mut journal = segment_header(0).to_vec();
     let (mut prev, mut range, mut mem) = ([0u8; 32], CompactRange::new(), Mem(Default::default()));
@@ -54,12 +78,19 @@ fn generate() -> serde_json::Value {
         };
         let e = input.validate("svc-decisions", &Limits::default()).unwrap();
         let subject_prev = if subject.is_empty() { 0 } else { last_by_subject.get(subject).map_or(0, |s| s + 1) };
-        let leaf = build_leaf(&e, Sequencing { seq, recorded_at: t0 + seq as i64 * 1000, prev_hash: prev, subject_prev });
+        let leaf =
+            build_leaf(&e, Sequencing { seq, recorded_at: t0 + seq as i64 * 1000, prev_hash: prev, subject_prev });
         let bytes = encode_leaf(&leaf);
         let h = leaf_hash(&bytes);
         let tag = hmac.tag(&h);
         let mut frame = Vec::new();
-        let rec = EntryRecord { leaf: bytes.clone().into(), payload: payload.as_bytes().to_vec().into(), hmac_key_id: hmac.id().into(), hmac: tag.to_vec().into(), redacted_by: 0 };
+        let rec = EntryRecord {
+            leaf: bytes.clone().into(),
+            payload: payload.as_bytes().to_vec().into(),
+            hmac_key_id: hmac.id().into(),
+            hmac: tag.to_vec().into(),
+            redacted_by: 0,
+        };
         encode_frame(&encode_entry(rec), &mut frame);
         journal.extend_from_slice(&frame);
         range.push(h, |l, i, x| {
@@ -79,7 +110,12 @@ fn generate() -> serde_json::Value {
     let note = cp.sign(&[&signer]);
     encode_frame(&encode_checkpoint(&note), &mut journal);
     let proof = inclusion_proof(&mem, 2, 5).unwrap();
-    let tlog = TlogProof { extra: Some(hex::decode(entries[2]["leaf_hex"].as_str().unwrap()).unwrap()), index: 2, proof, checkpoint: note.clone() };
+    let tlog = TlogProof {
+        extra: Some(hex::decode(entries[2]["leaf_hex"].as_str().unwrap()).unwrap()),
+        index: 2,
+        proof,
+        checkpoint: note.clone(),
+    };
     json!({
         "format": "ledger v1 (docs/FORMAT.md)",
         "origin": origin,
@@ -106,7 +142,8 @@ fn golden_vectors_are_reproduced_byte_for_byte() {
     if std::env::var_os("LEDGER_REGENERATE_VECTORS").is_some() {
         std::fs::write(&path, &fresh).unwrap();
     }
-    let stored = std::fs::read_to_string(&path).expect("tests/vectors/ledger-v1.json (regenerate with LEDGER_REGENERATE_VECTORS=1)");
+    let stored = std::fs::read_to_string(&path)
+        .expect("tests/vectors/ledger-v1.json (regenerate with LEDGER_REGENERATE_VECTORS=1)");
     assert_eq!(stored, fresh, "the format changed: if deliberate, bump the format version and regenerate");
 }
 
@@ -116,7 +153,11 @@ fn golden_journal_verifies_and_its_receipt_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let j = dir.path().join("journal");
     std::fs::create_dir_all(&j).unwrap();
-    std::fs::write(j.join(v["segment_file_name"].as_str().unwrap()), hex::decode(v["segment_hex"].as_str().unwrap()).unwrap()).unwrap();
+    std::fs::write(
+        j.join(v["segment_file_name"].as_str().unwrap()),
+        hex::decode(v["segment_hex"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
     let vkeys = [ledger::note::NoteVerifier::from_vkey(v["vkey"].as_str().unwrap()).unwrap()];
     let keys_json = json!({"version":1,"keys":[{"id": v["hmac_key_id"], "kind":"hmac-sha256",
         "secret": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [0x11u8; 32]),

@@ -9,3 +9,7 @@ pub mod v1 {
     #![allow(clippy::all, missing_docs)]
     include!(concat!(env!("OUT_DIR"), "/ledger.v1.rs"));
 }
+
+/// The encoded `FileDescriptorSet` of every `ledger.v1` file (for gRPC
+/// reflection).
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ledger_descriptor.bin"));

@@ -1,1 +1,209 @@
-//! placeholder
+//! `ledger-server`: ledgerd, the gRPC service around the ledger core.
+//!
+//! [`serve`] takes a configuration, a bound listener and a shutdown future,
+//! so a test starts a real server in a few lines. The binary (`main.rs`)
+//! only parses flags, sets up logging and signals, and calls it.
+//!
+//! Owns: the network surface. Must not: implement ledger logic (that is the
+//! `ledger` crate) or map errors anywhere but `status`.
+
+pub mod config;
+mod convert;
+mod logs;
+pub mod metrics;
+mod status;
+mod svc_artifact;
+mod svc_keys;
+mod svc_ledger;
+
+use std::future::Future;
+use std::sync::Arc;
+
+pub use config::Config;
+use ledger_proto::v1::artifact_service_server::ArtifactServiceServer;
+use ledger_proto::v1::key_service_server::KeyServiceServer;
+use ledger_proto::v1::ledger_service_server::LedgerServiceServer;
+pub use logs::StartError;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Most bytes in one gRPC message (requests and responses).
+pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+
+/// What the services share.
+pub struct State {
+    /// the configuration in force
+    pub config: Config,
+    /// the hosted logs
+    pub logs: logs::Logs,
+    /// metrics
+    pub metrics: Arc<metrics::Metrics>,
+    /// flips to true when shutdown starts (ends Tail and AppendStream)
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl State {
+    /// The actor of a request. Without mTLS the client's claim is recorded
+    /// as is (see docs/SECURITY.md); an empty claim is "anonymous".
+    pub fn actor(&self, claimed: &str) -> String {
+        if claimed.is_empty() { "anonymous".to_owned() } else { claimed.to_owned() }
+    }
+}
+
+/// A failure of the server as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The logs could not be opened.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The transport failed.
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The metrics listener failed.
+    #[error("metrics listener {addr}: {source}")]
+    Metrics {
+        /// the address
+        addr: std::net::SocketAddr,
+        /// the OS error
+        source: std::io::Error,
+    },
+}
+
+/// Serves until `shutdown` completes, binding the metrics listener from the
+/// configuration when metrics are enabled.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let metrics = if config.metrics_enabled {
+        let addr = config.metrics_listen;
+        Some(TcpListener::bind(addr).await.map_err(|source| ServerError::Metrics { addr, source })?)
+    } else {
+        None
+    };
+    serve_with_metrics(config, listener, metrics, shutdown).await
+}
+
+/// Serves gRPC on `listener` and, when given, Prometheus metrics on
+/// `metrics`, until `shutdown` completes. Then: stop accepting, let queued
+/// appends finish, write the final checkpoint, fsync, return.
+pub async fn serve_with_metrics(
+    config: Config,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    config.validate()?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let cfg = config.clone();
+    let m = metrics.clone();
+    let logs = tokio::task::spawn_blocking(move || logs::Logs::open(&cfg, &m)).await.expect("open task")?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let state = Arc::new(State { config, logs, metrics, shutdown: stop_rx });
+    let metrics_task = metrics_listener.map(|l| tokio::spawn(metrics_server(l, state.clone())));
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    health.set_serving::<LedgerServiceServer<svc_ledger::LedgerSvc>>().await;
+    health.set_serving::<ArtifactServiceServer<svc_artifact::ArtifactSvc>>().await;
+    health.set_serving::<KeyServiceServer<svc_keys::KeySvc>>().await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().expect("valid descriptors");
+    let reflection_v1alpha = reflection().build_v1alpha().expect("valid descriptors");
+    let addr = listener.local_addr().ok();
+    tracing::info!(addr = ?addr, logs = ?state.logs.names(), "ledgerd serving");
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutdown: no new requests; finishing queued appends");
+        let _ = stop_tx.send(true);
+    };
+    let result = tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(256))
+        .add_service(health_svc)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(svc_ledger::service(state.clone()))
+        .add_service(svc_artifact::service(state.clone()))
+        .add_service(svc_keys::service(state.clone()))
+        .serve_with_incoming_shutdown(incoming(listener), signal)
+        .await;
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || st.logs.stop()).await.expect("stop task");
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
+    release(state).await;
+    tracing::info!("ledgerd stopped");
+    result.map_err(ServerError::from)
+}
+
+/// Waits (up to 5 s) for request tasks to let go of the logs, so that the
+/// index and journal are closed when `serve` returns.
+async fn release(state: Arc<State>) {
+    for _ in 0..500 {
+        let logs_free = state.logs.by_name.values().all(|h| Arc::strong_count(h) == 1);
+        if Arc::strong_count(&state) == 1 && logs_free {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Accepted connections with TCP_NODELAY (Nagle's delay would add ~40 ms to
+/// every small unary call).
+fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt as _;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+        let s = s?;
+        s.set_nodelay(true)?;
+        Ok(s)
+    })
+}
+
+async fn metrics_server(listener: TcpListener, state: Arc<State>) {
+    let mut stop = state.shutdown.clone();
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let st = state.clone();
+            async move {
+                refresh_gauges(&st).await;
+                st.metrics.render()
+            }
+        }),
+    );
+    let stopped = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+        tracing::error!(error = %e, "metrics server stopped");
+    }
+}
+
+/// Gauges that are read at scrape time.
+async fn refresh_gauges(st: &State) {
+    let now = (ledger::log::system_clock())();
+    st.metrics.key_age_days.reset();
+    st.metrics.key_days_to_expiry.reset();
+    for (name, h) in &st.logs.by_name {
+        let m = &st.metrics;
+        m.tree_size.with_label_values(&[name]).set(h.reader().size() as i64);
+        m.verify_failures.with_label_values(&[name]);
+        m.queue_depth.with_label_values(&[name]).set(h.queued() as i64);
+        let age = (now - h.checkpoint_at.load(std::sync::atomic::Ordering::Relaxed)) as f64 / 1e9;
+        m.checkpoint_age.with_label_values(&[name]).set(age.max(0.0));
+        for k in h.reader().key_status(now) {
+            let kind = if k.kind == ledger::keys::KeyKind::Ed25519 { "ed25519" } else { "hmac-sha256" };
+            let state = if k.state == ledger::keys::KeyState::Active { "active" } else { "retired" };
+            let labels = [name.as_str(), k.id.as_str(), kind, state];
+            m.key_age_days.with_label_values(&labels).set(k.age_days);
+            m.key_days_to_expiry.with_label_values(&labels).set(k.days_to_expiry);
+        }
+    }
+}

@@ -344,19 +344,25 @@ impl Ledger {
         w.journal
             .append(&b.buf)
             .map_err(|e| AppendError::Storage { disk_full: e.is_disk_full(), reason: e.to_string() })?;
-        if let Err(e) = w.journal.sync() {
+        let sync_started = std::time::Instant::now();
+        let synced = w.journal.sync();
+        self.s.last_sync_ns.store(sync_started.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = synced {
             let _ = w.journal.truncate_to(b.base);
             self.poison(format!("fdatasync failed: {e}"));
             return Err(AppendError::Storage { disk_full: e.is_disk_full(), reason: e.to_string() });
         }
+        self.set_durable(&w.journal);
         w.tip = b.tip.clone();
         if let Err(e) = self.s.index.apply(std::mem::take(&mut b.index)) {
             self.poison(format!("index update failed: {e}"));
         }
         let latest = Arc::new(SignedCheckpoint { checkpoint, note });
         *self.s.latest.write().unwrap_or_else(|p| p.into_inner()) = latest.clone();
-        if let Err(e) = w.journal.maybe_roll(w.tip.next_seq) {
-            self.poison(format!("segment roll failed: {e}"));
+        match w.journal.maybe_roll(w.tip.next_seq) {
+            Ok(true) => self.set_durable(&w.journal),
+            Ok(false) => {}
+            Err(e) => self.poison(format!("segment roll failed: {e}")),
         }
         Ok(latest)
     }

@@ -180,6 +180,8 @@ struct Shared {
     latest: RwLock<Arc<SignedCheckpoint>>,
     keyring: RwLock<Keyring>,
     poisoned: Mutex<Option<String>>,
+    durable: Mutex<(u64, u64)>,
+    last_sync_ns: std::sync::atomic::AtomicU64,
 }
 
 /// The read side of a log: cheap to clone, never waits for the writer.
@@ -238,6 +240,8 @@ impl Ledger {
             latest: RwLock::new(Arc::new(SignedCheckpoint { checkpoint, note })),
             keyring: RwLock::new(keyring),
             poisoned: Mutex::new(None),
+            durable: Mutex::new((journal.segment(), journal.len())),
+            last_sync_ns: Default::default(),
             opts,
         };
         let ledger = Self { reader: LedgerReader { s: Arc::new(shared) }, writer: Mutex::new(Writer { journal, tip }) };
@@ -259,6 +263,7 @@ impl Ledger {
             crate::journal::encode_frame(&crate::record::encode_checkpoint(&latest.note), &mut buf);
             w.journal.append(&buf)?;
             w.journal.sync()?;
+            self.set_durable(&w.journal);
             let mut b = crate::index::IndexBatch::default();
             b.add_checkpoint(latest.checkpoint.size, &latest.note);
             self.s.index.apply(b)?;
@@ -266,6 +271,10 @@ impl Ledger {
         }
         self.s.index.flush()?;
         Ok(())
+    }
+
+    fn set_durable(&self, j: &Journal) {
+        *self.s.durable.lock().unwrap_or_else(|p| p.into_inner()) = (j.segment(), j.len());
     }
 
     fn signers_with<'a>(ring: &'a Keyring, extra: &'a [NoteSigner]) -> Vec<&'a NoteSigner> {

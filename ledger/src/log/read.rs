@@ -88,6 +88,11 @@ impl LedgerReader {
         self.latest_checkpoint().checkpoint.size
     }
 
+    /// How long the last batch's fdatasync took, in nanoseconds.
+    pub fn last_sync_nanos(&self) -> u64 {
+        self.s.last_sync_ns.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The log's origin.
     pub fn origin(&self) -> &str {
         &self.s.opts.origin
@@ -199,6 +204,31 @@ impl LedgerReader {
     /// The blob store.
     pub fn artifacts(&self) -> &crate::artifacts::ArtifactStore {
         &self.s.artifacts
+    }
+
+    /// The journal files with the length of each that is durable, in order:
+    /// (file name, path, bytes). Sealed segments are whole; the open one is
+    /// cut at its last fdatasync. What an export copies.
+    pub fn journal_files(&self) -> Result<Vec<(String, std::path::PathBuf, u64)>, LedgerError> {
+        let (seg, len) = *self.s.durable.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        for (first, path) in crate::journal::list_segments(&self.s.dir.join("journal"))? {
+            if first > seg {
+                break;
+            }
+            let n = if first == seg {
+                len
+            } else {
+                std::fs::metadata(&path).map_err(|e| crate::journal::JournalError::io(&path, e))?.len()
+            };
+            out.push((crate::journal::segment_name(first), path, n));
+        }
+        Ok(out)
+    }
+
+    /// The public keys of the log, with their windows (no secrets).
+    pub fn public_keys(&self) -> Vec<crate::keys::PublicKeyInfo> {
+        read_lock(&self.s.keyring).public_keys()
     }
 
     /// Status of every key at `now_ns`.

@@ -1,0 +1,214 @@
+//! ledgerd's configuration: one struct, unknown fields refused, validated
+//! once at startup. `docs/ledgerd.example.toml` documents every field with
+//! its default and a test keeps the two in sync.
+//!
+//! Owns: parsing, `LEDGER_*` environment overrides, validation. Must not:
+//! open files or sockets other than reading the config file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use ledger::entry::Limits;
+use ledger::keys::KeyPolicy;
+use ledger::policy::Policy;
+use serde::{Deserialize, Serialize};
+
+/// A configuration error, naming the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("config file {path}: {source}")]
+    Read {
+        /// the file
+        path: PathBuf,
+        /// the OS error
+        source: std::io::Error,
+    },
+    /// The file does not parse.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// the file
+        path: PathBuf,
+        /// what toml said (line, column, field)
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("config: {field}: {reason}")]
+    Invalid {
+        /// the field
+        field: String,
+        /// why
+        reason: String,
+    },
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field: field.into(), reason: reason.into() }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// human text
+    #[default]
+    Text,
+    /// one JSON object per line
+    Json,
+}
+
+/// One hosted log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// the log's name, e.g. `default` or `stage5/prod`
+    pub name: String,
+    /// a policy for this log instead of the server-wide one
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// where the logs live
+    pub data_dir: PathBuf,
+    /// gRPC address
+    pub listen: SocketAddr,
+    /// Prometheus address ("" in TOML is not allowed; omit metrics with `metrics_enabled = false`)
+    pub metrics_listen: SocketAddr,
+    /// serve /metrics
+    pub metrics_enabled: bool,
+    /// checkpoint origins are `<origin_prefix>/<log name>`
+    pub origin_prefix: String,
+    /// log output format
+    pub log_format: LogFormat,
+    /// appends waiting per log before RESOURCE_EXHAUSTED
+    pub queue_depth: usize,
+    /// most entries per batch (one fdatasync, one signature)
+    pub max_batch: usize,
+    /// segment roll size, bytes
+    pub segment_bytes: u64,
+    /// a history checkpoint frame at least every this many entries
+    pub checkpoint_interval: u64,
+    /// largest artifact, bytes
+    pub max_artifact_bytes: u64,
+    /// input limits
+    pub limits: Limits,
+    /// key ages and lifetimes
+    pub keys: KeyPolicy,
+    /// categories (server-wide default)
+    pub policy: Policy,
+    /// the hosted logs
+    pub logs: Vec<LogConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./ledger-data"),
+            listen: "127.0.0.1:50051".parse().expect("valid"),
+            metrics_listen: "127.0.0.1:9464".parse().expect("valid"),
+            metrics_enabled: true,
+            origin_prefix: "ledger.local".into(),
+            log_format: LogFormat::Text,
+            queue_depth: 8192,
+            max_batch: 1024,
+            segment_bytes: 64 << 20,
+            checkpoint_interval: 1024,
+            max_artifact_bytes: 1 << 30,
+            limits: Limits::default(),
+            keys: KeyPolicy::default(),
+            policy: Policy::default(),
+            logs: vec![LogConfig { name: "default".into(), policy: None }],
+        }
+    }
+}
+
+impl Config {
+    /// Parses TOML text (`path` only names the file in errors).
+    pub fn from_toml(path: &std::path::Path, text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
+    }
+
+    /// Reads and parses a config file.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_owned(), source: e })?;
+        Self::from_toml(path, &text)
+    }
+
+    /// Applies `LEDGER_DATA_DIR`, `LEDGER_LISTEN`, `LEDGER_METRICS_LISTEN`,
+    /// `LEDGER_ORIGIN_PREFIX`, `LEDGER_LOG_FORMAT`, `LEDGER_QUEUE_DEPTH`,
+    /// `LEDGER_MAX_BATCH` from `vars` (normally `std::env::vars()`).
+    pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+        for (k, v) in vars {
+            let parse_err = |e: &dyn std::fmt::Display| invalid(k.clone(), format!("{v:?}: {e}"));
+            match k.as_str() {
+                "LEDGER_DATA_DIR" => self.data_dir = PathBuf::from(&v),
+                "LEDGER_LISTEN" => self.listen = v.parse().map_err(|e| parse_err(&e))?,
+                "LEDGER_METRICS_LISTEN" => self.metrics_listen = v.parse().map_err(|e| parse_err(&e))?,
+                "LEDGER_ORIGIN_PREFIX" => self.origin_prefix = v.clone(),
+                "LEDGER_LOG_FORMAT" => {
+                    self.log_format = <LogFormat as clap::ValueEnum>::from_str(&v, true).map_err(|e| parse_err(&e))?
+                }
+                "LEDGER_QUEUE_DEPTH" => self.queue_depth = v.parse().map_err(|e| parse_err(&e))?,
+                "LEDGER_MAX_BATCH" => self.max_batch = v.parse().map_err(|e| parse_err(&e))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every value; the first problem is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.logs.is_empty() {
+            return Err(invalid("logs", "at least one log is needed"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, l) in self.logs.iter().enumerate() {
+            check_log_name(&l.name).map_err(|r| invalid(format!("logs[{i}].name"), r))?;
+            if !seen.insert(&l.name) {
+                return Err(invalid(format!("logs[{i}].name"), format!("{:?} is configured twice", l.name)));
+            }
+        }
+        if self.origin_prefix.is_empty() || self.origin_prefix.contains(['+', ' ', '\n']) {
+            return Err(invalid("origin_prefix", "must be non-empty, without '+', spaces or newlines"));
+        }
+        for (field, v, min, max) in [
+            ("queue_depth", self.queue_depth as u64, 1, 1 << 20),
+            ("max_batch", self.max_batch as u64, 1, 65_536),
+            ("segment_bytes", self.segment_bytes, 4096, 1 << 40),
+            ("checkpoint_interval", self.checkpoint_interval, 1, u64::MAX),
+            ("limits.max_payload_bytes", self.limits.max_payload_bytes as u64, 2, 16 << 20),
+            ("limits.max_payload_depth", self.limits.max_payload_depth as u64, 1, 1024),
+            ("limits.max_artifacts", self.limits.max_artifacts as u64, 0, 1024),
+            ("keys.lifetime_days", self.keys.lifetime_days.max(0) as u64, 1, 36_500),
+        ] {
+            if v < min || v > max {
+                return Err(invalid(field, format!("{v} is outside {min}..={max}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The policy of a log.
+    pub fn policy_of(&self, log: &LogConfig) -> Policy {
+        log.policy.clone().unwrap_or_else(|| self.policy.clone())
+    }
+}
+
+/// `part(/part)*`, each part `[a-z0-9][a-z0-9_.-]*`, at most 128 bytes.
+pub fn check_log_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 128 {
+        return Err("must be 1 to 128 characters".into());
+    }
+    for part in name.split('/') {
+        let mut chars = part.chars();
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if !first_ok || !chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '.' | '-')) {
+            return Err(format!("{name:?}: each '/'-separated part must match [a-z0-9][a-z0-9_.-]*"));
+        }
+    }
+    Ok(())
+}

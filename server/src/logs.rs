@@ -1,0 +1,274 @@
+//! The hosted logs: each one a `Ledger`, a bounded append queue and one
+//! writer thread that batches whatever is queued (DESIGN "The write path").
+//!
+//! Owns: the data-dir lock, the queues, the writer threads, shutdown order.
+//! Must not: answer gRPC (services do) or bypass the queue for appends.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use ledger::entry::NewEntry;
+use ledger::log::{AppendError, Receipt, system_clock};
+use ledger::{Ledger, LedgerReader, LogOptions};
+use tokio::sync::{mpsc, oneshot, watch};
+use tonic::Status;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::status;
+
+/// One queued append (one or more entries from one request).
+pub struct Job {
+    entries: Vec<NewEntry>,
+    reply: oneshot::Sender<Vec<Result<Receipt, AppendError>>>,
+}
+
+/// A failure to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Another process holds the data directory.
+    #[error(
+        "data directory {0} is in use by another ledgerd (lock file {0}/LOCK); stop it or choose another --data-dir"
+    )]
+    Locked(PathBuf),
+    /// The data directory cannot be used.
+    #[error("data directory {path}: {source}")]
+    Io {
+        /// the path
+        path: PathBuf,
+        /// the OS error
+        source: std::io::Error,
+    },
+    /// A log did not open.
+    #[error("log {log:?}: {source}")]
+    Log {
+        /// the log
+        log: String,
+        /// why
+        source: ledger::LedgerError,
+    },
+}
+
+/// One hosted log.
+pub struct LogHandle {
+    /// its name
+    pub name: String,
+    ledger: Arc<Ledger>,
+    queue: std::sync::Mutex<Option<mpsc::Sender<Job>>>,
+    depth: usize,
+    /// the visible size, for Tail
+    pub size: watch::Receiver<u64>,
+    /// unix ns of the latest checkpoint
+    pub checkpoint_at: Arc<AtomicI64>,
+    writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl LogHandle {
+    /// The read side.
+    pub fn reader(&self) -> LedgerReader {
+        self.ledger.reader()
+    }
+
+    /// The ledger itself (for admin actions that take the writer lock).
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
+    }
+
+    /// Queues entries; the receiver yields one result per entry.
+    pub fn submit(
+        &self,
+        entries: Vec<NewEntry>,
+    ) -> Result<oneshot::Receiver<Vec<Result<Receipt, AppendError>>>, Status> {
+        let (reply, rx) = oneshot::channel();
+        let guard = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(q) = guard.as_ref() else { return Err(status::shutting_down()) };
+        match q.try_send(Job { entries, reply }) {
+            Ok(()) => Ok(rx),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(status::queue_full(&self.name, self.depth)),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(status::shutting_down()),
+        }
+    }
+
+    /// Queues entries, waiting for room (for streams, whose own flow control
+    /// bounds what waits).
+    pub async fn submit_wait(
+        &self,
+        entries: Vec<NewEntry>,
+    ) -> Result<oneshot::Receiver<Vec<Result<Receipt, AppendError>>>, Status> {
+        let q = self.queue.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(status::shutting_down)?;
+        let (reply, rx) = oneshot::channel();
+        q.send(Job { entries, reply }).await.map_err(|_| status::shutting_down())?;
+        Ok(rx)
+    }
+
+    /// Appends waiting.
+    pub fn queued(&self) -> usize {
+        let guard = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map_or(0, |q| q.max_capacity() - q.capacity())
+    }
+
+    /// Stops taking appends, lets the writer finish what is queued, writes
+    /// the final checkpoint and fsyncs.
+    fn stop(&self) {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// All hosted logs, and the lock on the data directory.
+pub struct Logs {
+    /// by name
+    pub by_name: BTreeMap<String, Arc<LogHandle>>,
+    _lock: std::fs::File,
+}
+
+impl Logs {
+    /// Locks the data directory and opens every configured log.
+    pub fn open(config: &Config, metrics: &Arc<Metrics>) -> Result<Self, StartError> {
+        let dir = &config.data_dir;
+        let io = |e| StartError::Io { path: dir.clone(), source: e };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let lock =
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("LOCK")).map_err(io)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(StartError::Locked(dir.clone())),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let mut by_name = BTreeMap::new();
+        for lc in &config.logs {
+            let h = open_log(config, &lc.name, config.policy_of(lc), metrics)?;
+            by_name.insert(lc.name.clone(), Arc::new(h));
+        }
+        Ok(Self { by_name, _lock: lock })
+    }
+
+    /// The log named `name`.
+    pub fn get(&self, name: &str) -> Result<&Arc<LogHandle>, Status> {
+        self.by_name.get(name).ok_or_else(|| status::unknown_log(name, &self.names()))
+    }
+
+    /// Hosted log names.
+    pub fn names(&self) -> Vec<String> {
+        self.by_name.keys().cloned().collect()
+    }
+
+    /// Stops every writer (queued appends finish first).
+    pub fn stop(&self) {
+        for h in self.by_name.values() {
+            h.stop();
+        }
+    }
+}
+
+/// `<data_dir>/logs/<name>`.
+pub fn log_dir(data_dir: &Path, name: &str) -> PathBuf {
+    name.split('/').fold(data_dir.join("logs"), |p, part| p.join(part))
+}
+
+fn open_log(
+    config: &Config,
+    name: &str,
+    policy: ledger::policy::Policy,
+    metrics: &Arc<Metrics>,
+) -> Result<LogHandle, StartError> {
+    let mut o = LogOptions::new(&format!("{}/{name}", config.origin_prefix));
+    o.limits = config.limits.clone();
+    o.policy = policy;
+    o.key_policy = config.keys;
+    o.segment_bytes = config.segment_bytes;
+    o.checkpoint_interval = config.checkpoint_interval;
+    o.max_artifact_bytes = config.max_artifact_bytes;
+    o.clock = system_clock();
+    let dir = log_dir(&config.data_dir, name);
+    let (ledger, report) = Ledger::open(&dir, o).map_err(|e| StartError::Log { log: name.into(), source: e })?;
+    if report.keys_created {
+        tracing::warn!(log = name, keyring = %dir.join("keys/keyring.json").display(), "no keys found: generated a new Ed25519 checkpoint key and HMAC key; back up the keyring and publish the vkeys (ledger keys public)");
+    }
+    if let Some((seg, len, cut)) = &report.truncated {
+        tracing::warn!(log = name, segment = %seg.display(), new_len = len, removed_bytes = cut, "cut a torn, never-acknowledged tail from the journal");
+    }
+    tracing::info!(log = name, entries = report.size, indexed_from_journal = report.caught_up, dir = %dir.display(), "log open");
+    let ledger = Arc::new(ledger);
+    let (tx, rx) = mpsc::channel(config.queue_depth);
+    let (size_tx, size_rx) = watch::channel(ledger.size());
+    let checkpoint_at = Arc::new(AtomicI64::new((system_clock())()));
+    let w = Writer {
+        ledger: ledger.clone(),
+        name: name.to_owned(),
+        max_batch: config.max_batch,
+        metrics: metrics.clone(),
+        size: size_tx,
+        checkpoint_at: checkpoint_at.clone(),
+    };
+    let thread = std::thread::Builder::new()
+        .name(format!("writer-{name}"))
+        .spawn(move || w.run(rx))
+        .map_err(|e| StartError::Io { path: dir.clone(), source: e })?;
+    Ok(LogHandle {
+        name: name.to_owned(),
+        ledger,
+        queue: std::sync::Mutex::new(Some(tx)),
+        depth: config.queue_depth,
+        size: size_rx,
+        checkpoint_at,
+        writer: std::sync::Mutex::new(Some(thread)),
+    })
+}
+
+struct Writer {
+    ledger: Arc<Ledger>,
+    name: String,
+    max_batch: usize,
+    metrics: Arc<Metrics>,
+    size: watch::Sender<u64>,
+    checkpoint_at: Arc<AtomicI64>,
+}
+
+impl Writer {
+    /// Takes whatever is queued (up to max_batch entries), commits it as one
+    /// batch, replies; ends when the queue is closed and drained.
+    fn run(self, mut rx: mpsc::Receiver<Job>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut n = first.entries.len();
+            let mut jobs = vec![first];
+            while n < self.max_batch {
+                match rx.try_recv() {
+                    Ok(j) => {
+                        n += j.entries.len();
+                        jobs.push(j);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(jobs, n);
+        }
+        if let Err(e) = self.ledger.close() {
+            tracing::error!(log = %self.name, error = %e, "final checkpoint failed");
+        } else {
+            tracing::info!(log = %self.name, entries = self.ledger.size(), "log closed with a final checkpoint");
+        }
+    }
+
+    fn commit(&self, mut jobs: Vec<Job>, n: usize) {
+        let counts: Vec<usize> = jobs.iter().map(|j| j.entries.len()).collect();
+        let entries: Vec<NewEntry> = jobs.iter_mut().flat_map(|j| std::mem::take(&mut j.entries)).collect();
+        let before = self.ledger.size();
+        let mut results = self.ledger.append_batch(entries).into_iter();
+        let after = self.ledger.size();
+        if after > before {
+            self.metrics.batch_size.with_label_values(&[&self.name]).observe(n as f64);
+            let sync = self.ledger.last_sync_nanos() as f64 / 1e9;
+            self.metrics.fsync_seconds.with_label_values(&[&self.name]).observe(sync);
+            self.checkpoint_at.store((system_clock())(), Ordering::Relaxed);
+            self.size.send_replace(after);
+        }
+        for (job, k) in jobs.into_iter().zip(counts) {
+            let _ = job.reply.send(results.by_ref().take(k).collect());
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! `ledger.v1.ArtifactService` (upload with streaming hashes, download
+//! checked against the hash, stat) and the Export stream's file reader.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use ledger::LedgerReader;
+use ledger::entry::{ArtifactRef, EntryInput, Limits, Subject};
+use ledger_proto::v1 as pb;
+use ledger_proto::v1::artifact_service_server::{ArtifactService, ArtifactServiceServer};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::svc_ledger::blocking;
+use crate::{MAX_MESSAGE_BYTES, State, convert, status};
+
+/// Bytes per streamed chunk.
+const CHUNK: usize = 256 * 1024;
+
+/// The service.
+pub struct ArtifactSvc {
+    state: Arc<State>,
+}
+
+/// The service wrapped with message-size limits.
+pub fn service(state: Arc<State>) -> ArtifactServiceServer<ArtifactSvc> {
+    ArtifactServiceServer::new(ArtifactSvc { state })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+fn header_error(e: ledger::ValidationError) -> Status {
+    let field = e.field.replace("artifacts[0]", "header");
+    status::invalid(&field, e.reason)
+}
+
+#[tonic::async_trait]
+impl ArtifactService for ArtifactSvc {
+    async fn upload(&self, req: Request<Streaming<pb::UploadRequest>>) -> Result<Response<pb::UploadResponse>, Status> {
+        let mut s = req.into_inner();
+        let Some(pb::UploadRequest { item: Some(pb::upload_request::Item::Header(h)) }) = s.message().await? else {
+            return Err(status::invalid("header", "the first message must be the upload header"));
+        };
+        let log = self.state.logs.get(&h.log)?.clone();
+        let reader = log.reader();
+        let limits: Limits = reader.options().limits.clone();
+        ArtifactRef::new(0, &[0; 32], &[0; 32], 0, &h.name, &h.media_type).map_err(header_error)?;
+        if !h.subject.is_empty() {
+            Subject::new(&h.subject, &limits).map_err(|e| status::invalid("header.subject", e.reason))?;
+        }
+        let max = reader.options().max_artifact_bytes;
+        let store = reader.artifacts().clone();
+        let mut w = Some(blocking(move || store.begin(max).map_err(|e| status::ledger(&e.into()))).await?);
+        while let Some(m) = s.message().await? {
+            match m.item {
+                Some(pb::upload_request::Item::Chunk(b)) => {
+                    let mut cur = w.take().expect("writer");
+                    w = Some(
+                        blocking(move || cur.write(&b).map(|_| cur).map_err(|e| status::ledger(&e.into()))).await?,
+                    );
+                }
+                _ => return Err(status::invalid("header", "sent twice; send content chunks after the header")),
+            }
+        }
+        let cur = w.take().expect("writer");
+        let blob = blocking(move || cur.finish().map_err(|e| status::ledger(&e.into()))).await?;
+        let art =
+            ArtifactRef::new(0, &blob.blake3, &blob.sha256, blob.size, &h.name, &h.media_type).map_err(header_error)?;
+        let payload = serde_json::json!({
+            "name": h.name, "media_type": h.media_type, "size": blob.size,
+            "blake3": hex::encode(blob.blake3), "sha256": hex::encode(blob.sha256),
+        });
+        let input = EntryInput {
+            category: "artifact".into(),
+            subject: h.subject,
+            payload: payload.to_string().into_bytes(),
+            request_id: h.request_id,
+            artifacts: vec![art],
+            ..Default::default()
+        };
+        let entry = input
+            .validate(&self.state.actor(&h.actor), &limits)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let mut results = log.submit(vec![entry])?.await.map_err(|_| status::shutting_down())?;
+        let receipt = results.pop().ok_or_else(|| Status::internal("no result"))?.map_err(|e| status::append(&e))?;
+        Ok(Response::new(pb::UploadResponse {
+            blake3: blob.blake3.to_vec(),
+            sha256: blob.sha256.to_vec(),
+            size: blob.size,
+            receipt: Some(convert::receipt(&receipt)),
+        }))
+    }
+
+    type DownloadStream = ReceiverStream<Result<pb::DownloadChunk, Status>>;
+
+    async fn download(&self, req: Request<pb::DownloadRequest>) -> Result<Response<Self::DownloadStream>, Status> {
+        let r = req.into_inner();
+        let reader = self.state.logs.get(&r.log)?.reader();
+        let b3 = convert::hash32("blake3", &r.blake3)?;
+        let store = reader.artifacts().clone();
+        let path = blocking(move || {
+            store.verify(&b3).map_err(|e| status::ledger(&e.into()))?;
+            Ok(store.path(&b3))
+        })
+        .await?;
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            let mut f = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) => return drop(tx.blocking_send(Err(Status::internal(format!("artifact vanished: {e}"))))),
+            };
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                match f.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        if tx.blocking_send(Ok(pb::DownloadChunk { data: buf[..n].to_vec() })).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => return drop(tx.blocking_send(Err(Status::internal(e.to_string())))),
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn stat(&self, req: Request<pb::StatRequest>) -> Result<Response<pb::StatResponse>, Status> {
+        let r = req.into_inner();
+        let reader = self.state.logs.get(&r.log)?.reader();
+        let b3 = convert::hash32("blake3", &r.blake3)?;
+        blocking(move || {
+            let row = reader.artifact(&b3).map_err(|e| status::ledger(&e))?;
+            let check = reader.artifacts().verify(&b3);
+            let present = !matches!(check, Err(ledger::artifacts::ArtifactError::NotFound(_)));
+            let mut resp =
+                pb::StatResponse { registered: row.is_some(), present, intact: check.is_ok(), ..Default::default() };
+            if let Some(row) = row {
+                resp.artifact = Some(pb::ArtifactRef {
+                    blake3: b3.to_vec(),
+                    sha256: row.sha256.to_vec(),
+                    size: row.size,
+                    name: row.name,
+                    media_type: row.media_type,
+                });
+                resp.subject = row.subject;
+                resp.seq = row.seq;
+            }
+            Ok(Response::new(resp))
+        })
+        .await
+    }
+}
+
+/// Streams an export: the latest checkpoint is taken first, then the
+/// journal files up to their durable length (which covers it), then keys.
+pub fn export_blocking(reader: &LedgerReader, tx: &mpsc::Sender<Result<pb::ExportChunk, Status>>) {
+    let send = |item: pb::export_chunk::Item| tx.blocking_send(Ok(pb::ExportChunk { item: Some(item) })).is_ok();
+    let latest = reader.latest_checkpoint();
+    let files = match reader.journal_files() {
+        Ok(f) => f,
+        Err(e) => return drop(tx.blocking_send(Err(status::ledger(&e)))),
+    };
+    for (name, path, len) in files {
+        let mut f = match std::fs::File::open(&path) {
+            Ok(f) => f.take(len),
+            Err(e) => return drop(tx.blocking_send(Err(Status::internal(format!("{}: {e}", path.display()))))),
+        };
+        let mut offset = 0u64;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => return drop(tx.blocking_send(Err(Status::internal(e.to_string())))),
+            };
+            let chunk = pb::FileChunk { name: format!("journal/{name}"), offset, data: buf[..n].to_vec() };
+            if !send(pb::export_chunk::Item::File(chunk)) {
+                return;
+            }
+            offset += n as u64;
+        }
+    }
+    let vkeys: String = reader.verifiers().iter().map(|v| v.to_vkey() + "\n").collect();
+    let hmac: Vec<_> = reader.public_keys().into_iter().filter(|k| k.vkey.is_none()).collect();
+    let hmac = serde_json::to_string_pretty(&hmac).unwrap_or_default();
+    let _ = send(pb::export_chunk::Item::Vkeys(vkeys))
+        && send(pb::export_chunk::Item::HmacFingerprints(hmac))
+        && send(pb::export_chunk::Item::Checkpoint(latest.note.clone()));
+}

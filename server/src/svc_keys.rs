@@ -1,0 +1,110 @@
+//! `ledger.v1.KeyService`: key status with verdicts, rotation (written as a
+//! `key_rotation` entry), public keys.
+
+use std::sync::Arc;
+
+use ledger::entry::{Actor, Limits};
+use ledger::keys::{KeyKind, KeyState, Verdict};
+use ledger_proto::v1 as pb;
+use ledger_proto::v1::key_service_server::{KeyService, KeyServiceServer};
+use tonic::{Request, Response, Status};
+
+use crate::svc_ledger::blocking;
+use crate::{State, convert, status};
+
+/// The service.
+pub struct KeySvc {
+    state: Arc<State>,
+}
+
+/// The service.
+pub fn service(state: Arc<State>) -> KeyServiceServer<KeySvc> {
+    KeyServiceServer::new(KeySvc { state })
+}
+
+fn kind(k: KeyKind) -> String {
+    match k {
+        KeyKind::Ed25519 => "ed25519".into(),
+        KeyKind::HmacSha256 => "hmac-sha256".into(),
+    }
+}
+
+fn state_name(s: KeyState) -> String {
+    match s {
+        KeyState::Active => "active".into(),
+        KeyState::Retired => "retired".into(),
+    }
+}
+
+#[tonic::async_trait]
+impl KeyService for KeySvc {
+    async fn status(&self, req: Request<pb::KeyStatusRequest>) -> Result<Response<pb::KeyStatusResponse>, Status> {
+        let reader = self.state.logs.get(&req.into_inner().log)?.reader();
+        let now = (ledger::log::system_clock())();
+        let keys = reader
+            .key_status(now)
+            .into_iter()
+            .map(|k| pb::KeyStatus {
+                id: k.id,
+                kind: kind(k.kind),
+                state: state_name(k.state),
+                created_at: k.created_at_ns,
+                not_after: k.not_after_ns,
+                age_days: k.age_days,
+                days_to_expiry: k.days_to_expiry,
+                verdict: match k.verdict {
+                    Verdict::Ok => "ok",
+                    Verdict::Warn => "warn",
+                    Verdict::Fail => "fail",
+                }
+                .into(),
+                reason: k.reason.unwrap_or_default(),
+            })
+            .collect();
+        Ok(Response::new(pb::KeyStatusResponse { keys }))
+    }
+
+    async fn rotate(&self, req: Request<pb::RotateRequest>) -> Result<Response<pb::RotateResponse>, Status> {
+        let r = req.into_inner();
+        let log = self.state.logs.get(&r.log)?.clone();
+        if r.reason.trim().is_empty() {
+            return Err(status::invalid(
+                "reason",
+                "is empty; say why the keys are rotated (e.g. the 30-day rotation, a suspected leak)",
+            ));
+        }
+        let actor = Actor::new(&self.state.actor(&r.actor), &Limits::default())
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let ledger = log.ledger().clone();
+        let (receipt, rot) =
+            blocking(move || ledger.rotate_keys(&actor, &r.reason).map_err(|e| status::append(&e))).await?;
+        tracing::warn!(log = %log.name, new_ed25519 = %rot.new_ed25519_id, new_hmac = %rot.new_hmac_id, seq = receipt.seq, "keys rotated");
+        Ok(Response::new(pb::RotateResponse {
+            receipt: Some(convert::receipt(&receipt)),
+            new_vkey: rot.new_vkey,
+            new_hmac_key_id: rot.new_hmac_id,
+            retired: rot.retired,
+        }))
+    }
+
+    async fn public_keys(
+        &self,
+        req: Request<pb::PublicKeysRequest>,
+    ) -> Result<Response<pb::PublicKeysResponse>, Status> {
+        let reader = self.state.logs.get(&req.into_inner().log)?.reader();
+        let keys = reader
+            .public_keys()
+            .into_iter()
+            .map(|k| pb::PublicKey {
+                vkey: k.vkey.unwrap_or_default(),
+                id: k.id,
+                kind: kind(k.kind),
+                state: state_name(k.state),
+                created_at: k.created_at_ns,
+                not_after: k.not_after_ns,
+                retired_at: k.retired_at_ns.unwrap_or(0),
+            })
+            .collect();
+        Ok(Response::new(pb::PublicKeysResponse { keys }))
+    }
+}

@@ -1,0 +1,388 @@
+//! `ledger.v1.LedgerService`: appends, reads, proofs, tail, summaries,
+//! export (docs/API.md).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ledger::log::{AppendError, Receipt};
+use ledger_proto::v1 as pb;
+use ledger_proto::v1::ledger_service_server::{LedgerService, LedgerServiceServer};
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::logs::LogHandle;
+use crate::{MAX_MESSAGE_BYTES, State, convert, status};
+
+type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+type Pending = oneshot::Receiver<Vec<Result<Receipt, AppendError>>>;
+
+/// Entries per page read for Tail and Export-like loops.
+const PAGE: usize = 256;
+
+/// The service.
+pub struct LedgerSvc {
+    state: Arc<State>,
+}
+
+/// The service wrapped with message-size limits.
+pub fn service(state: Arc<State>) -> LedgerServiceServer<LedgerSvc> {
+    LedgerServiceServer::new(LedgerSvc { state })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// Runs blocking ledger work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(format!("task failed: {e}")))?
+}
+
+impl LedgerSvc {
+    fn log(&self, name: &str) -> Result<Arc<LogHandle>, Status> {
+        self.state.logs.get(name).cloned()
+    }
+
+    fn category_label(&self, log: &LogHandle, category: &str) -> String {
+        let known = log.reader().options().policy.categories.contains_key(category);
+        if known { category.to_owned() } else { "undeclared".to_owned() }
+    }
+
+    fn record(&self, log: &LogHandle, category: &str, outcome: &str, started: Instant) {
+        let m = &self.state.metrics;
+        m.appends.with_label_values(&[&log.name, &self.category_label(log, category), outcome]).inc();
+        if outcome == "ok" || outcome == "duplicate" {
+            m.append_latency.with_label_values(&[&log.name]).observe(started.elapsed().as_secs_f64());
+        }
+    }
+
+    /// Validates one append request (counting invalid ones).
+    fn prepare(&self, r: pb::AppendRequest) -> Result<(Arc<LogHandle>, String, ledger::NewEntry), Status> {
+        let log = self.log(&r.log)?;
+        let category = r.entry.as_ref().map(|e| e.category.clone()).unwrap_or_default();
+        let actor = self.state.actor(&r.actor);
+        match convert::entry(r.entry, &actor, &log.reader().options().limits) {
+            Ok(e) => Ok((log, category, e)),
+            Err(s) => {
+                self.record(&log, &category, "invalid", Instant::now());
+                Err(s)
+            }
+        }
+    }
+
+    async fn finish_append(
+        &self,
+        log: &LogHandle,
+        category: &str,
+        pending: Result<Pending, Status>,
+        started: Instant,
+    ) -> Result<Receipt, Status> {
+        let rx = pending.inspect_err(|s| self.record(log, category, outcome_of_status(s), started))?;
+        let mut results = rx.await.map_err(|_| status::shutting_down())?;
+        let r = results.pop().ok_or_else(|| Status::internal("the writer returned no result"))?;
+        match &r {
+            Ok(rc) => self.record(log, category, if rc.duplicate { "duplicate" } else { "ok" }, started),
+            Err(e) => self.record(log, category, outcome_of(e), started),
+        }
+        r.map_err(|e| status::append(&e))
+    }
+}
+
+fn outcome_of(e: &AppendError) -> &'static str {
+    match e {
+        AppendError::Invalid(_) => "invalid",
+        AppendError::Policy(_) => "rejected",
+        AppendError::Conflict { .. } => "conflict",
+        AppendError::Storage { .. } => "error",
+        AppendError::Unavailable(_) => "unavailable",
+    }
+}
+
+fn outcome_of_status(s: &Status) -> &'static str {
+    match s.code() {
+        tonic::Code::ResourceExhausted => "queue_full",
+        tonic::Code::Unavailable => "unavailable",
+        _ => "error",
+    }
+}
+
+#[tonic::async_trait]
+impl LedgerService for LedgerSvc {
+    async fn append(&self, req: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
+        let started = Instant::now();
+        let (log, category, entry) = self.prepare(req.into_inner())?;
+        let pending = log.submit(vec![entry]);
+        let r = self.finish_append(&log, &category, pending, started).await?;
+        Ok(Response::new(pb::AppendResponse { receipt: Some(convert::receipt(&r)) }))
+    }
+
+    type AppendStreamStream = Stream_<pb::AppendStreamResponse>;
+
+    async fn append_stream(
+        &self,
+        req: Request<Streaming<pb::AppendRequest>>,
+    ) -> Result<Response<Self::AppendStreamStream>, Status> {
+        let mut inbound = req.into_inner();
+        let (out_tx, out_rx) = mpsc::channel(256);
+        type Queued = Result<(Arc<LogHandle>, String, Result<Pending, Status>), Status>;
+        let (pend_tx, mut pend_rx) = mpsc::channel::<(u64, Instant, Queued)>(1024);
+        let svc = LedgerSvc { state: self.state.clone() };
+        let mut stop = self.state.shutdown.clone();
+        tokio::spawn(async move {
+            let mut i = 0u64;
+            loop {
+                let msg = tokio::select! {
+                    m = inbound.message() => m,
+                    _ = stop.wait_for(|s| *s) => break,
+                };
+                let Ok(Some(r)) = msg else { break };
+                let started = Instant::now();
+                let queued = match svc.prepare(r) {
+                    Ok((log, category, e)) => {
+                        let pending = log.submit_wait(vec![e]).await;
+                        Ok((log, category, pending))
+                    }
+                    Err(s) => Err(s),
+                };
+                if pend_tx.send((i, started, queued)).await.is_err() {
+                    break;
+                }
+                i += 1;
+            }
+        });
+        let svc = LedgerSvc { state: self.state.clone() };
+        tokio::spawn(async move {
+            while let Some((index, started, s)) = pend_rx.recv().await {
+                let result = match s {
+                    Err(st) => Err(st),
+                    Ok((log, category, pending)) => svc.finish_append(&log, &category, pending, started).await,
+                };
+                let result = Some(match result {
+                    Ok(r) => pb::append_stream_response::Result::Receipt(convert::receipt(&r)),
+                    Err(st) => pb::append_stream_response::Result::Error(pb::Error {
+                        code: status::code_number(st.code()),
+                        message: st.message().to_owned(),
+                    }),
+                });
+                if out_tx.send(Ok(pb::AppendStreamResponse { index, result })).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+    }
+
+    async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        let r = req.into_inner();
+        let log = self.log(&r.log)?;
+        let reader = log.reader();
+        let metrics = self.state.metrics.clone();
+        blocking(move || {
+            let e = reader.get(r.seq).map_err(|e| read_error(&metrics, &log, &e))?;
+            let receipt = if r.with_proof {
+                let rc = reader
+                    .receipt_at(r.seq, &reader.latest_checkpoint())
+                    .map_err(|e| read_error(&metrics, &log, &e))?;
+                Some(convert::receipt(&rc))
+            } else {
+                None
+            };
+            Ok(Response::new(pb::GetResponse { entry: Some(convert::stored(e)), receipt }))
+        })
+        .await
+    }
+
+    type QueryStream = Stream_<pb::QueryResponse>;
+
+    async fn query(&self, req: Request<pb::QueryRequest>) -> Result<Response<Self::QueryStream>, Status> {
+        let r = req.into_inner();
+        let log = self.log(&r.log)?;
+        let q = convert::query(r.filter, r.from_seq, r.to_seq, r.desc, r.limit, r.cursor)?;
+        let reader = log.reader();
+        let metrics = self.state.metrics.clone();
+        let page = blocking(move || reader.query(&q).map_err(|e| read_error(&metrics, &log, &e))).await?;
+        let mut items: Vec<Result<pb::QueryResponse, Status>> = page
+            .entries
+            .into_iter()
+            .map(|e| Ok(pb::QueryResponse { item: Some(pb::query_response::Item::Entry(convert::stored(e))) }))
+            .collect();
+        if let Some(c) = page.next_cursor {
+            items.push(Ok(pb::QueryResponse { item: Some(pb::query_response::Item::NextCursor(c)) }));
+        }
+        Ok(Response::new(Box::pin(tokio_stream::iter(items))))
+    }
+
+    type TailStream = Stream_<pb::Entry>;
+
+    async fn tail(&self, req: Request<pb::TailRequest>) -> Result<Response<Self::TailStream>, Status> {
+        let r = req.into_inner();
+        let log = self.log(&r.log)?;
+        let base = convert::query(r.filter, 0, 0, false, PAGE as u32, None)?;
+        let (tx, rx) = mpsc::channel(64);
+        let mut stop = self.state.shutdown.clone();
+        let metrics = self.state.metrics.clone();
+        tokio::spawn(async move {
+            let mut next = r.from_seq;
+            let mut size_rx = log.size.clone();
+            loop {
+                let size = *size_rx.borrow_and_update();
+                while next < size {
+                    let q = ledger::log::Query { from_seq: Some(next), to_seq: Some(size), ..base.clone() };
+                    let (reader, l2, m2) = (log.reader(), log.clone(), metrics.clone());
+                    let page = match blocking(move || reader.query(&q).map_err(|e| read_error(&m2, &l2, &e))).await {
+                        Ok(p) => p,
+                        Err(s) => {
+                            let _ = tx.send(Err(s)).await;
+                            return;
+                        }
+                    };
+                    for e in page.entries {
+                        if tx.send(Ok(convert::stored(e))).await.is_err() {
+                            return;
+                        }
+                    }
+                    next = page.next_cursor.unwrap_or(size);
+                }
+                tokio::select! {
+                    changed = size_rx.changed() => if changed.is_err() { return },
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn get_checkpoint(
+        &self,
+        req: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::CheckpointResponse>, Status> {
+        let r = req.into_inner();
+        let log = self.log(&r.log)?;
+        let reader = log.reader();
+        let latest = reader.latest_checkpoint();
+        let note = if r.size == 0 || r.size == latest.checkpoint.size {
+            latest.note.clone()
+        } else {
+            let kept = reader.checkpoint_history(r.size, r.size).map_err(|e| status::ledger(&e))?;
+            kept.into_iter().next().map(|(_, n)| n).ok_or_else(|| {
+                let every = reader.options().checkpoint_interval;
+                Status::not_found(format!("no checkpoint of size {} is kept (history checkpoints are kept about every {every} entries; size 0 gives the latest)", r.size))
+            })?
+        };
+        let cp = ledger::note::Checkpoint::parse_body(
+            &ledger::note::Note::parse(&note).map_err(|e| Status::internal(e.to_string()))?.text,
+        )
+        .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::CheckpointResponse { note, size: cp.size, root: cp.root.to_vec(), origin: cp.origin }))
+    }
+
+    async fn prove_inclusion(
+        &self,
+        req: Request<pb::ProveInclusionRequest>,
+    ) -> Result<Response<pb::ProveInclusionResponse>, Status> {
+        let r = req.into_inner();
+        let log = self.log(&r.log)?;
+        let reader = log.reader();
+        blocking(move || {
+            let latest = reader.latest_checkpoint();
+            let size = if r.tree_size == 0 { latest.checkpoint.size } else { r.tree_size };
+            if size == latest.checkpoint.size {
+                let rc = reader.receipt_at(r.seq, &latest).map_err(|e| status::ledger(&e))?;
+                return Ok(Response::new(pb::ProveInclusionResponse {
+                    seq: r.seq,
+                    tree_size: size,
+                    leaf_hash: rc.leaf_hash.to_vec(),
+                    proof: rc.proof.iter().map(|h| h.to_vec()).collect(),
+                    checkpoint: latest.note.clone(),
+                    tlog_proof: rc.tlog_proof().to_text(),
+                }));
+            }
+            let (proof, size) = reader.prove_inclusion(r.seq, Some(size)).map_err(|e| status::ledger(&e))?;
+            let leaf_hash = reader.get(r.seq).map_err(|e| status::ledger(&e))?.leaf_hash.to_vec();
+            Ok(Response::new(pb::ProveInclusionResponse {
+                seq: r.seq,
+                tree_size: size,
+                leaf_hash,
+                proof: proof.iter().map(|h| h.to_vec()).collect(),
+                checkpoint: String::new(),
+                tlog_proof: String::new(),
+            }))
+        })
+        .await
+    }
+
+    async fn prove_consistency(
+        &self,
+        req: Request<pb::ProveConsistencyRequest>,
+    ) -> Result<Response<pb::ProveConsistencyResponse>, Status> {
+        let r = req.into_inner();
+        let log = self.log(&r.log)?;
+        let reader = log.reader();
+        blocking(move || {
+            let latest = reader.latest_checkpoint();
+            let new = if r.new_size == 0 { latest.checkpoint.size } else { r.new_size };
+            let (proof, new) = reader.prove_consistency(r.old_size, Some(new)).map_err(|e| status::ledger(&e))?;
+            let old_root = reader.root_at(r.old_size).map_err(|e| status::ledger(&e))?;
+            let new_root = reader.root_at(new).map_err(|e| status::ledger(&e))?;
+            Ok(Response::new(pb::ProveConsistencyResponse {
+                old_size: r.old_size,
+                new_size: new,
+                old_root: old_root.to_vec(),
+                new_root: new_root.to_vec(),
+                proof: proof.iter().map(|h| h.to_vec()).collect(),
+                checkpoint: latest.note.clone(),
+            }))
+        })
+        .await
+    }
+
+    async fn summarize(&self, req: Request<pb::SummarizeRequest>) -> Result<Response<pb::SummarizeResponse>, Status> {
+        let r = req.into_inner();
+        let log = self.log(&r.log)?;
+        let reader = log.reader();
+        let opt = |s: String| (!s.is_empty()).then_some(s);
+        let sr = ledger::summary::SummaryRequest {
+            category: opt(r.category),
+            subject: opt(r.subject),
+            since: (r.since != 0).then_some(r.since),
+            until: (r.until != 0).then_some(r.until),
+            history: r.history as usize,
+        };
+        blocking(move || {
+            let now = (ledger::log::system_clock())();
+            let s = ledger::summary::summarize(&reader, &sr, now).map_err(|e| status::ledger(&e))?;
+            let root = hex::decode(&s.checkpoint.root).unwrap_or_default();
+            Ok(Response::new(pb::SummarizeResponse {
+                json: serde_json::to_string(&s).map_err(|e| Status::internal(e.to_string()))?,
+                tree_size: s.checkpoint.size,
+                root,
+            }))
+        })
+        .await
+    }
+
+    type ExportStream = Stream_<pb::ExportChunk>;
+
+    async fn export(&self, req: Request<pb::ExportRequest>) -> Result<Response<Self::ExportStream>, Status> {
+        let r = req.into_inner();
+        let log = self.log(&r.log)?;
+        let (tx, rx) = mpsc::channel(8);
+        let reader = log.reader();
+        tokio::task::spawn_blocking(move || crate::svc_artifact::export_blocking(&reader, &tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Maps a read failure, counting integrity failures.
+fn read_error(m: &crate::metrics::Metrics, log: &LogHandle, e: &ledger::LedgerError) -> Status {
+    let s = status::ledger(e);
+    if s.code() == tonic::Code::DataLoss {
+        m.verify_failures.with_label_values(&[&log.name]).inc();
+        tracing::error!(log = %log.name, error = %e, "integrity failure while serving a read");
+    }
+    s
+}
