@@ -167,22 +167,15 @@ async fn shutdown_during_a_stream_of_appends_loses_no_acknowledged_entry() {
             break;
         }
     }
-    let (mut s2, d) = {
-        let stopping = tokio::spawn(async move {
-            let d = s.into_dir().await;
-            d
-        });
-        // Keep draining acknowledgements while the server stops.
-        while let Ok(Some(m)) = stream.message().await {
-            if let Some(pb::append_stream_response::Result::Receipt(r)) = m.result {
-                receipts.push(r);
-            }
+    let stopping = tokio::spawn(s.into_dir());
+    // Keep draining acknowledgements while the server stops.
+    while let Ok(Some(m)) = stream.message().await {
+        if let Some(pb::append_stream_response::Result::Receipt(r)) = m.result {
+            receipts.push(r);
         }
-        let d = stopping.await.unwrap();
-        (None::<TestServer>, d)
-    };
+    }
+    let d = stopping.await.unwrap();
     feeder.abort();
-    let _ = s2.take();
     assert!(receipts.len() >= 2000);
     let (l, _) =
         ledger::Ledger::open(&d.path().join("data/logs/default"), ledger::LogOptions::new("ledger.local/default"))

@@ -87,8 +87,7 @@ impl TestServer {
     /// Stops and hands back the directory.
     pub async fn into_dir(mut self) -> tempfile::TempDir {
         self.stop().await.unwrap();
-        let d = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        d
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 }
 
