@@ -25,5 +25,6 @@ pub mod record;
 
 pub use entry::{Actor, Category, EntryInput, NewEntry, RequestId, Subject, ValidationError};
 pub use log::{AppendError, Ledger, LedgerError, LedgerReader, LogOptions, Receipt, SignedCheckpoint};
+pub mod layout;
 pub mod summary;
 pub mod verify;

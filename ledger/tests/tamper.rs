@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use ledger::hash::{leaf_hash, sha256};
 use ledger::hmac_tag::HmacKey;
-use ledger::journal::{encode_frame, list_segments, segment_header};
+use ledger::journal::{list_segments, read_records, write_records};
 use ledger::keys::HmacKeySet;
 use ledger::leaf::{Leaf, decode_leaf, encode_leaf};
 use ledger::note::{Checkpoint, NoteSigner, NoteVerifier};
-use ledger::record::{Decoded, EntryRecord, encode_checkpoint, encode_entry};
+use ledger::record::{Decoded, EntryRecord};
 use ledger::verify::{FindingKind as K, Report, VerifyInput, verify};
 use prost::Message as _;
 
@@ -51,44 +51,14 @@ fn fixture() -> Fixture {
     }
 }
 
-/// The journal as records, one list per segment.
-fn read_journal(dir: &Path) -> Vec<(u64, Vec<Decoded>)> {
-    let mut out = Vec::new();
-    for (first, path) in list_segments(dir).unwrap() {
-        let mut s = ledger::journal::SegmentScanner::open(&path, first, None).unwrap();
-        let mut recs = Vec::new();
-        while let Some((_, b)) = s.next_frame().unwrap() {
-            recs.push(ledger::record::decode(b).unwrap());
-        }
-        out.push((first, recs));
-    }
-    out
-}
-
-fn write_journal(dir: &Path, segs: &[(u64, Vec<Decoded>)]) {
-    std::fs::remove_dir_all(dir).ok();
-    std::fs::create_dir_all(dir).unwrap();
-    for (first, recs) in segs {
-        let mut buf = segment_header(*first).to_vec();
-        for r in recs {
-            let body = match r {
-                Decoded::Entry(e) => encode_entry(e.clone()),
-                Decoded::Checkpoint(n) => encode_checkpoint(n),
-            };
-            encode_frame(&body, &mut buf);
-        }
-        std::fs::write(dir.join(ledger::journal::segment_name(*first)), buf).unwrap();
-    }
-}
-
 /// A copy of the fixture's journal, edited by `f`.
 fn tampered(fx: &Fixture, f: impl FnOnce(&mut Vec<Decoded>)) -> (tempfile::TempDir, PathBuf) {
     let t = tempfile::tempdir().unwrap();
     let j = t.path().join("journal");
-    let mut segs = read_journal(&fx.data.join("journal"));
+    let mut segs = read_records(&fx.data.join("journal")).unwrap();
     assert_eq!(segs.len(), 1);
     f(&mut segs[0].1);
-    write_journal(&j, &segs);
+    write_records(&j, &segs).unwrap();
     (t, j)
 }
 

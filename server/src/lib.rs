@@ -116,8 +116,10 @@ pub async fn serve_with_metrics(
     };
     let reflection_v1 = reflection().build_v1().expect("valid descriptors");
     let reflection_v1alpha = reflection().build_v1alpha().expect("valid descriptors");
-    let addr = listener.local_addr().ok();
-    tracing::info!(addr = ?addr, logs = ?state.logs.names(), "ledgerd serving");
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let metrics_addr =
+        if state.config.metrics_enabled { state.config.metrics_listen.to_string() } else { String::new() };
+    tracing::info!(%addr, metrics = %metrics_addr, logs = ?state.logs.names(), "ledgerd serving");
     let signal = async move {
         shutdown.await;
         tracing::info!("shutdown: no new requests; finishing queued appends");

@@ -5,7 +5,7 @@
 //! Must not: answer gRPC (services do) or bypass the queue for appends.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -165,11 +165,6 @@ impl Logs {
     }
 }
 
-/// `<data_dir>/logs/<name>`.
-pub fn log_dir(data_dir: &Path, name: &str) -> PathBuf {
-    name.split('/').fold(data_dir.join("logs"), |p, part| p.join(part))
-}
-
 fn open_log(
     config: &Config,
     name: &str,
@@ -184,7 +179,7 @@ fn open_log(
     o.checkpoint_interval = config.checkpoint_interval;
     o.max_artifact_bytes = config.max_artifact_bytes;
     o.clock = system_clock();
-    let dir = log_dir(&config.data_dir, name);
+    let dir = ledger::layout::log_dir(&config.data_dir, name);
     let (ledger, report) = Ledger::open(&dir, o).map_err(|e| StartError::Log { log: name.into(), source: e })?;
     if report.keys_created {
         tracing::warn!(log = name, keyring = %dir.join("keys/keyring.json").display(), "no keys found: generated a new Ed25519 checkpoint key and HMAC key; back up the keyring and publish the vkeys (ledger keys public)");

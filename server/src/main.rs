@@ -57,8 +57,9 @@ fn load(args: &Args) -> anyhow::Result<Config> {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LEDGER_LOG").unwrap_or_else(|_| "info".into());
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEDGER_LOG_LEVEL").unwrap_or_else(|_| "info".into());
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Json => b.json().init(),
         LogFormat::Text => b.init(),
@@ -77,11 +78,21 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config = load(&args)?;
+    let mut config = load(&args)?;
     init_logging(config.log_format);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    ledger_server::serve(config, listener, shutdown_signal()).await?;
+    let metrics = if config.metrics_enabled {
+        let m = tokio::net::TcpListener::bind(config.metrics_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (metrics)", config.metrics_listen))?;
+        config.metrics_listen = m.local_addr()?;
+        Some(m)
+    } else {
+        None
+    };
+    config.listen = listener.local_addr()?;
+    ledger_server::serve_with_metrics(config, listener, metrics, shutdown_signal()).await?;
     Ok(())
 }

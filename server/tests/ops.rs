@@ -19,7 +19,8 @@ fn example_config_is_the_defaults_and_valid() {
 
 #[test]
 fn config_refuses_unknown_fields_and_bad_values_naming_them() {
-    let e = Config::from_toml(Path::new("x.toml"), "listen = \"127.0.0.1:1\"\nlisten_addr = 3\n").unwrap_err().to_string();
+    let e =
+        Config::from_toml(Path::new("x.toml"), "listen = \"127.0.0.1:1\"\nlisten_addr = 3\n").unwrap_err().to_string();
     assert!(e.contains("x.toml") && e.contains("listen_addr"), "{e}");
     let mut c = Config::default();
     c.logs.push(c.logs[0].clone());
@@ -30,7 +31,8 @@ fn config_refuses_unknown_fields_and_bad_values_naming_them() {
     c.logs[0].name = "Stage5/../x".into();
     assert!(c.validate().unwrap_err().to_string().contains("logs[0].name"));
     let mut c = Config::default();
-    c.apply_env([("LEDGER_LISTEN".to_string(), "0.0.0.0:7000".to_string()), ("LEDGER_DATA_DIR".into(), "/d".into())]).unwrap();
+    c.apply_env([("LEDGER_LISTEN".to_string(), "0.0.0.0:7000".to_string()), ("LEDGER_DATA_DIR".into(), "/d".into())])
+        .unwrap();
     assert_eq!((c.listen.port(), c.data_dir.to_str().unwrap()), (7000, "/d"));
     let e = c.apply_env([("LEDGER_QUEUE_DEPTH".to_string(), "many".to_string())]).unwrap_err().to_string();
     assert!(e.contains("LEDGER_QUEUE_DEPTH"), "{e}");
@@ -71,7 +73,13 @@ fn prometheus_rules_parse_and_use_only_exported_metrics() {
             alerts.push(name);
         }
     }
-    for want in ["LedgerKeyNotRotated", "LedgerKeyExpiringSoon", "LedgerNoCheckpoint", "LedgerAppendErrors", "LedgerAppendLatencyP95"] {
+    for want in [
+        "LedgerKeyNotRotated",
+        "LedgerKeyExpiringSoon",
+        "LedgerNoCheckpoint",
+        "LedgerAppendErrors",
+        "LedgerAppendLatencyP95",
+    ] {
         assert!(alerts.iter().any(|a| a == want), "missing alert {want}");
     }
 }

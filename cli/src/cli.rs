@@ -1,0 +1,322 @@
+//! The command line (clap derive). One subcommand per module in `cmd/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// ledger: the audit ledger client and offline verifier.
+///
+/// Exit codes: 0 success; 1 a negative verdict (verification findings,
+/// compliance fail); 2 usage, input or local I/O error; 3 server
+/// unreachable; 4 the server refused or failed the request.
+#[derive(Parser, Debug)]
+#[command(name = "ledger", version, propagate_version = true)]
+pub struct Cli {
+    /// ledgerd address
+    #[arg(long, global = true, env = "LEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+    /// the log to use
+    #[arg(long, global = true, env = "LEDGER_LOG", default_value = "default")]
+    pub log: String,
+    /// who you are, recorded as the actor (until mTLS identities are configured)
+    #[arg(long, global = true, env = "LEDGER_ACTOR", default_value = "")]
+    pub actor: String,
+    /// output format: text for people, json for programs (one object, or one per line for streams)
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// the command
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// human text
+    Text,
+    /// JSON
+    Json,
+}
+
+/// The commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Append an entry and print its receipt
+    Append(AppendArgs),
+    /// Show one entry (with --proof, its inclusion proof)
+    Get(GetArgs),
+    /// Find entries by category, subject, actor, time, payload field
+    Query(QueryArgs),
+    /// Follow new entries until interrupted
+    Tail(TailArgs),
+    /// Print the latest signed checkpoint
+    Checkpoint,
+    /// Print an inclusion proof (tlog-proof) or a consistency proof
+    Prove(ProveArgs),
+    /// Upload, download and check artifacts
+    #[command(subcommand)]
+    Artifact(ArtifactCmd),
+    /// The compliance summary (decision-engine summary included)
+    Summary(SummaryArgs),
+    /// Write a self-contained bundle (journal, checkpoint, public keys) for offline verification
+    Export(ExportArgs),
+    /// Verify a journal offline (an export or a stopped server's log directory)
+    Verify(VerifyArgs),
+    /// Verify one receipt (.tlog-proof) offline
+    VerifyProof(VerifyProofArgs),
+    /// Key status, rotation, public keys; offline first-time key generation
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Compliance checks of the playbooks (pass / warn / fail)
+    #[command(subcommand)]
+    Compliance(ComplianceCmd),
+    /// Print shell completions
+    Completions {
+        /// the shell
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `ledger append`
+#[derive(Args, Debug)]
+pub struct AppendArgs {
+    /// the category, e.g. stage5_incident
+    #[arg(long)]
+    pub category: String,
+    /// incident / ticket / strategy id
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// a payload field k=v (v is JSON when it parses as JSON, else a string); repeatable
+    #[arg(long = "field", value_name = "K=V")]
+    pub fields: Vec<String>,
+    /// the payload: a JSON object in FILE, or - for standard input (fields are merged into it)
+    #[arg(long, value_name = "FILE|-")]
+    pub json: Option<String>,
+    /// upload FILE as an artifact and reference it; repeatable
+    #[arg(long = "attach", value_name = "FILE")]
+    pub attach: Vec<PathBuf>,
+    /// idempotency key: a retry with the same key returns the original receipt
+    #[arg(long)]
+    pub request_id: Option<String>,
+    /// when it happened (RFC 3339); default: not given
+    #[arg(long)]
+    pub occurred_at: Option<String>,
+    /// write the receipt's .tlog-proof here
+    #[arg(long, value_name = "FILE")]
+    pub proof_out: Option<PathBuf>,
+}
+
+/// `ledger get`
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// the entry's seq
+    pub seq: u64,
+    /// include an inclusion proof in the latest checkpoint
+    #[arg(long)]
+    pub proof: bool,
+}
+
+/// Filters shared by query and tail.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Filters {
+    /// category equals
+    #[arg(long)]
+    pub category: Option<String>,
+    /// subject equals
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// actor equals
+    #[arg(long)]
+    pub actor_is: Option<String>,
+    /// recorded at or after (RFC 3339, or a duration ago like 24h)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// recorded before (RFC 3339, or a duration ago)
+    #[arg(long)]
+    pub until: Option<String>,
+    /// payload field equals, k=v (v as JSON when it parses, else a string); repeatable
+    #[arg(long = "field", value_name = "K=V")]
+    pub fields: Vec<String>,
+}
+
+/// `ledger query`
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    /// filters
+    #[command(flatten)]
+    pub filters: Filters,
+    /// most entries to print (all pages are followed up to this)
+    #[arg(long, default_value_t = 100)]
+    pub limit: u64,
+    /// newest first
+    #[arg(long)]
+    pub desc: bool,
+}
+
+/// `ledger tail`
+#[derive(Args, Debug)]
+pub struct TailArgs {
+    /// first seq to show (default: only new entries)
+    #[arg(long)]
+    pub from: Option<u64>,
+    /// filters
+    #[command(flatten)]
+    pub filters: Filters,
+}
+
+/// `ledger prove`
+#[derive(Args, Debug)]
+pub struct ProveArgs {
+    /// the entry (inclusion proof)
+    #[arg(required_unless_present = "consistency")]
+    pub seq: Option<u64>,
+    /// tree size to prove in (default: latest)
+    #[arg(long)]
+    pub size: Option<u64>,
+    /// a consistency proof between two tree sizes OLD NEW
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], conflicts_with_all = ["seq", "size"])]
+    pub consistency: Option<Vec<u64>>,
+}
+
+/// `ledger artifact …`
+#[derive(Subcommand, Debug)]
+pub enum ArtifactCmd {
+    /// Upload a file and register it in the log
+    Add {
+        /// the file
+        file: PathBuf,
+        /// the incident / ticket it belongs to
+        #[arg(long)]
+        subject: Option<String>,
+        /// media type (default: guessed from the extension)
+        #[arg(long)]
+        media_type: Option<String>,
+    },
+    /// Download an artifact by its BLAKE3 hash (checked on the server and here)
+    Get {
+        /// BLAKE3 hex
+        hash: String,
+        /// where to write it
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+    },
+    /// Check files or directories against the artifact index: missing, altered, unknown
+    Verify {
+        /// files or directories
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// `ledger summary`
+#[derive(Args, Debug)]
+pub struct SummaryArgs {
+    /// only this category
+    #[arg(long)]
+    pub category: Option<String>,
+    /// only this subject
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// recorded at or after (RFC 3339, or a duration ago)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// recorded before
+    #[arg(long)]
+    pub until: Option<String>,
+    /// include the latest N decision evaluations (default 512 when given without N)
+    #[arg(long, num_args = 0..=1, default_missing_value = "512", value_name = "N")]
+    pub include_history: Option<u32>,
+}
+
+/// `ledger export`
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// the directory to create (must not exist or be empty)
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `ledger verify`
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// an export directory or a stopped server's log directory
+    pub path: PathBuf,
+    /// a file of trusted vkeys (one per line); repeatable. Default: the bundle's own `vkeys` (with a warning)
+    #[arg(long = "vkey", value_name = "FILE")]
+    pub vkeys: Vec<PathBuf>,
+    /// the HMAC key file (keyring format) when you hold the shared key
+    #[arg(long, value_name = "FILE")]
+    pub hmac_key: Option<PathBuf>,
+    /// a checkpoint you obtained earlier; the journal must contain it
+    #[arg(long, value_name = "FILE")]
+    pub trusted_checkpoint: Option<PathBuf>,
+}
+
+/// `ledger verify-proof`
+#[derive(Args, Debug)]
+pub struct VerifyProofArgs {
+    /// the .tlog-proof file
+    pub file: PathBuf,
+    /// a file of trusted vkeys
+    #[arg(long = "vkey", value_name = "FILE", required = true)]
+    pub vkeys: Vec<PathBuf>,
+    /// the entry's payload (JSON file) to check against the leaf's payload hash
+    #[arg(long, value_name = "FILE")]
+    pub entry: Option<PathBuf>,
+}
+
+/// `ledger keys …`
+#[derive(Subcommand, Debug)]
+pub enum KeysCmd {
+    /// Age, expiry and verdict of every key
+    Status,
+    /// Retire the active keys and create new ones (written to the log)
+    Rotate {
+        /// why (e.g. "30-day rotation")
+        #[arg(long)]
+        reason: String,
+    },
+    /// The public keys: vkeys to give auditors
+    Public,
+    /// Create a log's keys before the first start (offline)
+    Generate {
+        /// the server's data directory
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// the checkpoint origin prefix
+        #[arg(long, default_value = "ledger.local")]
+        origin_prefix: String,
+    },
+}
+
+/// `ledger compliance …`
+#[derive(Subcommand, Debug)]
+pub enum ComplianceCmd {
+    /// pass / warn / fail with reasons
+    Check {
+        /// which playbook's rules
+        #[arg(long, value_enum, default_value_t = Profile::Stage5)]
+        profile: Profile,
+        /// a checkpoint older than this fails (e.g. 24h)
+        #[arg(long, default_value = "24h")]
+        max_checkpoint_age: String,
+    },
+}
+
+/// Playbook profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Profile {
+    /// STAGE4_SUPPORT_PLAYBOOK
+    Stage4,
+    /// STAGE5_SUPPORT_PLAYBOOK
+    Stage5,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,125 @@
+//! Connecting to ledgerd, and small helpers shared by the commands.
+
+use ledger_proto::v1::artifact_service_client::ArtifactServiceClient;
+use ledger_proto::v1::key_service_client::KeyServiceClient;
+use ledger_proto::v1::ledger_service_client::LedgerServiceClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::cli::{Cli, Output};
+use crate::error::{CliError, CliResult};
+
+/// What every command gets.
+pub struct Ctx {
+    /// server address
+    pub server: String,
+    /// log name
+    pub log: String,
+    /// claimed actor
+    pub actor: String,
+    /// output format
+    pub output: Output,
+}
+
+impl Ctx {
+    /// From the parsed command line.
+    pub fn new(cli: &Cli) -> Self {
+        Self { server: cli.server.clone(), log: cli.log.clone(), actor: cli.actor.clone(), output: cli.output }
+    }
+
+    /// A channel to the server.
+    pub async fn channel(&self) -> CliResult<Channel> {
+        let ep = Endpoint::from_shared(self.server.clone())
+            .map_err(|e| CliError::Usage(format!("invalid --server {:?}: {e}", self.server)))?
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .tcp_nodelay(true);
+        ep.connect().await.map_err(|e| CliError::Unreachable { server: self.server.clone(), detail: source_chain(&e) })
+    }
+
+    /// The ledger service.
+    pub async fn ledger(&self) -> CliResult<LedgerServiceClient<Channel>> {
+        Ok(LedgerServiceClient::new(self.channel().await?).max_decoding_message_size(16 << 20))
+    }
+
+    /// The artifact service.
+    pub async fn artifacts(&self) -> CliResult<ArtifactServiceClient<Channel>> {
+        Ok(ArtifactServiceClient::new(self.channel().await?))
+    }
+
+    /// The key service.
+    pub async fn keys(&self) -> CliResult<KeyServiceClient<Channel>> {
+        Ok(KeyServiceClient::new(self.channel().await?))
+    }
+
+    /// A copy.
+    pub fn clone_ctx(&self) -> Self {
+        Self { server: self.server.clone(), log: self.log.clone(), actor: self.actor.clone(), output: self.output }
+    }
+
+    /// True for --output json.
+    pub fn json(&self) -> bool {
+        self.output == Output::Json
+    }
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// `k=v` → (k, JSON value): v as JSON when it parses, else a string.
+pub fn field(kv: &str) -> CliResult<(String, serde_json::Value)> {
+    let (k, v) = kv.split_once('=').ok_or_else(|| CliError::Usage(format!("--field {kv:?}: expected K=V")))?;
+    if k.is_empty() {
+        return Err(CliError::Usage(format!("--field {kv:?}: the key is empty")));
+    }
+    let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_owned()));
+    Ok((k.to_owned(), value))
+}
+
+/// A time: RFC 3339, or a duration meaning "that long ago" (`24h`, `7d`).
+pub fn time_arg(name: &str, s: &str) -> CliResult<i64> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return nanos(t).ok_or_else(|| CliError::Usage(format!("{name} {s:?}: before 1970")));
+    }
+    if let Ok(d) = humantime::parse_duration(s) {
+        let t = std::time::SystemTime::now().checked_sub(d);
+        return t.and_then(nanos).ok_or_else(|| CliError::Usage(format!("{name} {s:?}: too far back")));
+    }
+    Err(CliError::Usage(format!(
+        "{name} {s:?}: expected an RFC 3339 time (2026-11-21T10:00:00Z) or a duration ago (24h, 7d)"
+    )))
+}
+
+fn nanos(t: std::time::SystemTime) -> Option<i64> {
+    t.duration_since(std::time::UNIX_EPOCH).ok().and_then(|d| i64::try_from(d.as_nanos()).ok())
+}
+
+/// Unix ns as RFC 3339 (UTC).
+pub fn rfc3339(ns: i64) -> String {
+    if ns <= 0 {
+        return "-".into();
+    }
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Prints a JSON value on one line.
+pub fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string(v).expect("serialisable"));
+}
+
+/// Reads a whole file with a clear error.
+pub fn read_file(p: &std::path::Path) -> CliResult<Vec<u8>> {
+    std::fs::read(p).map_err(|e| CliError::io(p, e))
+}
+
+/// Reads a text file with a clear error.
+pub fn read_text(p: &std::path::Path) -> CliResult<String> {
+    std::fs::read_to_string(p).map_err(|e| CliError::io(p, e))
+}

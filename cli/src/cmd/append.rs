@@ -1,0 +1,75 @@
+//! `ledger append`: build the payload, upload attachments, append, print
+//! the receipt.
+
+use ledger_proto::v1 as pb;
+use serde_json::{Map, Value};
+
+use crate::cli::AppendArgs;
+use crate::client::{Ctx, field, print_json, read_file, time_arg};
+use crate::error::{CliError, CliResult};
+use crate::render;
+
+fn payload(args: &AppendArgs) -> CliResult<Vec<u8>> {
+    let mut obj = match &args.json {
+        None => Map::new(),
+        Some(src) => {
+            let bytes = if src == "-" {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).map_err(|e| CliError::io("<stdin>", e))?;
+                b
+            } else {
+                read_file(std::path::Path::new(src))?
+            };
+            match serde_json::from_slice(&bytes) {
+                Ok(Value::Object(o)) => o,
+                Ok(_) => return Err(CliError::Usage(format!("--json {src}: the payload must be a JSON object"))),
+                Err(e) => return Err(CliError::Usage(format!("--json {src}: not valid JSON: {e}"))),
+            }
+        }
+    };
+    for f in &args.fields {
+        let (k, v) = field(f)?;
+        obj.insert(k, v);
+    }
+    Ok(serde_json::to_vec(&Value::Object(obj)).expect("serialisable"))
+}
+
+/// Runs the command.
+pub async fn run(ctx: &Ctx, args: AppendArgs) -> CliResult {
+    let payload = payload(&args)?;
+    let occurred_at = args.occurred_at.as_deref().map(|t| time_arg("--occurred-at", t)).transpose()?.unwrap_or(0);
+    let mut artifacts = Vec::new();
+    for path in &args.attach {
+        let up = super::artifact::upload(ctx, path, args.subject.as_deref(), None).await?;
+        artifacts.push(up.0);
+    }
+    let entry = pb::EntryInput {
+        category: args.category,
+        subject: args.subject.unwrap_or_default(),
+        payload,
+        occurred_at,
+        request_id: args.request_id.unwrap_or_default(),
+        artifacts,
+    };
+    let req = pb::AppendRequest { log: ctx.log.clone(), entry: Some(entry), actor: ctx.actor.clone() };
+    let r = ctx
+        .ledger()
+        .await?
+        .append(req)
+        .await?
+        .into_inner()
+        .receipt
+        .ok_or_else(|| CliError::Usage("the server sent no receipt".into()))?;
+    if let Some(p) = &args.proof_out {
+        std::fs::write(p, &r.tlog_proof).map_err(|e| CliError::io(p, e))?;
+    }
+    if ctx.json() {
+        print_json(&render::receipt_json(&r));
+    } else {
+        println!("{}", render::receipt_text(&r));
+        if let Some(p) = &args.proof_out {
+            println!("proof written to {}", p.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! One module per subcommand.
+
+pub mod append;
+pub mod artifact;
+pub mod compliance;
+pub mod export;
+pub mod keys;
+pub mod prove;
+pub mod query;
+pub mod summary;
+pub mod verify;

@@ -1,0 +1,23 @@
+//! Progress bars on a terminal, nothing when stderr is piped.
+
+use std::io::IsTerminal as _;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// A byte-progress bar (`total` unknown → a spinner with a byte count).
+pub fn bytes_bar(total: Option<u64>, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden());
+    }
+    let bar = match total {
+        Some(t) => ProgressBar::new(t).with_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .expect("template")
+                .progress_chars("=> "),
+        ),
+        None => ProgressBar::new_spinner()
+            .with_style(ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec}").expect("template")),
+    };
+    bar.set_message(what.to_owned());
+    bar
+}
