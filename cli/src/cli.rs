@@ -234,6 +234,9 @@ pub struct ExportArgs {
     /// the directory to create (must not exist or be empty)
     #[arg(long)]
     pub out: PathBuf,
+    /// start at the segment holding this seq (the bundle then carries the tree state before it)
+    #[arg(long, value_name = "SEQ", default_value_t = 0)]
+    pub from: u64,
 }
 
 /// `ledger verify`

@@ -1,5 +1,6 @@
 //! Connecting to ledgerd, and small helpers shared by the commands.
 
+use ledger_proto::v1 as pb;
 use ledger_proto::v1::artifact_service_client::ArtifactServiceClient;
 use ledger_proto::v1::key_service_client::KeyServiceClient;
 use ledger_proto::v1::ledger_service_client::LedgerServiceClient;
@@ -70,6 +71,40 @@ fn source_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+/// Follows Query pages for `filter` (newest first with `desc`), calling `f`
+/// for each entry, up to `max` entries; returns how many were seen.
+pub async fn scan(ctx: &Ctx, filter: pb::Filter, desc: bool, max: u64, mut f: impl FnMut(pb::Entry)) -> CliResult<u64> {
+    let mut client = ctx.ledger().await?;
+    let (mut seen, mut cursor) = (0u64, None);
+    while seen < max {
+        let limit = (max - seen).min(1000) as u32;
+        let req = pb::QueryRequest {
+            log: ctx.log.clone(),
+            filter: Some(filter.clone()),
+            desc,
+            limit,
+            cursor,
+            ..Default::default()
+        };
+        let mut st = client.query(req).await?.into_inner();
+        cursor = None;
+        while let Some(m) = st.message().await? {
+            match m.item {
+                Some(pb::query_response::Item::Entry(e)) => {
+                    seen += 1;
+                    f(e);
+                }
+                Some(pb::query_response::Item::NextCursor(c)) => cursor = Some(c),
+                None => {}
+            }
+        }
+        if cursor.is_none() {
+            break;
+        }
+    }
+    Ok(seen)
 }
 
 /// `k=v` → (k, JSON value): v as JSON when it parses, else a string.

@@ -266,6 +266,17 @@ impl CompactRange {
         Ok(Self { size, nodes })
     }
 
+    /// A range from its parts (size and the subtree roots, largest first);
+    /// `None` when the number of roots does not match the size.
+    pub fn from_parts(size: u64, nodes: Vec<Hash>) -> Option<Self> {
+        (nodes.len() == size.count_ones() as usize).then_some(Self { size, nodes })
+    }
+
+    /// The subtree roots, largest first.
+    pub fn nodes(&self) -> &[Hash] {
+        &self.nodes
+    }
+
     /// Number of leaves.
     pub fn size(&self) -> u64 {
         self.size

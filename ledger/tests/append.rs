@@ -166,6 +166,7 @@ fn key_rotation_is_an_entry_cosigned_by_old_and_new_keys_and_history_verifies() 
         hmac_keys: Some(&hmac),
         trusted_checkpoint: None,
         progress: None,
+        start: None,
     })
     .unwrap();
     assert!(rep.ok, "{}", rep.to_text());

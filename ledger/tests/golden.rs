@@ -169,6 +169,7 @@ fn golden_journal_verifies_and_its_receipt_verifies() {
         hmac_keys: Some(&hk),
         trusted_checkpoint: v["checkpoint_note"].as_str(),
         progress: None,
+        start: None,
     })
     .unwrap();
     assert!(rep.ok, "{}", rep.to_text());

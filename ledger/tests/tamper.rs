@@ -100,6 +100,7 @@ fn run(fx: &Fixture, journal: &Path, trusted: Option<&str>) -> Report {
         hmac_keys: Some(&fx.hmac),
         trusted_checkpoint: trusted,
         progress: None,
+        start: None,
     })
     .unwrap()
 }
@@ -244,6 +245,7 @@ fn wrong_hmac_key() {
         hmac_keys: Some(&keys),
         trusted_checkpoint: None,
         progress: None,
+        start: None,
     })
     .unwrap();
     assert_eq!(r.finding_count, 50);

@@ -153,15 +153,32 @@ impl ArtifactService for ArtifactSvc {
     }
 }
 
+fn segment_first(name: &str) -> u64 {
+    name.trim_end_matches(".seg").parse().unwrap_or(0)
+}
+
 /// Streams an export: the latest checkpoint is taken first, then the
 /// journal files up to their durable length (which covers it), then keys.
-pub fn export_blocking(reader: &LedgerReader, tx: &mpsc::Sender<Result<pb::ExportChunk, Status>>) {
+pub fn export_blocking(reader: &LedgerReader, from_seq: u64, tx: &mpsc::Sender<Result<pb::ExportChunk, Status>>) {
     let send = |item: pb::export_chunk::Item| tx.blocking_send(Ok(pb::ExportChunk { item: Some(item) })).is_ok();
     let latest = reader.latest_checkpoint();
     let files = match reader.journal_files() {
         Ok(f) => f,
         Err(e) => return drop(tx.blocking_send(Err(status::ledger(&e)))),
     };
+    // Keep the segment holding from_seq and every later one.
+    let keep_from = files.iter().rposition(|(name, _, _)| segment_first(name) <= from_seq).unwrap_or(0);
+    let files = files[keep_from..].to_vec();
+    let first = files.first().map_or(0, |(name, _, _)| segment_first(name));
+    if first > 0 {
+        let start = match reader.start_state(first) {
+            Ok(s) => serde_json::to_string_pretty(&s).unwrap_or_default(),
+            Err(e) => return drop(tx.blocking_send(Err(status::ledger(&e)))),
+        };
+        if !send(pb::export_chunk::Item::Start(start)) {
+            return;
+        }
+    }
     for (name, path, len) in files {
         let mut f = match std::fs::File::open(&path) {
             Ok(f) => f.take(len),

@@ -372,7 +372,7 @@ impl LedgerService for LedgerSvc {
         let log = self.log(&r.log)?;
         let (tx, rx) = mpsc::channel(8);
         let reader = log.reader();
-        tokio::task::spawn_blocking(move || crate::svc_artifact::export_blocking(&reader, &tx));
+        tokio::task::spawn_blocking(move || crate::svc_artifact::export_blocking(&reader, r.from_seq, &tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

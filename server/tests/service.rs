@@ -189,6 +189,7 @@ async fn shutdown_during_a_stream_of_appends_loses_no_acknowledged_entry() {
         hmac_keys: Some(&l.hmac_keys()),
         trusted_checkpoint: Some(&receipts.last().unwrap().checkpoint),
         progress: None,
+        start: None,
     })
     .unwrap();
     assert!(rep.ok, "{}", rep.to_text());

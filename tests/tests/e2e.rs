@@ -181,6 +181,39 @@ fn append_query_export_verify_then_every_tamper_kind_fails_naming_kind_and_seq()
 }
 
 #[test]
+fn an_export_from_a_seq_verifies_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path();
+    let cfg = w.join("small.toml");
+    std::fs::write(&cfg, "segment_bytes = 4096\ncheckpoint_interval = 10\n").unwrap();
+    let d = Ledgerd::start(&w.join("data"), &["--config", cfg.to_str().unwrap()]);
+    for i in 0..120 {
+        ok(ledger(
+            &d.url,
+            w,
+            &[
+                "append",
+                "--category",
+                "alert_ack",
+                "--subject",
+                &format!("INC-{}", i % 3),
+                "--field",
+                &format!("n={i}"),
+            ],
+        ));
+    }
+    let vk = ok(ledger(&d.url, w, &["keys", "public"]));
+    std::fs::write(w.join("vkeys"), vk.stdout).unwrap();
+    ok(ledger(&d.url, w, &["export", "--out", "part", "--from", "60"]));
+    assert!(w.join("part/start.json").is_file());
+    let rep = ok(ledger(&d.url, w, &["verify", "part", "--vkey", "vkeys", "--output", "json"])).json();
+    let first = rep["first_seq"].as_u64().unwrap();
+    assert!(first > 0 && first <= 60, "starts at the segment holding seq 60: {first}");
+    assert_eq!(rep["tree_size"].as_u64(), Some(120));
+    assert_eq!(rep["entries"].as_u64(), Some(120 - first));
+}
+
+#[test]
 fn verifying_a_stopped_servers_log_directory_works_without_a_server() {
     let dir = tempfile::tempdir().unwrap();
     let mut d = Ledgerd::start(&dir.path().join("data"), &[]);
@@ -262,4 +295,75 @@ fn a_second_ledgerd_on_the_same_data_dir_is_refused() {
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in use by another ledgerd"), "{err}");
+}
+
+#[test]
+fn tail_follows_new_entries_and_ctrl_c_exits_zero() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path();
+    let d = Ledgerd::start(&w.join("data"), &[]);
+    ok(ledger(&d.url, w, &["append", "--category", "alert_ack", "--field", "n=0"]));
+    let mut child = std::process::Command::new(ledger_e2e::bin_dir().join("ledger"))
+        .args(["tail", "--from", "0", "--output", "json", "--subject", "INC-5"])
+        .env("LEDGER_SERVER", &d.url)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for i in 1..=6 {
+        let subject = if i % 2 == 0 { "INC-5" } else { "INC-6" };
+        ok(ledger(
+            &d.url,
+            w,
+            &["append", "--category", "alert_ack", "--subject", subject, "--field", &format!("n={i}")],
+        ));
+    }
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let seqs: Vec<u64> = (0..3)
+        .map(|_| {
+            serde_json::from_str::<serde_json::Value>(&lines.next().unwrap().unwrap()).unwrap()["seq"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, vec![2, 4, 6]);
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn artifacts_get_and_verify_report_missing_altered_and_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path();
+    let d = Ledgerd::start(&w.join("data"), &[]);
+    std::fs::create_dir_all(w.join("training")).unwrap();
+    std::fs::write(w.join("training/slides.pdf"), b"%PDF slides").unwrap();
+    std::fs::write(w.join("training/notes.txt"), b"notes").unwrap();
+    let a =
+        ok(ledger(&d.url, w, &["artifact", "add", "training/slides.pdf", "--subject", "TRN-1", "--output", "json"]))
+            .json();
+    let b = ok(ledger(&d.url, w, &["artifact", "add", "training/notes.txt", "--output", "json"])).json();
+    let hash = a["blake3"].as_str().unwrap();
+    ok(ledger(&d.url, w, &["artifact", "get", hash, "-o", "copy.pdf"]));
+    assert_eq!(std::fs::read(w.join("copy.pdf")).unwrap(), b"%PDF slides");
+    ok(ledger(&d.url, w, &["artifact", "verify", "training"]));
+    std::fs::remove_file(w.join("training/notes.txt")).unwrap();
+    std::fs::write(w.join("training/extra.bin"), b"not registered").unwrap();
+    let r = ledger(&d.url, w, &["artifact", "verify", "training", "--output", "json"]);
+    assert_eq!(r.code, 1);
+    let rep = r.json();
+    assert_eq!(rep["results"]["missing"][0]["blake3"], b["blake3"]);
+    assert!(rep["results"]["unknown"][0]["path"].as_str().unwrap().ends_with("extra.bin"));
+    // A blob altered in the server's store is refused on download.
+    let blob = d.log_dir().join("artifacts").join(&hash[..2]).join(hash);
+    std::fs::write(&blob, b"%PDF forged").unwrap();
+    let r = ledger(&d.url, w, &["artifact", "get", hash, "-o", "again.pdf"]);
+    assert_eq!(r.code, 4);
+    assert!(r.stderr.contains("data loss") && r.stderr.contains("altered"), "{}", r.stderr);
+    assert!(!w.join("again.pdf").exists());
+    // And the compliance check fails on it.
+    let r = ledger(&d.url, w, &["compliance", "check", "--output", "json"]);
+    assert_eq!(r.code, 1);
+    let checks = r.json()["checks"].as_array().unwrap().clone();
+    let art = checks.iter().find(|c| c["check"] == "artifacts").unwrap();
+    assert_eq!(art["verdict"], "fail");
+    assert!(art["detail"].as_str().unwrap().contains("slides.pdf"));
 }

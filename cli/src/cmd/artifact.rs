@@ -153,28 +153,15 @@ fn files_under(p: &Path, out: &mut Vec<PathBuf>) -> CliResult {
 
 /// Registered artifacts (blake3 → name), from the log's `artifact` entries.
 async fn registered(ctx: &Ctx) -> CliResult<HashMap<Vec<u8>, String>> {
-    let mut client = ctx.ledger().await?;
-    let (mut out, mut cursor) = (HashMap::new(), None);
-    loop {
-        let f = pb::Filter { category: "artifact".into(), ..Default::default() };
-        let req = pb::QueryRequest { log: ctx.log.clone(), filter: Some(f), limit: 1000, cursor, ..Default::default() };
-        let mut st = client.query(req).await?.into_inner();
-        cursor = None;
-        while let Some(m) = st.message().await? {
-            match m.item {
-                Some(pb::query_response::Item::Entry(e)) => {
-                    for a in e.decoded.unwrap_or_default().artifacts {
-                        out.insert(a.blake3, a.name);
-                    }
-                }
-                Some(pb::query_response::Item::NextCursor(c)) => cursor = Some(c),
-                None => {}
-            }
+    let mut out = HashMap::new();
+    let f = pb::Filter { category: "artifact".into(), ..Default::default() };
+    crate::client::scan(ctx, f, false, u64::MAX, |e| {
+        for a in e.decoded.unwrap_or_default().artifacts {
+            out.insert(a.blake3, a.name);
         }
-        if cursor.is_none() {
-            return Ok(out);
-        }
-    }
+    })
+    .await?;
+    Ok(out)
 }
 
 async fn verify(ctx: &Ctx, paths: &[PathBuf]) -> CliResult {

@@ -64,7 +64,7 @@ async fn verify_log(ctx: &Ctx) -> CliResult<Vec<Check>> {
     let dir = tempfile_dir()?;
     let quiet = Ctx { output: crate::cli::Output::Json, ..ctx.clone_ctx() };
     let out = dir.join("export");
-    crate::cmd::export::run_quiet(&quiet, ExportArgs { out: out.clone() }).await?;
+    crate::cmd::export::run_quiet(&quiet, ExportArgs { out: out.clone(), from: 0 }).await?;
     let args =
         VerifyArgs { path: out.clone(), vkeys: vec![out.join("vkeys")], hmac_key: None, trusted_checkpoint: None };
     let report = crate::cmd::verify::report(&args);
@@ -180,38 +180,24 @@ fn round(d: std::time::Duration) -> std::time::Duration {
 }
 
 async fn artifacts(ctx: &Ctx) -> CliResult<Vec<Check>> {
-    let mut client = ctx.ledger().await?;
-    let mut arts = ctx.artifacts().await?;
-    let (mut n, mut bad, mut cursor) = (0, Vec::new(), None);
-    loop {
-        let req = pb::QueryRequest { log: ctx.log.clone(), limit: 1000, cursor, ..Default::default() };
-        let mut st = client.query(req).await?.into_inner();
-        cursor = None;
-        while let Some(m) = st.message().await? {
-            match m.item {
-                Some(pb::query_response::Item::Entry(e)) => {
-                    for a in e.decoded.unwrap_or_default().artifacts {
-                        n += 1;
-                        let s = arts
-                            .stat(pb::StatRequest { log: ctx.log.clone(), blake3: a.blake3.clone() })
-                            .await?
-                            .into_inner();
-                        if !(s.present && s.intact) {
-                            let what = if s.present { "altered" } else { "missing" };
-                            bad.push(format!("{} ({}, entry {}) {what}", a.name, hex::encode(&a.blake3), e.seq));
-                        }
-                    }
-                }
-                Some(pb::query_response::Item::NextCursor(c)) => cursor = Some(c),
-                None => {}
-            }
+    let mut refs = Vec::new();
+    crate::client::scan(ctx, pb::Filter::default(), false, u64::MAX, |e| {
+        for a in e.decoded.unwrap_or_default().artifacts {
+            refs.push((e.seq, a));
         }
-        if cursor.is_none() {
-            break;
+    })
+    .await?;
+    let mut arts = ctx.artifacts().await?;
+    let mut bad = Vec::new();
+    for (seq, a) in &refs {
+        let s = arts.stat(pb::StatRequest { log: ctx.log.clone(), blake3: a.blake3.clone() }).await?.into_inner();
+        if !(s.present && s.intact) {
+            let what = if s.present { "altered" } else { "missing" };
+            bad.push(format!("{} ({}, entry {seq}) {what}", a.name, hex::encode(&a.blake3)));
         }
     }
     let (verdict, detail) = if bad.is_empty() {
-        (V::Pass, format!("{n} references, all present and intact"))
+        (V::Pass, format!("{} references, all present and intact", refs.len()))
     } else {
         (V::Fail, bad.join("; "))
     };

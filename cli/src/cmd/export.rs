@@ -23,7 +23,7 @@ fn prepare(out: &Path) -> CliResult {
 
 /// Runs the command.
 pub async fn run(ctx: &Ctx, a: ExportArgs) -> CliResult {
-    let (files, bytes, size) = run_quiet(ctx, ExportArgs { out: a.out.clone() }).await?;
+    let (files, bytes, size) = run_quiet(ctx, ExportArgs { out: a.out.clone(), from: a.from }).await?;
     if ctx.json() {
         print_json(&json!({"out": a.out, "segments": files, "bytes": bytes, "tree_size": size}));
     } else {
@@ -36,7 +36,8 @@ pub async fn run(ctx: &Ctx, a: ExportArgs) -> CliResult {
 /// Writes the bundle; returns (segments, bytes, tree size).
 pub async fn run_quiet(ctx: &Ctx, a: ExportArgs) -> CliResult<(u64, u64, String)> {
     prepare(&a.out)?;
-    let mut st = ctx.ledger().await?.export(pb::ExportRequest { log: ctx.log.clone() }).await?.into_inner();
+    let req = pb::ExportRequest { log: ctx.log.clone(), from_seq: a.from };
+    let mut st = ctx.ledger().await?.export(req).await?.into_inner();
     let (mut files, mut bytes, mut checkpoint) = (0u64, 0u64, String::new());
     let mut current: Option<(String, std::fs::File)> = None;
     let bar = crate::progress::bytes_bar(None, "exporting");
@@ -59,6 +60,7 @@ pub async fn run_quiet(ctx: &Ctx, a: ExportArgs) -> CliResult<(u64, u64, String)
             }
             Some(pb::export_chunk::Item::Vkeys(v)) => write(&a.out, "vkeys", &v)?,
             Some(pb::export_chunk::Item::HmacFingerprints(h)) => write(&a.out, "hmac-keys.json", &h)?,
+            Some(pb::export_chunk::Item::Start(s)) => write(&a.out, "start.json", &s)?,
             Some(pb::export_chunk::Item::Checkpoint(c)) => {
                 write(&a.out, "checkpoint", &c)?;
                 checkpoint = c;

@@ -57,35 +57,7 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> CliResult {
 
 /// `ledger query`: follows pages up to --limit.
 pub async fn query(ctx: &Ctx, a: QueryArgs) -> CliResult {
-    let mut client = ctx.ledger().await?;
-    let f = filter(&a.filters)?;
-    let (mut printed, mut cursor) = (0u64, None);
-    while printed < a.limit {
-        let page = (a.limit - printed).min(1000) as u32;
-        let req = pb::QueryRequest {
-            log: ctx.log.clone(),
-            filter: Some(f.clone()),
-            desc: a.desc,
-            limit: page,
-            cursor,
-            ..Default::default()
-        };
-        let mut st = client.query(req).await?.into_inner();
-        cursor = None;
-        while let Some(m) = st.message().await? {
-            match m.item {
-                Some(pb::query_response::Item::Entry(e)) => {
-                    print_entry(ctx, &e);
-                    printed += 1;
-                }
-                Some(pb::query_response::Item::NextCursor(c)) => cursor = Some(c),
-                None => {}
-            }
-        }
-        if cursor.is_none() {
-            break;
-        }
-    }
+    let printed = crate::client::scan(ctx, filter(&a.filters)?, a.desc, a.limit, |e| print_entry(ctx, &e)).await?;
     if !ctx.json() && printed == 0 {
         eprintln!("no matching entries");
     }

@@ -93,6 +93,13 @@ fn verify_with(
             if c.is_file() { Some(read_text(&c)?) } else { None }
         }
     };
+    let start_file = a.path.join("start.json");
+    let start: Option<ledger::verify::StartState> = if start_file.is_file() {
+        let text = read_text(&start_file)?;
+        Some(serde_json::from_str(&text).map_err(|e| CliError::Usage(format!("{}: {e}", start_file.display())))?)
+    } else {
+        None
+    };
     let total: u64 = ledger::journal::list_segments(&journal)
         .map_err(|e| CliError::Usage(e.to_string()))?
         .iter()
@@ -111,6 +118,7 @@ fn verify_with(
         hmac_keys: hmac.as_ref(),
         trusted_checkpoint: trusted.as_deref(),
         progress: Some(&progress),
+        start: start.as_ref(),
     };
     let report = verify(&input).map_err(|e| match e {
         ledger::verify::VerifyError::TrustedCheckpoint(n) => {

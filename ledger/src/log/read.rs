@@ -226,6 +226,25 @@ impl LedgerReader {
         Ok(out)
     }
 
+    /// The state before entry `first_seq` (for verifying a journal that
+    /// starts there).
+    pub fn start_state(&self, first_seq: u64) -> Result<crate::verify::StartState, LedgerError> {
+        let range = crate::merkle::CompactRange::from_source(&self.s.index, first_seq)?;
+        let (prev, time) = match first_seq.checked_sub(1) {
+            None => ([0u8; 32], i64::MIN),
+            Some(p) => {
+                let pos = self.position(p)?;
+                (pos.leaf_hash, pos.recorded_at)
+            }
+        };
+        Ok(crate::verify::StartState {
+            first_seq,
+            prev_hash: hex::encode(prev),
+            prev_recorded_at: time,
+            compact_range: range.nodes().iter().map(hex::encode).collect(),
+        })
+    }
+
     /// The public keys of the log, with their windows (no secrets).
     pub fn public_keys(&self) -> Vec<crate::keys::PublicKeyInfo> {
         read_lock(&self.s.keyring).public_keys()

@@ -21,6 +21,30 @@ use crate::merkle::CompactRange;
 use crate::note::{Checkpoint, Note, NoteError, NoteVerifier};
 use produce::{Item, LeafItem};
 
+/// Where a partial journal (an export `--from` a seq) starts: the tree and
+/// chain state just before its first entry. It needs no trust: a wrong value
+/// makes every later checkpoint root mismatch (FORMAT.md §11).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StartState {
+    /// seq of the first entry in the journal
+    pub first_seq: u64,
+    /// leaf hash of `first_seq - 1` (hex)
+    pub prev_hash: String,
+    /// recorded_at of `first_seq - 1`
+    pub prev_recorded_at: i64,
+    /// the RFC 6962 compact range of the first `first_seq` leaves (hex, largest subtree first)
+    pub compact_range: Vec<String>,
+}
+
+impl StartState {
+    fn parts(&self) -> Option<(Hash, CompactRange)> {
+        let prev = hex::decode(&self.prev_hash).ok().and_then(|b| crate::hash::from_slice(&b))?;
+        let nodes: Option<Vec<Hash>> =
+            self.compact_range.iter().map(|h| hex::decode(h).ok().and_then(|b| crate::hash::from_slice(&b))).collect();
+        Some((prev, CompactRange::from_parts(self.first_seq, nodes?)?))
+    }
+}
+
 /// What to verify against.
 pub struct VerifyInput<'a> {
     /// the `journal/` directory (of an export or a stopped log)
@@ -33,6 +57,8 @@ pub struct VerifyInput<'a> {
     pub trusted_checkpoint: Option<&'a str>,
     /// called with (bytes done, bytes total) as the journal is read
     pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
+    /// for a partial journal: the state before its first entry
+    pub start: Option<&'a StartState>,
 }
 
 /// Verification could not run at all (distinct from findings).
@@ -47,6 +73,9 @@ pub enum VerifyError {
     /// No keys were given.
     #[error("no verifier keys given: pass the log's vkeys")]
     NoKeys,
+    /// The start state of a partial journal does not parse.
+    #[error("the start state is malformed: hashes must be 32 bytes of hex, one per set bit of first_seq")]
+    BadStart,
 }
 
 /// Replays the journal and returns the report.
@@ -61,6 +90,11 @@ pub fn verify(input: &VerifyInput<'_>) -> Result<Report, VerifyError> {
     let segments = crate::journal::list_segments(input.journal_dir)?;
     let total: u64 = segments.iter().filter_map(|(_, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
     let mut state = Replay::new(input, trusted);
+    if let Some(s) = input.start {
+        let (prev, range) = s.parts().ok_or(VerifyError::BadStart)?;
+        (state.expect, state.prev_hash, state.prev_time, state.range) = (s.first_seq, prev, s.prev_recorded_at, range);
+        state.report.first_seq = s.first_seq;
+    }
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(8);
         scope.spawn(move || produce::produce(&segments, &tx));
@@ -228,7 +262,11 @@ impl<'a> Replay<'a> {
             );
         }
         let expected = if leaf.subject.is_empty() { 0 } else { self.subjects.get(&leaf.subject).copied().unwrap_or(0) };
-        if leaf.subject_prev != expected {
+        let before_start = expected == 0
+            && leaf.subject_prev != 0
+            && leaf.subject_prev <= self.report.first_seq
+            && !leaf.subject.is_empty();
+        if leaf.subject_prev != expected && !before_start {
             let want = if expected == 0 { "none".to_owned() } else { format!("seq {}", expected - 1) };
             self.find(
                 FindingKind::SubjectChainBroken,
@@ -286,7 +324,7 @@ impl<'a> Replay<'a> {
 
     fn check_trusted(&mut self) {
         let Some(t) = &self.trusted else { return };
-        if t.size == self.range.size() && t.root != self.range.root() {
+        if t.size == self.range.size() && t.size > self.report.first_seq && t.root != self.range.root() {
             let detail = format!(
                 "the trusted checkpoint's root {} at size {} differs from the journal's {}: the log showed different histories",
                 to_hex(&t.root),

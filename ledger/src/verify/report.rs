@@ -78,6 +78,8 @@ pub struct Redacted {
 pub struct Report {
     /// true when there is no finding
     pub ok: bool,
+    /// seq of the first entry (0 unless a partial export)
+    pub first_seq: u64,
     /// entries read
     pub entries: u64,
     /// checkpoint frames checked
@@ -114,8 +116,9 @@ impl Report {
 
     /// A human rendering.
     pub fn to_text(&self) -> String {
+        let from = if self.first_seq > 0 { format!(" (from seq {})", self.first_seq) } else { String::new() };
         let mut s = format!(
-            "{}: {} entries, {} checkpoints, {} HMAC tags checked, {} redacted; tree size {} root {}\n",
+            "{}: {} entries{from}, {} checkpoints, {} HMAC tags checked, {} redacted; tree size {} root {}\n",
             if self.ok { "VALID" } else { "INVALID" },
             self.entries,
             self.checkpoints,
