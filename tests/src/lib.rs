@@ -88,6 +88,14 @@ impl Ledgerd {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// SIGKILL: the process dies at once, mid-write or not.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Sends SIGTERM and waits; returns the exit code.
     pub fn stop(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
