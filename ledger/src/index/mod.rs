@@ -1,11 +1,15 @@
 //! The sled index of one log (FORMAT.md §10): derived data, caught up from
 //! the journal and rebuildable from scratch.
 //!
-//! Owns: tree names, key layouts and bincode values. Must not: hold
+//! Owns: tree names, key layouts, bincode values and the flat record files
+//! (`flat`). Must not: hold
 //! anything the journal does not (it is written only after the journal's
 //! fdatasync), or be hashed or signed.
 
-use std::path::Path;
+mod flat;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bincode::{Decode, Encode};
 use serde::Serialize;
@@ -21,6 +25,14 @@ pub enum IndexError {
     /// sled failed.
     #[error("index database: {0}")]
     Sled(#[from] sled::Error),
+    /// A flat index file failed.
+    #[error("index file {path}: {source}")]
+    Io {
+        /// the file
+        path: PathBuf,
+        /// the OS error
+        source: std::io::Error,
+    },
     /// A stored value does not decode.
     #[error("index value in tree {tree} does not decode: {reason}; rebuild the index (delete the index directory)")]
     Decode {
@@ -32,7 +44,7 @@ pub enum IndexError {
 }
 
 /// Where an entry's frame is, plus what proofs and time queries need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position {
     /// first seq of the segment file
     pub segment: u64,
@@ -99,37 +111,35 @@ fn secondary_key(value: &str, seq: u64) -> Vec<u8> {
     k
 }
 
-fn merkle_key(level: u8, index: u64) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = level;
-    k[1..].copy_from_slice(&index.to_be_bytes());
-    k
-}
-
 /// The index database.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Index {
     db: sled::Db,
+    flat: Arc<flat::FlatStore>,
     meta: sled::Tree,
-    seq: sled::Tree,
     request: sled::Tree,
     category: sled::Tree,
     subject: sled::Tree,
     actor: sled::Tree,
-    merkle: sled::Tree,
     checkpoint: sled::Tree,
     artifact: sled::Tree,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index").finish_non_exhaustive()
+    }
 }
 
 /// The writes of one batch, applied tree by tree, `indexed_through` last.
 #[derive(Default)]
 pub struct IndexBatch {
-    seq: sled::Batch,
+    positions: Option<(u64, Vec<u8>)>,
     request: sled::Batch,
     category: sled::Batch,
     subject: sled::Batch,
     actor: sled::Batch,
-    merkle: sled::Batch,
+    nodes: Vec<(u8, u64, Vec<u8>)>,
     checkpoint: sled::Batch,
     artifacts: Vec<(Hash, ArtifactRow)>,
     through: Option<u64>,
@@ -149,7 +159,17 @@ impl IndexBatch {
     /// Indexes one entry and marks everything through it as indexed.
     pub fn add_entry(&mut self, e: IndexedEntry<'_>) {
         let key = e.seq.to_be_bytes();
-        self.seq.insert(&key, bincode::encode_to_vec(e.pos, cfg()).expect("encodable"));
+        match &mut self.positions {
+            Some((first, bytes)) if *first + bytes.len() as u64 / flat::POSITION_BYTES == e.seq => {
+                flat::encode_position(&e.pos, bytes)
+            }
+            Some(_) => panic!("index batch positions must be contiguous"),
+            None => {
+                let mut bytes = Vec::with_capacity(64 * 1024);
+                flat::encode_position(&e.pos, &mut bytes);
+                self.positions = Some((e.seq, bytes));
+            }
+        }
         if !e.leaf.request_id.is_empty() {
             self.request.insert(e.leaf.request_id.as_bytes(), &key);
         }
@@ -177,8 +197,12 @@ impl IndexBatch {
 
     /// Stores a perfect-subtree hash (levels ≥ 1; level 0 lives in `seq`).
     pub fn add_node(&mut self, level: u8, index: u64, hash: &Hash) {
-        if level > 0 {
-            self.merkle.insert(&merkle_key(level, index), &hash[..]);
+        if level == 0 {
+            return;
+        }
+        match self.nodes.iter_mut().rev().find(|(l, _, _)| *l == level) {
+            Some((_, first, bytes)) if *first + bytes.len() as u64 / 32 == index => bytes.extend_from_slice(hash),
+            _ => self.nodes.push((level, index, hash.to_vec())),
         }
     }
 
@@ -191,30 +215,40 @@ impl IndexBatch {
 impl Index {
     /// Opens (or creates) the index at `path`.
     pub fn open(path: &Path) -> Result<Self, IndexError> {
-        let db = sled::Config::new().path(path).flush_every_ms(Some(1000)).open()?;
+        let db = sled::Config::new().path(path.join("db")).flush_every_ms(Some(1000)).open()?;
         let t = |n: &str| db.open_tree(n);
-        Ok(Self {
+        let index = Self {
+            flat: Arc::new(flat::FlatStore::open(path)?),
             meta: t("meta")?,
-            seq: t("seq")?,
             request: t("request")?,
             category: t("category")?,
             subject: t("subject")?,
             actor: t("actor")?,
-            merkle: t("merkle")?,
             checkpoint: t("checkpoint")?,
             artifact: t("artifact")?,
             db,
-        })
+        };
+        // The flat files and sled are flushed independently: keep what both hold.
+        let through = index.indexed_through()?;
+        let kept = index.flat.reconcile(through)?;
+        if kept < through {
+            index.meta.insert(THROUGH_KEY, &kept.to_be_bytes())?;
+        }
+        Ok(index)
     }
 
     /// Applies a batch; `indexed_through` moves only after every tree.
     pub fn apply(&self, b: IndexBatch) -> Result<(), IndexError> {
-        self.seq.apply_batch(b.seq)?;
+        if let Some((first, bytes)) = &b.positions {
+            self.flat.write_positions(*first, bytes)?;
+        }
+        for (level, first, bytes) in &b.nodes {
+            self.flat.write_nodes(*level, *first, bytes)?;
+        }
         self.request.apply_batch(b.request)?;
         self.category.apply_batch(b.category)?;
         self.subject.apply_batch(b.subject)?;
         self.actor.apply_batch(b.actor)?;
-        self.merkle.apply_batch(b.merkle)?;
         self.checkpoint.apply_batch(b.checkpoint)?;
         for (b3, row) in b.artifacts {
             let value = bincode::encode_to_vec(&row, cfg()).expect("encodable");
@@ -240,7 +274,7 @@ impl Index {
 
     /// The position of `seq`.
     pub fn position(&self, seq: u64) -> Result<Option<Position>, IndexError> {
-        self.seq.get(seq.to_be_bytes())?.map(|v| decode("seq", &v)).transpose()
+        self.flat.position(seq)
     }
 
     /// The seq that holds `request_id`.
@@ -304,7 +338,7 @@ impl Index {
         if level == 0 {
             return Ok(self.position(index)?.map(|p| p.leaf_hash));
         }
-        Ok(self.merkle.get(merkle_key(level, index))?.and_then(|v| crate::hash::from_slice(&v)))
+        self.flat.node(level, index)
     }
 
     /// The history checkpoint at `size`, if kept.

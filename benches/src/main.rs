@@ -1,0 +1,72 @@
+//! `ledger-bench`: measurements of the ledger (docs/BENCHMARKS.md).
+//!
+//! `ledger-bench lib-append [N] [BATCH] [SUBJECTS]` appends N entries with
+//! 512-byte JSON payloads, request ids and SUBJECTS distinct subjects
+//! through the library (no gRPC), every batch fdatasynced, and prints the
+//! throughput and the disk used per entry by the journal and the index.
+
+use std::time::Instant;
+
+fn arg(i: usize, default: u64) -> u64 {
+    std::env::args().nth(i).and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+fn du(p: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+    rd.filter_map(Result::ok)
+        .map(|e| {
+            let m = e.metadata().ok();
+            if m.as_ref().is_some_and(|m| m.is_dir()) { du(&e.path()) } else { m.map_or(0, |m| m.len()) }
+        })
+        .sum()
+}
+
+fn lib_append() {
+    let (n, batch, subjects) = (arg(2, 200_000), arg(3, 1024), arg(4, 1000).max(1));
+    let dir = std::env::temp_dir().join(format!("ledger-bench-{}", std::process::id()));
+    let (l, _) = ledger::Ledger::open(&dir, ledger::LogOptions::new("bench.local/lib")).expect("open");
+    let filler = "x".repeat(480);
+    let limits = ledger::entry::Limits::default();
+    let make = |i: u64| {
+        let payload = format!(r#"{{"seq_hint":{i:>10},"note":"{filler}"}}"#);
+        let input = ledger::EntryInput {
+            category: "alert_ack".into(),
+            subject: format!("INC-{}", i % subjects),
+            payload: payload.into_bytes(),
+            request_id: format!("req-{i}"),
+            ..Default::default()
+        };
+        input.validate("bench", &limits).expect("valid")
+    };
+    let started = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let entries: Vec<_> = (i..(i + batch).min(n)).map(make).collect();
+        for r in l.append_batch(entries) {
+            r.expect("append");
+        }
+        i += batch;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    l.close().expect("close");
+    let (j, x) = (du(&dir.join("journal")), du(&dir.join("index")));
+    println!("lib-append: {n} entries, batch {batch}, {subjects} subjects, payload 512 B");
+    println!("  throughput  {:.0} entries/s ({secs:.2} s)", n as f64 / secs);
+    println!(
+        "  disk/entry  journal {:.0} B + index {:.0} B = payload + {:.0} B",
+        j as f64 / n as f64,
+        x as f64 / n as f64,
+        (j + x) as f64 / n as f64 - 512.0
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn main() {
+    match std::env::args().nth(1).as_deref() {
+        Some("lib-append") => lib_append(),
+        _ => {
+            eprintln!("usage: ledger-bench lib-append [N] [BATCH] [SUBJECTS]");
+            std::process::exit(2);
+        }
+    }
+}
