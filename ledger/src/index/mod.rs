@@ -7,6 +7,7 @@
 //! fdatasync), or be hashed or signed.
 
 mod flat;
+mod postings;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -77,7 +78,7 @@ pub struct ArtifactRow {
 }
 
 /// Which secondary index a scan uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Secondary {
     /// by category
     Category,
@@ -103,19 +104,12 @@ fn be_u64(tree: &'static str, b: &[u8]) -> Result<u64, IndexError> {
     Ok(u64::from_be_bytes(arr))
 }
 
-fn secondary_key(value: &str, seq: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(value.len() + 9);
-    k.extend_from_slice(value.as_bytes());
-    k.push(0);
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
 /// The index database.
 #[derive(Clone)]
 pub struct Index {
     db: sled::Db,
     flat: Arc<flat::FlatStore>,
+    flat_start: Arc<std::sync::atomic::AtomicU64>,
     meta: sled::Tree,
     request: sled::Tree,
     category: sled::Tree,
@@ -123,6 +117,16 @@ pub struct Index {
     actor: sled::Tree,
     checkpoint: sled::Tree,
     artifact: sled::Tree,
+}
+
+impl Secondary {
+    fn slot(self) -> usize {
+        match self {
+            Secondary::Category => 0,
+            Secondary::Subject => 1,
+            Secondary::Actor => 2,
+        }
+    }
 }
 
 impl std::fmt::Debug for Index {
@@ -136,9 +140,7 @@ impl std::fmt::Debug for Index {
 pub struct IndexBatch {
     positions: Option<(u64, Vec<u8>)>,
     request: sled::Batch,
-    category: sled::Batch,
-    subject: sled::Batch,
-    actor: sled::Batch,
+    postings: std::collections::HashMap<(Secondary, String), Vec<u64>>,
     nodes: Vec<(u8, u64, Vec<u8>)>,
     checkpoint: sled::Batch,
     artifacts: Vec<(Hash, ArtifactRow)>,
@@ -153,6 +155,9 @@ pub struct IndexedEntry<'a> {
     pub pos: Position,
     /// leaf
     pub leaf: &'a crate::leaf::Leaf,
+    /// only the flat files need it (sled already holds it: catch-up after
+    /// the flat files lost writes)
+    pub flat_only: bool,
 }
 
 impl IndexBatch {
@@ -170,13 +175,18 @@ impl IndexBatch {
                 self.positions = Some((e.seq, bytes));
             }
         }
+        self.through = Some(e.seq + 1);
+        if e.flat_only {
+            return;
+        }
         if !e.leaf.request_id.is_empty() {
             self.request.insert(e.leaf.request_id.as_bytes(), &key);
         }
-        self.category.insert(secondary_key(&e.leaf.category, e.seq), &[]);
-        self.actor.insert(secondary_key(&e.leaf.actor, e.seq), &[]);
+        let mut post = |s: Secondary, v: &str| self.postings.entry((s, v.to_owned())).or_default().push(e.seq);
+        post(Secondary::Category, &e.leaf.category);
+        post(Secondary::Actor, &e.leaf.actor);
         if !e.leaf.subject.is_empty() {
-            self.subject.insert(secondary_key(&e.leaf.subject, e.seq), &[]);
+            post(Secondary::Subject, &e.leaf.subject);
         }
         for a in &e.leaf.artifacts {
             let (Some(b3), Some(sha)) = (crate::hash::from_slice(&a.blake3), crate::hash::from_slice(&a.sha256)) else {
@@ -192,7 +202,6 @@ impl IndexBatch {
             };
             self.artifacts.push((b3, row));
         }
-        self.through = Some(e.seq + 1);
     }
 
     /// Stores a perfect-subtree hash (levels ≥ 1; level 0 lives in `seq`).
@@ -219,6 +228,7 @@ impl Index {
         let t = |n: &str| db.open_tree(n);
         let index = Self {
             flat: Arc::new(flat::FlatStore::open(path)?),
+            flat_start: Arc::default(),
             meta: t("meta")?,
             request: t("request")?,
             category: t("category")?,
@@ -228,12 +238,10 @@ impl Index {
             artifact: t("artifact")?,
             db,
         };
-        // The flat files and sled are flushed independently: keep what both hold.
-        let through = index.indexed_through()?;
-        let kept = index.flat.reconcile(through)?;
-        if kept < through {
-            index.meta.insert(THROUGH_KEY, &kept.to_be_bytes())?;
-        }
+        // The flat files and sled are flushed independently: the flat files
+        // keep what they hold completely; catch-up redoes the rest.
+        let kept = index.flat.reconcile(index.sled_through()?)?;
+        index.flat_start.store(kept, std::sync::atomic::Ordering::SeqCst);
         Ok(index)
     }
 
@@ -246,9 +254,15 @@ impl Index {
             self.flat.write_nodes(*level, *first, bytes)?;
         }
         self.request.apply_batch(b.request)?;
-        self.category.apply_batch(b.category)?;
-        self.subject.apply_batch(b.subject)?;
-        self.actor.apply_batch(b.actor)?;
+        let mut lists: [sled::Batch; 3] = Default::default();
+        for ((s, value), seqs) in &b.postings {
+            let last = *seqs.last().expect("a list has a seq");
+            lists[s.slot()].insert(postings::key(value, last), postings::encode(seqs));
+        }
+        let [c, sj, a] = lists;
+        self.category.apply_batch(c)?;
+        self.subject.apply_batch(sj)?;
+        self.actor.apply_batch(a)?;
         self.checkpoint.apply_batch(b.checkpoint)?;
         for (b3, row) in b.artifacts {
             let value = bincode::encode_to_vec(&row, cfg()).expect("encodable");
@@ -256,7 +270,9 @@ impl Index {
             let _ = self.artifact.compare_and_swap(b3, None as Option<&[u8]>, Some(value))?;
         }
         if let Some(t) = b.through {
-            self.meta.insert(THROUGH_KEY, &t.to_be_bytes())?;
+            self.flat_start.fetch_max(t, std::sync::atomic::Ordering::SeqCst);
+            let sled = self.sled_through()?;
+            self.meta.insert(THROUGH_KEY, &t.max(sled).to_be_bytes())?;
         }
         Ok(())
     }
@@ -267,8 +283,13 @@ impl Index {
         Ok(())
     }
 
-    /// Number of entries indexed.
+    /// Number of entries indexed in every part (flat files and sled).
     pub fn indexed_through(&self) -> Result<u64, IndexError> {
+        Ok(self.sled_through()?.min(self.flat_start.load(std::sync::atomic::Ordering::SeqCst)))
+    }
+
+    /// Number of entries sled's trees hold.
+    pub fn sled_through(&self) -> Result<u64, IndexError> {
         self.meta.get(THROUGH_KEY)?.map_or(Ok(0), |v| be_u64("meta", &v))
     }
 
@@ -302,30 +323,7 @@ impl Index {
         limit: usize,
     ) -> Result<Vec<u64>, IndexError> {
         let (tree, name) = self.tree(s);
-        if from >= to {
-            return Ok(Vec::new());
-        }
-        let range = secondary_key(value, from)..secondary_key(value, to);
-        let prefix = value.len() + 1;
-        let mut out = Vec::new();
-        let mut push = |k: sled::IVec| -> Result<bool, IndexError> {
-            out.push(be_u64(name, &k[prefix..])?);
-            Ok(out.len() < limit)
-        };
-        if desc {
-            for kv in tree.range(range).rev() {
-                if !push(kv?.0)? {
-                    break;
-                }
-            }
-        } else {
-            for kv in tree.range(range) {
-                if !push(kv?.0)? {
-                    break;
-                }
-            }
-        }
-        Ok(out)
+        postings::scan(tree, name, value, (from, to), desc, limit)
     }
 
     /// The last seq below `before` with this subject.

@@ -194,7 +194,7 @@ impl Batch<'_> {
             leaf_hash: hash,
             recorded_at,
         };
-        self.index.add_entry(IndexedEntry { seq, pos, leaf: &leaf });
+        self.index.add_entry(IndexedEntry { seq, pos, leaf: &leaf, flat_only: false });
         let (nodes, index) = (&mut self.nodes, &mut self.index);
         self.tip.range.push(hash, |l, i, h| {
             nodes.record(l, i, h);

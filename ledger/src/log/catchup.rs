@@ -17,6 +17,7 @@ const CHUNK: u64 = 8192;
 /// Indexes every journal entry after `indexed_through`; returns how many.
 pub(super) fn catch_up(index: &Index, dir: &Path) -> Result<u64, LedgerError> {
     let through = index.indexed_through()?;
+    let sled_through = index.sled_through()?;
     let start = if through == 0 { None } else { Some(check_last_indexed(index, dir, through)?) };
     let mut range = CompactRange::from_source(index, through)?;
     let mut expect = through;
@@ -41,7 +42,8 @@ pub(super) fn catch_up(index: &Index, dir: &Path) -> Result<u64, LedgerError> {
                     let h = leaf_hash(&e.leaf);
                     let pos =
                         Position { segment: first, offset, frame_len, leaf_hash: h, recorded_at: leaf.recorded_at };
-                    batch.add_entry(IndexedEntry { seq: expect, pos, leaf: &leaf });
+                    let flat_only = expect < sled_through;
+                    batch.add_entry(IndexedEntry { seq: expect, pos, leaf: &leaf, flat_only });
                     range.push(h, |l, i, n| batch.add_node(l, i, n));
                     expect += 1;
                     if (expect - through) % CHUNK == 0 {
