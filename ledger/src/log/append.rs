@@ -141,6 +141,7 @@ struct Batch<'a> {
     leaves: Vec<Option<Leaf>>,
     by_request: HashMap<String, usize>,
     by_subject: HashMap<String, u64>,
+    known_subjects: &'a HashMap<String, u64>,
     nodes: BatchNodes,
     old: CompactRange,
     index: IndexBatch,
@@ -168,7 +169,7 @@ impl Batch<'_> {
         let seq = self.tip.next_seq;
         let subject_prev = match &e.subject {
             None => 0,
-            Some(s) => match self.by_subject.get(s.as_str()) {
+            Some(s) => match self.by_subject.get(s.as_str()).or_else(|| self.known_subjects.get(s.as_str())) {
                 Some(prev) => prev + 1,
                 None => self.ledger.s.index.last_with_subject(s.as_str(), seq).map_err(storage)?.map_or(0, |p| p + 1),
             },
@@ -291,6 +292,7 @@ impl Ledger {
                 .collect();
         }
         let n = entries.len();
+        let known = std::mem::take(&mut w.subjects);
         let mut b = Batch {
             ledger: self,
             hmac: ring.active_hmac(),
@@ -302,26 +304,34 @@ impl Ledger {
             leaves: vec![None; n],
             by_request: HashMap::new(),
             by_subject: HashMap::new(),
+            known_subjects: &known,
             nodes: BatchNodes { start: w.tip.next_seq, levels: Vec::new() },
             old: w.tip.range.clone(),
             index: IndexBatch::default(),
         };
         let slots: Vec<Slot> =
             entries.into_iter().enumerate().map(|(i, e)| b.sequence(i, e).unwrap_or_else(Slot::Failed)).collect();
-        let latest = if b.tip.next_seq == w.tip.next_seq {
-            self.latest_checkpoint()
+        let written = if b.tip.next_seq == w.tip.next_seq {
+            Ok(self.latest_checkpoint())
         } else {
-            match self.write(w, &mut b, ring, extra) {
-                Ok(c) => c,
-                Err(e) => {
-                    return slots
-                        .into_iter()
-                        .map(|s| Err(if let Slot::Failed(f) = s { f } else { e.clone() }))
-                        .collect();
-                }
-            }
+            self.write(w, &mut b, ring, extra)
         };
-        self.receipts(slots, &b, latest)
+        let out = match written {
+            Ok(latest) => self.receipts(slots, &b, latest),
+            Err(e) => slots.into_iter().map(|s| Err(if let Slot::Failed(f) = s { f } else { e.clone() })).collect(),
+        };
+        let committed = w.tip.next_seq == b.tip.next_seq;
+        let by_subject = std::mem::take(&mut b.by_subject);
+        drop(b);
+        let mut known = known;
+        if committed {
+            if known.len() + by_subject.len() > super::SUBJECT_CACHE {
+                known.clear();
+            }
+            known.extend(by_subject);
+        }
+        w.subjects = known;
+        out
     }
 
     /// The single write of a batch: frames (+ history checkpoint), fdatasync,

@@ -169,7 +169,12 @@ struct Tip {
 struct Writer {
     journal: Journal,
     tip: Tip,
+    /// last seq per subject, from committed batches (bounded; a miss asks the index)
+    subjects: std::collections::HashMap<String, u64>,
 }
+
+/// Subjects cached by the writer before the cache is cleared.
+const SUBJECT_CACHE: usize = 200_000;
 
 struct Shared {
     dir: PathBuf,
@@ -244,7 +249,10 @@ impl Ledger {
             last_sync_ns: Default::default(),
             opts,
         };
-        let ledger = Self { reader: LedgerReader { s: Arc::new(shared) }, writer: Mutex::new(Writer { journal, tip }) };
+        let ledger = Self {
+            reader: LedgerReader { s: Arc::new(shared) },
+            writer: Mutex::new(Writer { journal, tip, subjects: Default::default() }),
+        };
         Ok((ledger, report))
     }
 
