@@ -248,3 +248,95 @@ fn index_files_that_lost_writes_are_caught_up_from_the_journal() {
     let r = l.append(common::with_request_id(common::entry("alert_ack", None, 1), "after-crash")).unwrap();
     assert_eq!(r.seq, 300);
 }
+
+#[test]
+fn a_garbled_index_is_moved_aside_and_rebuilt_from_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = common::open(dir.path(), common::options());
+    common::fill(&l, 200, 20);
+    let root = l.latest_checkpoint().checkpoint.root;
+    l.close().unwrap();
+    drop(l);
+    for f in std::fs::read_dir(dir.path().join("index/db")).unwrap() {
+        let p = f.unwrap().path();
+        if p.is_file() {
+            let n = std::fs::metadata(&p).unwrap().len() as usize;
+            std::fs::write(&p, vec![0xA5u8; n.max(64)]).unwrap();
+        }
+    }
+    let (l, rep) = Ledger::open(dir.path(), common::options()).unwrap();
+    let (aside, why) = rep.index_rebuilt.expect("the damage is reported");
+    assert!(aside.starts_with(dir.path()) && aside.exists(), "the damaged index is kept for inspection");
+    assert!(why.contains("index database"), "{why}");
+    assert_eq!((rep.caught_up, l.size()), (200, 200));
+    assert_eq!(l.latest_checkpoint().checkpoint.root, root);
+    let q = ledger::log::Query { subject: Some("INC-4".into()), limit: 1000, ..Default::default() };
+    assert_eq!(l.query(&q).unwrap().entries.len(), (0..200).filter(|s| s % 7 == 4).count());
+}
+
+#[test]
+fn a_flipped_byte_in_a_sealed_segment_is_found_by_reads_and_by_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = common::options();
+    o.segment_bytes = 4096;
+    let l = common::open(dir.path(), o.clone());
+    common::fill(&l, 100, 5);
+    l.close().unwrap();
+    let (vkeys, hmac) = (l.verifiers(), l.hmac_keys());
+    drop(l);
+    let segs = list_segments(&dir.path().join("journal")).unwrap();
+    let (first, sealed) = &segs[1];
+    let mut b = std::fs::read(sealed).unwrap();
+    b[200] ^= 0x01;
+    std::fs::write(sealed, &b).unwrap();
+    // The open only scans the newest segment: the log still opens and serves.
+    let (l, _) = Ledger::open(dir.path(), o).unwrap();
+    let hit = (*first..*first + 10).find(|s| l.get(*s).is_err()).expect("an entry of the damaged frame");
+    let err = l.get(hit).unwrap_err().to_string();
+    assert!(err.contains(&sealed.display().to_string()) && err.contains("CRC mismatch"), "{err}");
+    let rep = ledger::verify::verify(&ledger::verify::VerifyInput {
+        journal_dir: &dir.path().join("journal"),
+        vkeys: &vkeys,
+        hmac_keys: Some(&hmac),
+        trusted_checkpoint: None,
+        progress: None,
+        start: None,
+    })
+    .unwrap();
+    let f = &rep.findings[0];
+    assert_eq!(f.kind, ledger::verify::FindingKind::FrameCorrupt);
+    assert!(f.detail.contains(&sealed.display().to_string()), "{}", f.detail);
+    assert!(
+        rep.findings.iter().any(|f| f.kind == ledger::verify::FindingKind::SeqMismatch),
+        "the entries after the damage are missing"
+    );
+}
+
+#[test]
+fn a_truncated_middle_segment_is_reported_by_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = common::options();
+    o.segment_bytes = 4096;
+    let l = common::open(dir.path(), o);
+    common::fill(&l, 100, 5);
+    l.close().unwrap();
+    let (vkeys, latest) = (l.verifiers(), l.latest_checkpoint());
+    drop(l);
+    let segs = list_segments(&dir.path().join("journal")).unwrap();
+    let (_, mid) = &segs[segs.len() / 2];
+    let len = std::fs::metadata(mid).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(mid).unwrap().set_len(len / 2).unwrap();
+    let rep = ledger::verify::verify(&ledger::verify::VerifyInput {
+        journal_dir: &dir.path().join("journal"),
+        vkeys: &vkeys,
+        hmac_keys: None,
+        trusted_checkpoint: Some(&latest.note),
+        progress: None,
+        start: None,
+    })
+    .unwrap();
+    assert!(!rep.ok);
+    assert_eq!(rep.findings[0].kind, ledger::verify::FindingKind::FrameCorrupt);
+    assert!(rep.findings[0].detail.contains("runs past the end"), "{}", rep.findings[0].detail);
+    assert!(rep.findings.iter().any(|f| f.kind == ledger::verify::FindingKind::SeqMismatch));
+}

@@ -36,6 +36,7 @@ pub fn ledger(e: &LedgerError) -> Status {
         }
         LedgerError::Artifact(ledger::artifacts::ArtifactError::Altered { .. })
         | LedgerError::BadRecord { .. }
+        | LedgerError::Journal(ledger::journal::JournalError::Corrupt { .. })
         | LedgerError::IndexAhead { .. } => Status::data_loss(e.to_string()),
         _ => Status::internal(e.to_string()),
     }

@@ -455,3 +455,34 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     c.read_to_string(&mut out).await.unwrap();
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_at_rest_is_data_loss_and_counted() {
+    let s = TestServer::start(|c| c.segment_bytes = 4096).await;
+    let mut c = s.ledger().await;
+    for i in 0..100 {
+        c.append(ack(i)).await.unwrap();
+    }
+    let journal = s.log_dir().join("journal");
+    let dir = s.into_dir().await;
+    let segs = ledger::journal::list_segments(&journal).unwrap();
+    let (first, sealed) = &segs[1];
+    let mut b = std::fs::read(sealed).unwrap();
+    b[300] ^= 0x10;
+    std::fs::write(sealed, &b).unwrap();
+    let mut s = TestServer::start_in(dir, |c| c.segment_bytes = 4096).await;
+    let mut c = s.ledger().await;
+    let mut lost = 0;
+    for seq in *first..*first + 10 {
+        if let Err(e) = c.get(pb::GetRequest { log: "default".into(), seq, with_proof: false }).await {
+            assert_eq!(e.code(), Code::DataLoss, "{}", e.message());
+            assert!(e.message().contains("CRC mismatch"), "{}", e.message());
+            lost += 1;
+        }
+    }
+    assert_eq!(lost, 1, "exactly the damaged frame");
+    let body = http_get(s.metrics, "/metrics").await;
+    assert!(body.contains(r#"ledger_verify_failures_total{log="default"} 1"#), "{body}");
+    assert!(c.append(ack(1000)).await.is_ok(), "appends go on (the damage is in a sealed segment)");
+    s.stop().await.unwrap();
+}

@@ -44,6 +44,20 @@ pub enum IndexError {
     },
 }
 
+impl IndexError {
+    /// True when the index's files are damaged or unreadable as an index
+    /// (as opposed to locked or failing I/O): it can be rebuilt from the journal.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            Self::Sled(
+                sled::Error::Corruption { .. } | sled::Error::Unsupported(_) | sled::Error::ReportableBug(_),
+            ) => true,
+            Self::Sled(_) | Self::Io { .. } => false,
+            Self::Decode { .. } => true,
+        }
+    }
+}
+
 /// Where an entry's frame is, plus what proofs and time queries need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position {

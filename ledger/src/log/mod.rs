@@ -154,6 +154,8 @@ pub struct OpenReport {
     pub caught_up: u64,
     /// entries in the log
     pub size: u64,
+    /// the index was damaged: (where it was moved, what was wrong); rebuilt from the journal
+    pub index_rebuilt: Option<(PathBuf, String)>,
 }
 
 /// The writer's view of the end of the log.
@@ -213,6 +215,21 @@ fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Opens the index; a damaged one is moved aside (kept for inspection) and
+/// rebuilt from the journal, which is the source of truth.
+fn open_index(dir: &Path, now: i64) -> Result<(Index, Option<(PathBuf, String)>), LedgerError> {
+    let path = dir.join("index");
+    match Index::open(&path) {
+        Ok(i) => Ok((i, None)),
+        Err(e) if e.is_damage() => {
+            let aside = dir.join(format!("index.damaged-{now}"));
+            std::fs::rename(&path, &aside).map_err(|x| JournalError::io(&path, x))?;
+            Ok((Index::open(&path)?, Some((aside, e.to_string()))))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl Ledger {
     /// Opens (or creates) the log in `dir`: keys, journal recovery, index
     /// catch-up, and a fresh checkpoint.
@@ -230,13 +247,18 @@ impl Ledger {
         }
         let journal_dir = dir.join("journal");
         let journal = Journal::open(&journal_dir, opts.segment_bytes)?;
-        let index = Index::open(&dir.join("index"))?;
+        let (index, index_rebuilt) = open_index(dir, now)?;
         let caught_up = catchup::catch_up(&index, &journal_dir)?;
         let tip = catchup::tip(&index)?;
         let checkpoint = Checkpoint { origin: opts.origin.clone(), size: tip.next_seq, root: tip.range.root() };
         let note = checkpoint.sign(&keyring.active_signers());
-        let report =
-            OpenReport { keys_created, truncated: journal.truncated_on_open().cloned(), caught_up, size: tip.next_seq };
+        let report = OpenReport {
+            keys_created,
+            truncated: journal.truncated_on_open().cloned(),
+            caught_up,
+            size: tip.next_seq,
+            index_rebuilt,
+        };
         let shared = Shared {
             dir: dir.to_owned(),
             index,
