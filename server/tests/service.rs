@@ -486,3 +486,170 @@ async fn damage_at_rest_is_data_loss_and_counted() {
     assert!(c.append(ack(1000)).await.is_ok(), "appends go on (the damage is in a sealed segment)");
     s.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_to_every_service_name_the_field_and_change_nothing() {
+    let mut s = TestServer::start(|_| {}).await;
+    let mut c = s.ledger().await;
+    let mut a = s.artifacts().await;
+    let mut k = s.keys().await;
+    for i in 0..5 {
+        c.append(ack(i)).await.unwrap();
+    }
+    let before = common::snapshot(&s.log_dir().join("journal"));
+    let log = || "default".to_string();
+    let mut results: Vec<(Result<(), tonic::Status>, Code, &str)> = Vec::new();
+    let mut push = |r: Result<(), tonic::Status>, code, msg| results.push((r, code, msg));
+    let bad_name = pb::ArtifactRef {
+        blake3: vec![0; 32],
+        sha256: vec![0; 32],
+        size: 1,
+        name: "../etc/passwd".into(),
+        media_type: String::new(),
+    };
+    let long_media = pb::ArtifactRef { media_type: "m".repeat(200), name: "a.pdf".into(), ..bad_name.clone() };
+    let short_sha = pb::ArtifactRef { sha256: vec![1; 16], name: "a.pdf".into(), ..bad_name.clone() };
+    for (art, code, msg) in [
+        (bad_name, Code::InvalidArgument, "invalid artifacts[0].name"),
+        (long_media, Code::InvalidArgument, "invalid artifacts[0].media_type"),
+        (short_sha, Code::InvalidArgument, "invalid artifacts[0].sha256: must be 32 bytes, got 16"),
+    ] {
+        let e = pb::EntryInput { artifacts: vec![art], ..input("alert_ack", "", "{}") };
+        push(c.append(req(e)).await.map(|_| ()), code, msg);
+    }
+    push(
+        c.append(req(input("", "", "{}"))).await.map(|_| ()),
+        Code::InvalidArgument,
+        "invalid category: must be 1 to 64",
+    );
+    push(
+        c.append(req(input(&"c".repeat(65), "", "{}"))).await.map(|_| ()),
+        Code::InvalidArgument,
+        "invalid category: must be 1 to 64",
+    );
+    push(
+        c.append(req(pb::EntryInput { payload: vec![0xff, 0x00], ..input("alert_ack", "", "") })).await.map(|_| ()),
+        Code::InvalidArgument,
+        "invalid payload: not UTF-8",
+    );
+    push(
+        c.append(req(input("alert_ack", "", "null"))).await.map(|_| ()),
+        Code::InvalidArgument,
+        "must be a JSON object, got null",
+    );
+    push(
+        c.append(req(input("alert_ack", "", ""))).await.map(|_| ()),
+        Code::InvalidArgument,
+        "invalid payload: not valid JSON",
+    );
+    push(
+        c.append(req(input("alert_ack", "bad\u{7}subject", "{}"))).await.map(|_| ()),
+        Code::InvalidArgument,
+        "invalid subject: contains control character U+0007",
+    );
+    push(
+        c.append(req(pb::EntryInput { request_id: "has space".into(), ..input("alert_ack", "", "{}") }))
+            .await
+            .map(|_| ()),
+        Code::InvalidArgument,
+        "invalid request_id",
+    );
+    push(
+        c.append(req(input("override", "", r#"{"component":"x"}"#))).await.map(|_| ()),
+        Code::FailedPrecondition,
+        "reason",
+    );
+    push(
+        c.get(pb::GetRequest { log: log(), seq: 99, with_proof: false }).await.map(|_| ()),
+        Code::NotFound,
+        "entry 99 does not exist: the log has 5 entries",
+    );
+    push(
+        c.get(pb::GetRequest { log: "x/y".into(), seq: 0, with_proof: false }).await.map(|_| ()),
+        Code::NotFound,
+        "log \"x/y\" is not hosted here (hosted: default)",
+    );
+    push(
+        c.prove_inclusion(pb::ProveInclusionRequest { log: log(), seq: 9, tree_size: 5 }).await.map(|_| ()),
+        Code::NotFound,
+        "entry 9 does not exist: the log has 5 entries",
+    );
+    push(
+        c.prove_inclusion(pb::ProveInclusionRequest { log: log(), seq: 0, tree_size: 6 }).await.map(|_| ()),
+        Code::OutOfRange,
+        "tree size 6 is larger than the log",
+    );
+    push(
+        c.prove_consistency(pb::ProveConsistencyRequest { log: log(), old_size: 4, new_size: 2 }).await.map(|_| ()),
+        Code::InvalidArgument,
+        "old size 4 is larger than new size 2",
+    );
+    push(
+        c.get_checkpoint(pb::GetCheckpointRequest { log: log(), size: 3 }).await.map(|_| ()),
+        Code::NotFound,
+        "no checkpoint of size 3 is kept",
+    );
+    let bad_filter = pb::Filter {
+        fields: vec![pb::FieldEquals { key: "k".into(), json_value: "{nope".into() }],
+        ..Default::default()
+    };
+    push(
+        c.query(pb::QueryRequest { log: log(), filter: Some(bad_filter.clone()), ..Default::default() })
+            .await
+            .map(|_| ()),
+        Code::InvalidArgument,
+        "invalid filter.fields[0].json_value",
+    );
+    push(
+        c.tail(pb::TailRequest { log: log(), from_seq: 0, filter: Some(bad_filter) }).await.map(|_| ()),
+        Code::InvalidArgument,
+        "invalid filter.fields[0].json_value",
+    );
+    push(
+        a.download(pb::DownloadRequest { log: log(), blake3: vec![1; 31] }).await.map(|_| ()),
+        Code::InvalidArgument,
+        "invalid blake3: must be 32 bytes, got 31",
+    );
+    push(
+        a.download(pb::DownloadRequest { log: log(), blake3: vec![1; 32] }).await.map(|_| ()),
+        Code::NotFound,
+        "is not stored",
+    );
+    push(
+        a.stat(pb::StatRequest { log: log(), blake3: vec![] }).await.map(|_| ()),
+        Code::InvalidArgument,
+        "invalid blake3",
+    );
+    let chunk_first = vec![pb::UploadRequest { item: Some(pb::upload_request::Item::Chunk(b"x".to_vec())) }];
+    push(
+        a.upload(tokio_stream::iter(chunk_first)).await.map(|_| ()),
+        Code::InvalidArgument,
+        "invalid header: the first message must be the upload header",
+    );
+    let bad_header = pb::UploadHeader { log: log(), name: "a/b.pdf".into(), ..Default::default() };
+    let msgs = vec![pb::UploadRequest { item: Some(pb::upload_request::Item::Header(bad_header)) }];
+    push(a.upload(tokio_stream::iter(msgs)).await.map(|_| ()), Code::InvalidArgument, "invalid header.name");
+    push(
+        k.rotate(pb::RotateRequest { log: log(), reason: String::new(), actor: "admin".into() }).await.map(|_| ()),
+        Code::InvalidArgument,
+        "invalid reason",
+    );
+    push(
+        k.status(pb::KeyStatusRequest { log: "nope".into() }).await.map(|_| ()),
+        Code::NotFound,
+        "log \"nope\" is not hosted",
+    );
+    assert!(results.len() >= 25, "{} cases", results.len());
+    for (i, (r, code, msg)) in results.into_iter().enumerate() {
+        let e = r.expect_err("must be refused");
+        assert_eq!(e.code(), code, "case {i}: {}", e.message());
+        assert!(e.message().contains(msg), "case {i}: {:?} lacks {msg:?}", e.message());
+    }
+    assert_eq!(common::snapshot(&s.log_dir().join("journal")), before, "nothing was written");
+    let blobs = s.log_dir().join("artifacts");
+    assert!(
+        !blobs.exists() || common::snapshot(&blobs).iter().all(|(p, _)| p.to_string_lossy().contains("/tmp/")),
+        "no artifact was stored"
+    );
+    s.stop().await.unwrap();
+}

@@ -367,3 +367,53 @@ fn artifacts_get_and_verify_report_missing_altered_and_unknown() {
     assert_eq!(art["verdict"], "fail");
     assert!(art["detail"].as_str().unwrap().contains("slides.pdf"));
 }
+
+#[test]
+fn malformed_files_given_to_the_cli_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path();
+    let d = Ledgerd::start(&w.join("data"), &[]);
+    ok(ledger(&d.url, w, &["append", "--category", "alert_ack", "--field", "n=1", "--proof-out", "good.tlog-proof"]));
+    std::fs::write(w.join("vkeys"), ok(ledger(&d.url, w, &["keys", "public"])).stdout).unwrap();
+    ok(ledger(&d.url, w, &["export", "--out", "b"]));
+    let good = std::fs::read_to_string(w.join("good.tlog-proof")).unwrap();
+    let write = |name: &str, text: &str| std::fs::write(w.join(name), text).unwrap();
+    write("garbage.tlog-proof", "hello\n");
+    write("badindex.tlog-proof", &good.replace("index 0", "index 01"));
+    write("otherindex.tlog-proof", &good.replace("index 0", "index 3"));
+    write("badsig.tlog-proof", &good.replacen("— ledger.local/default ", "— ledger.local/default AAAA", 1));
+    write("bad.vkey", "not a key\n");
+    write("bad-hmac.json", "{\"version\":1,");
+    write("bad.checkpoint", "ledger.local/default\n1\n");
+    write("array.json", "[1,2]");
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["verify-proof", "garbage.tlog-proof", "--vkey", "vkeys"], 2, "malformed tlog-proof"),
+        (
+            vec!["verify-proof", "badindex.tlog-proof", "--vkey", "vkeys"],
+            2,
+            "index is not a decimal without leading zeros",
+        ),
+        (vec!["verify-proof", "otherindex.tlog-proof", "--vkey", "vkeys"], 1, "differs from index 3"),
+        (vec!["verify-proof", "badsig.tlog-proof", "--vkey", "vkeys"], 1, "INVALID"),
+        (vec!["verify-proof", "good.tlog-proof", "--vkey", "bad.vkey"], 2, "bad.vkey line 1"),
+        (vec!["verify-proof", "missing.tlog-proof", "--vkey", "vkeys"], 2, "missing.tlog-proof"),
+        (vec!["verify", "b", "--vkey", "vkeys", "--hmac-key", "bad-hmac.json"], 2, "not an HMAC key file"),
+        (
+            vec!["verify", "b", "--vkey", "vkeys", "--trusted-checkpoint", "bad.checkpoint"],
+            1,
+            "the trusted checkpoint does not verify",
+        ),
+        (vec!["append", "--category", "alert_ack", "--json", "array.json"], 2, "must be a JSON object"),
+        (vec!["append", "--category", "alert_ack", "--occurred-at", "yesterday-ish"], 2, "--occurred-at"),
+        (vec!["query", "--since", "last tuesday"], 2, "--since"),
+        (vec!["artifact", "get", "abc", "-o", "x"], 2, "expected a BLAKE3 hash in hex"),
+        (vec!["--server", "not a url", "checkpoint"], 2, "invalid --server"),
+    ];
+    for (args, code, msg) in cases {
+        let r = ledger(&d.url, w, &args);
+        assert_eq!(r.code, code, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(msg), "{args:?}: {:?} lacks {msg:?}", r.stderr);
+        assert_eq!(r.stderr.trim().lines().count(), 1, "{args:?}: one line: {}", r.stderr);
+    }
+    ok(ledger(&d.url, w, &["verify-proof", "good.tlog-proof", "--vkey", "vkeys"]));
+}
