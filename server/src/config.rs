@@ -94,6 +94,8 @@ pub struct Config {
     pub checkpoint_interval: u64,
     /// largest artifact, bytes
     pub max_artifact_bytes: u64,
+    /// appends get RESOURCE_EXHAUSTED while less than this is free on a log's filesystem
+    pub min_free_bytes: u64,
     /// input limits
     pub limits: Limits,
     /// key ages and lifetimes
@@ -118,6 +120,7 @@ impl Default for Config {
             segment_bytes: 64 << 20,
             checkpoint_interval: 1024,
             max_artifact_bytes: 1 << 30,
+            min_free_bytes: 64 << 20,
             limits: Limits::default(),
             keys: KeyPolicy::default(),
             policy: Policy::default(),

@@ -178,6 +178,7 @@ fn open_log(
     o.segment_bytes = config.segment_bytes;
     o.checkpoint_interval = config.checkpoint_interval;
     o.max_artifact_bytes = config.max_artifact_bytes;
+    o.min_free_bytes = config.min_free_bytes;
     o.clock = system_clock();
     let dir = ledger::layout::log_dir(&config.data_dir, name);
     let (ledger, report) = Ledger::open(&dir, o).map_err(|e| StartError::Log { log: name.into(), source: e })?;

@@ -343,6 +343,7 @@ impl Ledger {
         ring: &Keyring,
         extra: &[NoteSigner],
     ) -> Result<Arc<SignedCheckpoint>, AppendError> {
+        self.check_space(b.buf.len() as u64)?;
         let checkpoint =
             Checkpoint { origin: self.s.opts.origin.clone(), size: b.tip.next_seq, root: b.tip.range.root() };
         let note = checkpoint.sign(&Self::signers_with(ring, extra));
@@ -375,6 +376,23 @@ impl Ledger {
             Err(e) => self.poison(format!("segment roll failed: {e}")),
         }
         Ok(latest)
+    }
+
+    /// Refuses a batch that would eat into the free-space reserve.
+    fn check_space(&self, batch_bytes: u64) -> Result<(), AppendError> {
+        let reserve = self.s.opts.min_free_bytes;
+        if reserve == 0 {
+            return Ok(());
+        }
+        let free = fs2::available_space(&self.s.dir).map_err(storage)?;
+        if free < reserve.saturating_add(batch_bytes) {
+            let reason = format!(
+                "only {free} bytes free on the filesystem of {}, below the reserve of {reserve} bytes: free space, then retry",
+                self.s.dir.display()
+            );
+            return Err(AppendError::Storage { reason, disk_full: true });
+        }
+        Ok(())
     }
 
     fn poison(&self, reason: String) {

@@ -53,6 +53,9 @@ pub struct LogOptions {
     pub checkpoint_interval: u64,
     /// largest artifact in bytes
     pub max_artifact_bytes: u64,
+    /// appends are refused (disk full) while the log's filesystem has less
+    /// free space than this, so the journal and index never run out mid-batch
+    pub min_free_bytes: u64,
     /// time source
     pub clock: Clock,
 }
@@ -68,6 +71,7 @@ impl LogOptions {
             segment_bytes: 64 << 20,
             checkpoint_interval: 1024,
             max_artifact_bytes: 1 << 30,
+            min_free_bytes: 64 << 20,
             clock: system_clock(),
         }
     }
