@@ -9,7 +9,7 @@ mod frame;
 mod reader;
 mod writer;
 
-pub use frame::{FRAME_HEADER_LEN, FrameError, MAX_FRAME_LEN, SegmentScanner, encode_frame};
+pub use frame::{FRAME_HEADER_LEN, FrameError, MAX_FRAME_LEN, SegmentScanner, encode_frame, parse_frame};
 pub use reader::JournalReader;
 pub use writer::Journal;
 
