@@ -5,6 +5,8 @@
 //! through the library (no gRPC), every batch fdatasynced, and prints the
 //! throughput and the disk used per entry by the journal and the index.
 
+mod soak;
+
 use std::time::Instant;
 
 fn arg(i: usize, default: u64) -> u64 {
@@ -64,8 +66,20 @@ fn lib_append() {
 fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("lib-append") => lib_append(),
+        Some("soak") => {
+            let args: Vec<String> = std::env::args().collect();
+            let ledgerd = args.get(2).cloned().unwrap_or_else(|| "target/release/ledgerd".into());
+            let minutes: f64 = args.get(3).and_then(|m| m.parse().ok()).unwrap_or(10.0);
+            let rate: u64 = args.get(4).and_then(|r| r.parse().ok()).unwrap_or(1000);
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            if !rt.block_on(soak::run(&ledgerd, minutes, rate)) {
+                std::process::exit(1);
+            }
+        }
         _ => {
-            eprintln!("usage: ledger-bench lib-append [N] [BATCH] [SUBJECTS]");
+            eprintln!(
+                "usage: ledger-bench lib-append [N] [BATCH] [SUBJECTS]\n       ledger-bench soak [LEDGERD] [MINUTES] [RATE]"
+            );
             std::process::exit(2);
         }
     }

@@ -19,6 +19,9 @@ use crate::hash::Hash;
 use crate::merkle::{NodeSource, ProofError};
 
 const THROUGH_KEY: &[u8] = b"indexed_through";
+/// sled's page cache (its default is 1 GiB; the hot data, positions and Merkle
+/// nodes, lives in the flat files and the OS page cache).
+const SLED_CACHE_BYTES: u64 = 64 << 20;
 
 /// An index failure.
 #[derive(Debug, thiserror::Error)]
@@ -238,7 +241,11 @@ impl IndexBatch {
 impl Index {
     /// Opens (or creates) the index at `path`.
     pub fn open(path: &Path) -> Result<Self, IndexError> {
-        let db = sled::Config::new().path(path.join("db")).flush_every_ms(Some(1000)).open()?;
+        let db = sled::Config::new()
+            .path(path.join("db"))
+            .cache_capacity(SLED_CACHE_BYTES)
+            .flush_every_ms(Some(1000))
+            .open()?;
         let t = |n: &str| db.open_tree(n);
         let index = Self {
             flat: Arc::new(flat::FlatStore::open(path)?),

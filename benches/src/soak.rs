@@ -1,0 +1,272 @@
+//! `ledger-bench soak LEDGERD MINUTES [RATE]`: starts the given ledgerd on a
+//! fresh data dir, drives mixed load for MINUTES (appends at RATE per second
+//! from 4 unary clients and one AppendStream, subject queries, two Tails,
+//! inclusion and consistency proofs checked client-side), samples the
+//! server's RSS and open file descriptors every 10 s, stops it with SIGTERM,
+//! and fails on any error, a Tail that missed entries, or growth.
+
+use std::io::BufRead as _;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use ledger_proto::v1 as pb;
+use ledger_proto::v1::ledger_service_client::LedgerServiceClient;
+use tonic::transport::Channel;
+
+#[derive(Default)]
+struct Counts {
+    appended: AtomicU64,
+    queries: AtomicU64,
+    proofs: AtomicU64,
+    tailed: [AtomicU64; 2],
+    errors: AtomicU64,
+}
+
+fn start(ledgerd: &str, data: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(ledgerd)
+        .args([
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ledgerd");
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("ledgerd exited").expect("read stderr");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["fields"]["message"] == "ledgerd serving" {
+            break v["fields"]["addr"].as_str().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, format!("http://{addr}"))
+}
+
+fn sample(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count() as u64).unwrap_or(0);
+    (rss, fds)
+}
+
+fn entry(worker: u64, n: u64) -> pb::AppendRequest {
+    let e = pb::EntryInput {
+        category: "alert_ack".into(),
+        subject: format!("INC-{}", n % 500),
+        payload: format!(r#"{{"worker":{worker},"n":{n},"note":"{}"}}"#, "s".repeat(440)).into_bytes(),
+        request_id: format!("w{worker}-{n}"),
+        ..Default::default()
+    };
+    pb::AppendRequest { log: "default".into(), entry: Some(e), actor: format!("soak-{worker}") }
+}
+
+async fn appender(ch: Channel, worker: u64, per_sec: u64, until: Instant, c: Arc<Counts>) {
+    let mut cl = LedgerServiceClient::new(ch);
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec.max(1) as f64));
+    let mut n = 0;
+    while Instant::now() < until {
+        tick.tick().await;
+        match cl.append(entry(worker, n)).await {
+            Ok(_) => c.appended.fetch_add(1, Relaxed),
+            Err(_) => c.errors.fetch_add(1, Relaxed),
+        };
+        n += 1;
+    }
+}
+
+async fn streamer(ch: Channel, per_sec: u64, until: Instant, c: Arc<Counts>) {
+    let mut cl = LedgerServiceClient::new(ch);
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    let feed = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec.max(1) as f64));
+        let mut n = 0;
+        while Instant::now() < until {
+            tick.tick().await;
+            if tx.send(entry(99, n)).await.is_err() {
+                return;
+            }
+            n += 1;
+        }
+    });
+    let mut st = cl.append_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).await.expect("stream").into_inner();
+    while let Ok(Some(m)) = st.message().await {
+        match m.result {
+            Some(pb::append_stream_response::Result::Receipt(_)) => c.appended.fetch_add(1, Relaxed),
+            _ => c.errors.fetch_add(1, Relaxed),
+        };
+    }
+    let _ = feed.await;
+}
+
+async fn reader(ch: Channel, until: Instant, c: Arc<Counts>) {
+    let mut cl = LedgerServiceClient::new(ch);
+    let mut i = 0u64;
+    while Instant::now() < until {
+        i += 1;
+        let f = pb::Filter { subject: format!("INC-{}", i % 500), ..Default::default() };
+        let q =
+            pb::QueryRequest { log: "default".into(), filter: Some(f), desc: true, limit: 100, ..Default::default() };
+        let ok = match cl.query(q).await {
+            Ok(r) => {
+                let mut st = r.into_inner();
+                let mut ok = true;
+                while let Some(m) = st.message().await.transpose() {
+                    ok &= m.is_ok();
+                }
+                ok
+            }
+            Err(_) => false,
+        };
+        if ok {
+            c.queries.fetch_add(1, Relaxed)
+        } else {
+            c.errors.fetch_add(1, Relaxed)
+        };
+        if !prove(&mut cl, i).await {
+            c.errors.fetch_add(1, Relaxed);
+        } else {
+            c.proofs.fetch_add(1, Relaxed);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// An inclusion and a consistency proof against the latest checkpoint, checked here.
+async fn prove(cl: &mut LedgerServiceClient<Channel>, i: u64) -> bool {
+    let Ok(cp) = cl.get_checkpoint(pb::GetCheckpointRequest { log: "default".into(), size: 0 }).await else {
+        return false;
+    };
+    let cp = cp.into_inner();
+    if cp.size < 2 {
+        return true;
+    }
+    let root: [u8; 32] = cp.root.clone().try_into().unwrap();
+    let seq = i * 7919 % cp.size;
+    let Ok(p) = cl.prove_inclusion(pb::ProveInclusionRequest { log: "default".into(), seq, tree_size: cp.size }).await
+    else {
+        return false;
+    };
+    let p = p.into_inner();
+    let proof: Vec<[u8; 32]> = p.proof.iter().map(|h| h.as_slice().try_into().unwrap()).collect();
+    let leaf: [u8; 32] = p.leaf_hash.as_slice().try_into().unwrap();
+    if ledger::merkle::verify_inclusion(seq, cp.size, &leaf, &proof, &root).is_err() {
+        return false;
+    }
+    let old = 1 + seq % (cp.size - 1);
+    let Ok(c) = cl
+        .prove_consistency(pb::ProveConsistencyRequest { log: "default".into(), old_size: old, new_size: cp.size })
+        .await
+    else {
+        return false;
+    };
+    let c = c.into_inner();
+    let proof: Vec<[u8; 32]> = c.proof.iter().map(|h| h.as_slice().try_into().unwrap()).collect();
+    let old_root: [u8; 32] = c.old_root.as_slice().try_into().unwrap();
+    ledger::merkle::verify_consistency(old, cp.size, &old_root, &root, &proof).is_ok()
+}
+
+async fn tail(ch: Channel, which: usize, subject: &str, c: Arc<Counts>) -> Vec<u64> {
+    let mut cl = LedgerServiceClient::new(ch);
+    let f = pb::Filter { subject: subject.into(), ..Default::default() };
+    let mut st = cl
+        .tail(pb::TailRequest { log: "default".into(), from_seq: 0, filter: Some(f) })
+        .await
+        .expect("tail")
+        .into_inner();
+    let mut seqs = Vec::new();
+    while let Ok(Some(e)) = st.message().await {
+        seqs.push(e.seq);
+        c.tailed[which].fetch_add(1, Relaxed);
+    }
+    seqs
+}
+
+/// Runs the soak; returns false on failure.
+pub async fn run(ledgerd: &str, minutes: f64, rate: u64) -> bool {
+    let dir = std::env::temp_dir().join(format!("ledger-soak-{}", std::process::id()));
+    let (mut child, url) = start(ledgerd, &dir);
+    let pid = child.id();
+    let ch = Channel::from_shared(url).unwrap().connect().await.expect("connect");
+    let c = Arc::new(Counts::default());
+    let until = Instant::now() + Duration::from_secs_f64(minutes * 60.0);
+    let tails =
+        [tokio::spawn(tail(ch.clone(), 0, "", c.clone())), tokio::spawn(tail(ch.clone(), 1, "INC-7", c.clone()))];
+    let mut load = Vec::new();
+    for w in 0..4 {
+        load.push(tokio::spawn(appender(ch.clone(), w, rate * 3 / 20, until, c.clone())));
+    }
+    load.push(tokio::spawn(streamer(ch.clone(), rate * 2 / 5, until, c.clone())));
+    for _ in 0..2 {
+        load.push(tokio::spawn(reader(ch.clone(), until, c.clone())));
+    }
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    println!(
+        "{:>6} {:>10} {:>9} {:>8} {:>10} {:>8} {:>7}",
+        "t(s)", "appended", "queries", "proofs", "rss(KiB)", "open fds", "errors"
+    );
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let (rss, fds) = sample(pid);
+        let t = started.elapsed().as_secs();
+        println!(
+            "{t:>6} {:>10} {:>9} {:>8} {rss:>10} {fds:>8} {:>7}",
+            c.appended.load(Relaxed),
+            c.queries.load(Relaxed),
+            c.proofs.load(Relaxed),
+            c.errors.load(Relaxed)
+        );
+        samples.push((t, rss, fds));
+    }
+    for l in load {
+        let _ = l.await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let code = tokio::task::spawn_blocking(move || child.wait().ok().and_then(|s| s.code())).await.unwrap();
+    let mut seqs = Vec::new();
+    for t in tails {
+        seqs.push(t.await.unwrap_or_default());
+    }
+    let appended = c.appended.load(Relaxed);
+    let tail_ok = seqs[0] == (0..appended).collect::<Vec<u64>>();
+    let tail_sub_ok = seqs[1].windows(2).all(|w| w[0] < w[1]);
+    let warm = samples.iter().find(|s| s.0 >= 60).or(samples.first()).copied().unwrap_or_default();
+    let last = samples.last().copied().unwrap_or_default();
+    let rss_growth = last.1 as f64 / warm.1.max(1) as f64;
+    let ok = c.errors.load(Relaxed) == 0
+        && tail_ok
+        && tail_sub_ok
+        && code == Some(0)
+        && rss_growth < 1.25
+        && last.2 <= warm.2 + 4;
+    println!(
+        "soak {minutes} min: {appended} appended, {} queries, {} proofs checked, tails {}+{} entries (complete and in order: {tail_ok}), errors {}, RSS {} -> {} KiB (x{rss_growth:.2} after the first minute), fds {} -> {}, ledgerd exit {code:?}: {}",
+        c.queries.load(Relaxed),
+        c.proofs.load(Relaxed),
+        seqs[0].len(),
+        seqs[1].len(),
+        c.errors.load(Relaxed),
+        warm.1,
+        last.1,
+        warm.2,
+        last.2,
+        if ok { "PASS" } else { "FAIL" }
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    ok
+}
