@@ -50,10 +50,14 @@ fn lib_append() {
         i += batch;
     }
     let secs = started.elapsed().as_secs_f64();
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned()))
+        .unwrap_or_default();
     l.close().expect("close");
     let (j, x) = (du(&dir.join("journal")), du(&dir.join("index")));
     println!("lib-append: {n} entries, batch {batch}, {subjects} subjects, payload 512 B");
-    println!("  throughput  {:.0} entries/s ({secs:.2} s)", n as f64 / secs);
+    println!("  throughput  {:.0} entries/s ({secs:.2} s), peak RSS {rss} KiB", n as f64 / secs);
     println!(
         "  disk/entry  journal {:.0} B + index {:.0} B = payload + {:.0} B",
         j as f64 / n as f64,
