@@ -52,7 +52,9 @@ fn lib_append() {
     let secs = started.elapsed().as_secs_f64();
     let rss = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned())
+        })
         .unwrap_or_default();
     l.close().expect("close");
     let (j, x) = (du(&dir.join("journal")), du(&dir.join("index")));
