@@ -5,8 +5,6 @@
 //! server's RSS and open file descriptors every 10 s, stops it with SIGTERM,
 //! and fails on any error, a Tail that missed entries, or growth.
 
-use std::io::BufRead as _;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -22,33 +20,6 @@ struct Counts {
     proofs: AtomicU64,
     tailed: [AtomicU64; 2],
     errors: AtomicU64,
-}
-
-fn start(ledgerd: &str, data: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(ledgerd)
-        .args([
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ledgerd");
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("ledgerd exited").expect("read stderr");
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["fields"]["message"] == "ledgerd serving" {
-            break v["fields"]["addr"].as_str().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://{addr}"))
 }
 
 fn sample(pid: u32) -> (u64, u64) {
@@ -198,9 +169,9 @@ async fn tail(ch: Channel, which: usize, subject: &str, c: Arc<Counts>) -> Vec<u
 /// Runs the soak; returns false on failure.
 pub async fn run(ledgerd: &str, minutes: f64, rate: u64) -> bool {
     let dir = std::env::temp_dir().join(format!("ledger-soak-{}", std::process::id()));
-    let (mut child, url) = start(ledgerd, &dir);
-    let pid = child.id();
-    let ch = Channel::from_shared(url).unwrap().connect().await.expect("connect");
+    let mut server = ledger_e2e::Ledgerd::start_binary(std::path::Path::new(ledgerd), &dir, &[]);
+    let pid = server.pid().expect("running");
+    let ch = Channel::from_shared(server.url.clone()).unwrap().connect().await.expect("connect");
     let c = Arc::new(Counts::default());
     let until = Instant::now() + Duration::from_secs_f64(minutes * 60.0);
     let tails =
@@ -236,8 +207,7 @@ pub async fn run(ledgerd: &str, minutes: f64, rate: u64) -> bool {
         let _ = l.await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-    let code = tokio::task::spawn_blocking(move || child.wait().ok().and_then(|s| s.code())).await.unwrap();
+    let code = tokio::task::spawn_blocking(move || server.stop()).await.unwrap();
     let mut seqs = Vec::new();
     for t in tails {
         seqs.push(t.await.unwrap_or_default());

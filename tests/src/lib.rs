@@ -39,9 +39,15 @@ pub struct Ledgerd {
 }
 
 impl Ledgerd {
-    /// Starts ledgerd on `data` with extra arguments; waits until it serves.
+    /// Starts the freshly built ledgerd on `data` with extra arguments;
+    /// waits until it serves.
     pub fn start(data: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(bin_dir().join("ledgerd"))
+        Self::start_binary(&bin_dir().join("ledgerd"), data, extra)
+    }
+
+    /// Starts the ledgerd binary at `binary` (e.g. a release build).
+    pub fn start_binary(binary: &Path, data: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(binary)
             .args([
                 "--data-dir",
                 data.to_str().unwrap(),
@@ -76,6 +82,11 @@ impl Ledgerd {
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("ledgerd did not start: {:?}", lines.lock().unwrap()));
         Self { child: Some(child), url: format!("http://{addr}"), data: data.to_owned(), stderr: lines }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The log directory of log `default`.
