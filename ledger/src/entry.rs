@@ -181,6 +181,12 @@ impl Payload {
         &self.bytes
     }
 
+    /// Moves the bytes out (the writer, once the leaf commits to them),
+    /// leaving the parsed object.
+    pub(crate) fn take_bytes(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.bytes)
+    }
+
     /// The parsed object.
     pub fn object(&self) -> &serde_json::Map<String, serde_json::Value> {
         &self.object

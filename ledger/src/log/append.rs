@@ -159,7 +159,7 @@ fn same_content(leaf: &Leaf, e: &NewEntry) -> bool {
 }
 
 impl Batch<'_> {
-    fn sequence(&mut self, slot: usize, e: NewEntry) -> Result<Slot, AppendError> {
+    fn sequence(&mut self, slot: usize, mut e: NewEntry) -> Result<Slot, AppendError> {
         self.ledger.s.opts.policy.check(&e)?;
         if let Some(id) = &e.request_id
             && let Some(dup) = self.dedup(id.as_str(), &e)?
@@ -180,7 +180,7 @@ impl Batch<'_> {
         let hash = leaf_hash(&leaf_bytes);
         let rec = EntryRecord {
             leaf: leaf_bytes.clone(),
-            payload: Bytes::copy_from_slice(e.payload.bytes()),
+            payload: Bytes::from(e.payload.take_bytes()),
             hmac_key_id: self.hmac.id().to_owned(),
             hmac: Bytes::copy_from_slice(&self.hmac.tag(&hash)),
             redacted_by: 0,
