@@ -5,7 +5,7 @@
 //!
 //! Owns: the summary arithmetic. Must not: change the log.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -85,7 +85,7 @@ pub struct DecisionSummary {
     /// most frequent rejection reasons, most first (at most 10)
     pub top_rejection_reasons: Vec<(String, u64)>,
     /// the latest evaluations, newest last
-    pub history: Vec<Evaluation>,
+    pub history: VecDeque<Evaluation>,
 }
 
 /// Key and checkpoint freshness.
@@ -210,7 +210,7 @@ impl Acc {
         d.latest_model = model.clone().or(d.latest_model.take());
         d.latest_thresholds = p.get("thresholds").cloned().or(d.latest_thresholds.take());
         if history > 0 {
-            d.history.push(Evaluation {
+            d.history.push_back(Evaluation {
                 seq: e.seq,
                 recorded_at: e.leaf.recorded_at,
                 model,
@@ -219,7 +219,7 @@ impl Acc {
                 thresholds: p.get("thresholds").cloned(),
             });
             if d.history.len() > history {
-                d.history.remove(0);
+                d.history.pop_front();
             }
         }
     }
