@@ -122,19 +122,29 @@ async fn get(ctx: &Ctx, hash: &str, out: &Path) -> CliResult {
         .await?
         .into_inner();
     let tmp = out.with_extension("part");
-    let mut data = Vec::new();
-    while let Some(c) = st.message().await? {
-        data.extend_from_slice(&c.data);
+    let mut file = std::fs::File::create(&tmp).map_err(|e| CliError::io(&tmp, e))?;
+    let (mut hasher, mut size) = (blake3::Hasher::new(), 0u64);
+    let written = async {
+        while let Some(c) = st.message().await? {
+            hasher.update(&c.data);
+            size += c.data.len() as u64;
+            std::io::Write::write_all(&mut file, &c.data).map_err(|e| CliError::io(&tmp, e))?;
+        }
+        if hasher.finalize().as_bytes().as_slice() != b3.as_slice() {
+            return Err(CliError::Negative(format!("the downloaded content does not hash to {hash}; nothing written")));
+        }
+        file.sync_all().map_err(|e| CliError::io(&tmp, e))
     }
-    if blake3::hash(&data).as_bytes().as_slice() != b3.as_slice() {
-        return Err(CliError::Negative(format!("the downloaded content does not hash to {hash}; nothing written")));
+    .await;
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    std::fs::write(&tmp, &data).map_err(|e| CliError::io(&tmp, e))?;
     std::fs::rename(&tmp, out).map_err(|e| CliError::io(out, e))?;
     if ctx.json() {
-        print_json(&json!({"blake3": hash, "size": data.len(), "path": out}));
+        print_json(&json!({"blake3": hash, "size": size, "path": out}));
     } else {
-        println!("wrote {} ({} bytes, blake3 checked)", out.display(), data.len());
+        println!("wrote {} ({size} bytes, blake3 checked)", out.display());
     }
     Ok(())
 }
