@@ -260,7 +260,8 @@ impl LedgerReader {
         read_lock(&self.s.keyring).verifiers()
     }
 
-    /// The HMAC keys (secrets: for the verifier inside the server only).
+    /// The HMAC keys with their secrets, for in-process verification (tests,
+    /// tools on the server host). Never sent over the network.
     pub fn hmac_keys(&self) -> HmacKeySet {
         read_lock(&self.s.keyring).hmac_keys()
     }
