@@ -18,9 +18,19 @@ pub struct Cli {
     /// the log to use
     #[arg(long, global = true, env = "LEDGER_LOG", default_value = "default")]
     pub log: String,
-    /// who you are, recorded as the actor (until mTLS identities are configured)
+    /// who you are, recorded as the actor — only by a server without TLS; with mTLS the server records
+    /// your certificate's identity instead
     #[arg(long, global = true, env = "LEDGER_ACTOR", default_value = "")]
     pub actor: String,
+    /// CA certificate (PEM) that signed ledgerd's certificate; turns on TLS
+    #[arg(long, global = true, env = "LEDGER_CA")]
+    pub ca: Option<PathBuf>,
+    /// your client certificate (PEM), for mutual TLS; needs --key
+    #[arg(long, global = true, env = "LEDGER_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// your client private key (PEM), for mutual TLS; needs --cert
+    #[arg(long, global = true, env = "LEDGER_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
     /// output format: text for people, json for programs (one object, or one per line for streams)
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,

@@ -4,7 +4,7 @@ use ledger_proto::v1 as pb;
 use ledger_proto::v1::artifact_service_client::ArtifactServiceClient;
 use ledger_proto::v1::key_service_client::KeyServiceClient;
 use ledger_proto::v1::ledger_service_client::LedgerServiceClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::cli::{Cli, Output};
 use crate::error::{CliError, CliResult};
@@ -19,21 +19,58 @@ pub struct Ctx {
     pub actor: String,
     /// output format
     pub output: Output,
+    /// TLS: (CA, optional client certificate and key)
+    pub tls: Option<Tls>,
+}
+
+/// The TLS files of `--ca --cert --key`.
+#[derive(Clone, Debug)]
+pub struct Tls {
+    ca: std::path::PathBuf,
+    identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl Tls {
+    fn config(&self) -> CliResult<ClientTlsConfig> {
+        let pem = |flag: &str, p: &std::path::Path, marker: &str| -> CliResult<Vec<u8>> {
+            let b = read_file(p)?;
+            if !String::from_utf8_lossy(&b).contains(marker) {
+                return Err(CliError::Usage(format!("{flag} {}: no PEM {marker} block in the file", p.display())));
+            }
+            Ok(b)
+        };
+        let mut c = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem("--ca", &self.ca, "CERTIFICATE")?));
+        if let Some((cert, key)) = &self.identity {
+            let id = Identity::from_pem(pem("--cert", cert, "CERTIFICATE")?, pem("--key", key, "PRIVATE KEY")?);
+            c = c.identity(id);
+        }
+        Ok(c)
+    }
 }
 
 impl Ctx {
     /// From the parsed command line.
     pub fn new(cli: &Cli) -> Self {
-        Self { server: cli.server.clone(), log: cli.log.clone(), actor: cli.actor.clone(), output: cli.output }
+        let tls = cli.ca.clone().map(|ca| Tls { ca, identity: cli.cert.clone().zip(cli.key.clone()) });
+        Self { server: cli.server.clone(), log: cli.log.clone(), actor: cli.actor.clone(), output: cli.output, tls }
     }
 
     /// A channel to the server.
     pub async fn channel(&self) -> CliResult<Channel> {
-        let ep = Endpoint::from_shared(self.server.clone())
+        let mut server = self.server.clone();
+        if self.tls.is_some()
+            && let Some(rest) = server.strip_prefix("http://")
+        {
+            server = format!("https://{rest}");
+        }
+        let mut ep = Endpoint::from_shared(server.clone())
             .map_err(|e| CliError::Usage(format!("invalid --server {:?}: {e}", self.server)))?
             .connect_timeout(std::time::Duration::from_secs(5))
             .tcp_nodelay(true);
-        ep.connect().await.map_err(|e| CliError::Unreachable { server: self.server.clone(), detail: source_chain(&e) })
+        if let Some(t) = &self.tls {
+            ep = ep.tls_config(t.config()?).map_err(|e| CliError::Usage(format!("TLS: {}", source_chain(&e))))?;
+        }
+        ep.connect().await.map_err(|e| CliError::Unreachable { server, detail: tls_hint(source_chain(&e)) })
     }
 
     /// The ledger service.
@@ -53,13 +90,39 @@ impl Ctx {
 
     /// A copy.
     pub fn clone_ctx(&self) -> Self {
-        Self { server: self.server.clone(), log: self.log.clone(), actor: self.actor.clone(), output: self.output }
+        Self {
+            server: self.server.clone(),
+            log: self.log.clone(),
+            actor: self.actor.clone(),
+            output: self.output,
+            tls: self.tls.clone(),
+        }
     }
 
     /// True for --output json.
     pub fn json(&self) -> bool {
         self.output == Output::Json
     }
+}
+
+/// Adds what to do to a TLS failure's text.
+pub fn tls_hint(detail: String) -> String {
+    let hint = if detail.contains("UnknownIssuer") || detail.contains("BadSignature") {
+        " — ledgerd's certificate is not signed by the CA given with --ca"
+    } else if detail.contains("NotValidForName") {
+        " — ledgerd's certificate does not name the host in --server"
+    } else if detail.contains("Expired") {
+        " — a certificate has expired"
+    } else if detail.contains("CertificateRequired") {
+        " — ledgerd requires a client certificate: pass --cert and --key"
+    } else if detail.contains("UnknownCA") || detail.contains("DecryptError") || detail.contains("BadCertificate") {
+        " — ledgerd refused your client certificate (not signed by its client CA)"
+    } else if detail.contains("InvalidContentType") || detail.contains("CorruptMessage") {
+        " — the server does not speak TLS (drop --ca, or use a TLS-enabled ledgerd)"
+    } else {
+        ""
+    };
+    detail + hint
 }
 
 fn source_chain(e: &dyn std::error::Error) -> String {

@@ -233,6 +233,17 @@ fn random_secret() -> [u8; 32] {
     b
 }
 
+/// Reads a secret file (a keyring, a TLS private key), refusing one that
+/// group or others can read.
+pub fn read_private(path: &Path) -> Result<Vec<u8>, KeyError> {
+    let io = |e| KeyError::Io { path: path.to_owned(), source: e };
+    let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Permissions { path: path.to_owned(), mode: mode & 0o7777 });
+    }
+    std::fs::read(path).map_err(io)
+}
+
 impl Keyring {
     /// Loads `path`, or creates it with one active key of each kind named
     /// `origin`. Returns whether it was created.
@@ -254,12 +265,9 @@ impl Keyring {
 
     /// Loads a keyring, refusing a file readable by group or others.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let io = |e| KeyError::Io { path: path.to_owned(), source: e };
-        let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(KeyError::Permissions { path: path.to_owned(), mode: mode & 0o7777 });
-        }
-        let text = std::fs::read_to_string(path).map_err(io)?;
+        let bytes = read_private(path)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| KeyError::Invalid { path: path.to_owned(), reason: "not UTF-8 text".into() })?;
         let file: KeyringFile = serde_json::from_str(&text).map_err(|e| KeyError::Invalid {
             path: path.to_owned(),
             reason: format!("not a keyring: line {} column {}", e.line(), e.column()),

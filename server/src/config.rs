@@ -66,6 +66,61 @@ pub struct LogConfig {
     /// a policy for this log instead of the server-wide one
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<Policy>,
+    /// who may do what on this log (mTLS identities to roles); needs `[tls]`
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access: Vec<Grant>,
+}
+
+/// A role on a log (docs/SECURITY.md "Roles").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Append and AppendStream (optionally limited to categories), artifact upload
+    Writer,
+    /// Get, Query, Tail, GetCheckpoint, proofs, artifact download and stat
+    Reader,
+    /// Export, Summarize, key status
+    Auditor,
+    /// key rotation, redaction, reindex, policy reload, key status
+    Admin,
+}
+
+impl Role {
+    /// The lowercase name used in config and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Writer => "writer",
+            Self::Reader => "reader",
+            Self::Auditor => "auditor",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// Roles granted to one client identity on one log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// the certificate identity (SAN URI, else SAN DNS, else subject CN); `*` = any client the CA signed
+    pub identity: String,
+    /// the roles
+    pub roles: Vec<Role>,
+    /// for `writer`: the only categories it may append (empty = every category)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
+}
+
+/// TLS for the gRPC listener. With it every client must present a
+/// certificate signed by `client_ca` (mutual TLS).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// the server's certificate chain (PEM)
+    pub cert: PathBuf,
+    /// the server's private key (PEM; must not be group or world readable)
+    pub key: PathBuf,
+    /// the CA that signs client certificates (PEM)
+    pub client_ca: PathBuf,
 }
 
 /// The whole configuration.
@@ -102,6 +157,11 @@ pub struct Config {
     pub keys: KeyPolicy,
     /// categories (server-wide default)
     pub policy: Policy,
+    /// mutual TLS; without it gRPC is plaintext, unauthenticated, and loopback-only
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    /// allow plaintext on a non-loopback address (every client then has every role)
+    pub insecure_listen: bool,
     /// the hosted logs
     pub logs: Vec<LogConfig>,
 }
@@ -124,7 +184,9 @@ impl Default for Config {
             limits: Limits::default(),
             keys: KeyPolicy::default(),
             policy: Policy::default(),
-            logs: vec![LogConfig { name: "default".into(), policy: None }],
+            tls: None,
+            insecure_listen: false,
+            logs: vec![LogConfig { name: "default".into(), policy: None, access: Vec::new() }],
         }
     }
 }
@@ -174,7 +236,9 @@ impl Config {
             if !seen.insert(&l.name) {
                 return Err(invalid(format!("logs[{i}].name"), format!("{:?} is configured twice", l.name)));
             }
+            self.check_access(i, l)?;
         }
+        self.check_listen(self.listen)?;
         if self.origin_prefix.is_empty() || self.origin_prefix.contains(['+', ' ', '\n']) {
             return Err(invalid("origin_prefix", "must be non-empty, without '+', spaces or newlines"));
         }
@@ -191,6 +255,49 @@ impl Config {
             if v < min || v > max {
                 return Err(invalid(field, format!("{v} is outside {min}..={max}")));
             }
+        }
+        Ok(())
+    }
+
+    fn check_access(&self, i: usize, l: &LogConfig) -> Result<(), ConfigError> {
+        if !l.access.is_empty() && self.tls.is_none() {
+            return Err(invalid(
+                format!("logs[{i}].access"),
+                "needs a [tls] section with client_ca: without mutual TLS there is no identity to grant roles to",
+            ));
+        }
+        let policy = self.policy_of(l);
+        for (j, g) in l.access.iter().enumerate() {
+            let field = format!("logs[{i}].access[{j}]");
+            if g.identity.trim().is_empty() {
+                return Err(invalid(format!("{field}.identity"), "is empty"));
+            }
+            if g.roles.is_empty() {
+                return Err(invalid(format!("{field}.roles"), "is empty; grant at least one role"));
+            }
+            if !g.categories.is_empty() && !g.roles.contains(&Role::Writer) {
+                return Err(invalid(format!("{field}.categories"), "limits the writer role, which is not granted"));
+            }
+            if let Some(c) =
+                g.categories.iter().find(|c| !policy.allow_undeclared && !policy.categories.contains_key(*c))
+            {
+                return Err(invalid(format!("{field}.categories"), format!("{c:?} is not a declared category")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Plaintext is refused on a non-loopback address unless
+    /// `insecure_listen` says so.
+    pub fn check_listen(&self, addr: SocketAddr) -> Result<(), ConfigError> {
+        if self.tls.is_none() && !addr.ip().is_loopback() && !self.insecure_listen {
+            return Err(invalid(
+                "listen",
+                format!(
+                    "{addr} is not a loopback address and [tls] is not configured: plaintext gRPC lets anyone \
+                     append as any actor; configure [tls] (mutual TLS) or pass --insecure-listen"
+                ),
+            ));
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! Owns: the network surface. Must not: implement ledger logic (that is the
 //! `ledger` crate) or map errors anywhere but `status`.
 
+pub mod auth;
 pub mod config;
 mod convert;
 mod logs;
@@ -40,13 +41,23 @@ pub struct State {
     pub metrics: Arc<metrics::Metrics>,
     /// flips to true when shutdown starts (ends Tail and AppendStream)
     pub shutdown: watch::Receiver<bool>,
+    /// identities and roles
+    pub access: auth::Access,
 }
 
 impl State {
-    /// The actor of a request. Without mTLS the client's claim is recorded
-    /// as is (see docs/SECURITY.md); an empty claim is "anonymous".
-    pub fn actor(&self, claimed: &str) -> String {
-        if claimed.is_empty() { "anonymous".to_owned() } else { claimed.to_owned() }
+    /// The caller of `req` if it holds one of `roles` on `log`.
+    pub fn authorize<T>(
+        &self,
+        req: &tonic::Request<T>,
+        claimed: &str,
+        log: &str,
+        roles: &[config::Role],
+    ) -> Result<auth::Caller, tonic::Status> {
+        let caller = self.access.caller(req, claimed)?;
+        self.logs.get(log)?;
+        self.access.require(&caller, log, roles)?;
+        Ok(caller)
     }
 }
 
@@ -59,6 +70,12 @@ pub enum ServerError {
     /// The logs could not be opened.
     #[error(transparent)]
     Start(#[from] StartError),
+    /// The gRPC listener is unusable.
+    #[error("gRPC listener: {0}")]
+    Listener(std::io::Error),
+    /// The TLS files are unusable.
+    #[error(transparent)]
+    Tls(#[from] auth::TlsError),
     /// The transport failed.
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -98,12 +115,19 @@ pub async fn serve_with_metrics(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     config.validate()?;
+    let local = listener.local_addr().map_err(ServerError::Listener)?;
+    config.check_listen(local)?;
+    let tls = config.tls.as_ref().map(auth::server_tls).transpose()?;
+    if tls.is_none() && !local.ip().is_loopback() {
+        tracing::warn!(addr = %local, "INSECURE: plaintext gRPC on a non-loopback address (--insecure-listen): no authentication, any client can append as any actor");
+    }
     let metrics = Arc::new(metrics::Metrics::new());
     let cfg = config.clone();
     let m = metrics.clone();
     let logs = tokio::task::spawn_blocking(move || logs::Logs::open(&cfg, &m)).await.expect("open task")?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let state = Arc::new(State { config, logs, metrics, shutdown: stop_rx });
+    let access = auth::Access::new(&config);
+    let state = Arc::new(State { config, logs, metrics, shutdown: stop_rx, access });
     let metrics_task = metrics_listener.map(|l| tokio::spawn(metrics_server(l, state.clone())));
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<LedgerServiceServer<svc_ledger::LedgerSvc>>().await;
@@ -119,13 +143,18 @@ pub async fn serve_with_metrics(
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let metrics_addr =
         if state.config.metrics_enabled { state.config.metrics_listen.to_string() } else { String::new() };
-    tracing::info!(%addr, metrics = %metrics_addr, logs = ?state.logs.names(), "ledgerd serving");
+    let mtls = tls.is_some();
+    tracing::info!(%addr, metrics = %metrics_addr, logs = ?state.logs.names(), mtls, "ledgerd serving");
     let signal = async move {
         shutdown.await;
         tracing::info!("shutdown: no new requests; finishing queued appends");
         let _ = stop_tx.send(true);
     };
-    let result = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(t) = tls {
+        builder = builder.tls_config(t)?;
+    }
+    let result = builder
         .max_concurrent_streams(Some(256))
         .add_service(health_svc)
         .add_service(reflection_v1)

@@ -13,7 +13,8 @@ use ledger_server::config::LogFormat;
 ///
 /// With no arguments: data in ./ledger-data, one log named "default", keys
 /// generated on first start, plaintext gRPC on 127.0.0.1:50051, metrics on
-/// 127.0.0.1:9464/metrics. Precedence: flags > LEDGER_* variables > file.
+/// 127.0.0.1:9464/metrics. A non-loopback --listen needs [tls] in the config
+/// (mutual TLS, roles per log) or --insecure-listen. Precedence: flags > LEDGER_* variables > file.
 #[derive(Parser, Debug)]
 #[command(name = "ledgerd", version)]
 struct Args {
@@ -32,6 +33,9 @@ struct Args {
     /// log output format
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// allow plaintext gRPC on a non-loopback address (no authentication: every client has every role)
+    #[arg(long)]
+    insecure_listen: bool,
 }
 
 fn load(args: &Args) -> anyhow::Result<Config> {
@@ -52,6 +56,7 @@ fn load(args: &Args) -> anyhow::Result<Config> {
     if let Some(f) = args.log_format {
         c.log_format = f;
     }
+    c.insecure_listen |= args.insecure_listen;
     c.validate()?;
     Ok(c)
 }

@@ -38,11 +38,14 @@ fn header_error(e: ledger::ValidationError) -> Status {
 #[tonic::async_trait]
 impl ArtifactService for ArtifactSvc {
     async fn upload(&self, req: Request<Streaming<pb::UploadRequest>>) -> Result<Response<pb::UploadResponse>, Status> {
+        let caller = self.state.access.caller(&req, "")?;
         let mut s = req.into_inner();
         let Some(pb::UploadRequest { item: Some(pb::upload_request::Item::Header(h)) }) = s.message().await? else {
             return Err(status::invalid("header", "the first message must be the upload header"));
         };
         let log = self.state.logs.get(&h.log)?.clone();
+        let caller = if caller.authenticated { caller } else { crate::auth::Caller::declared(&h.actor) };
+        self.state.access.require_writer(&caller, &log.name, "artifact")?;
         let reader = log.reader();
         let limits: Limits = reader.options().limits.clone();
         ArtifactRef::new(0, &[0; 32], &[0; 32], 0, &h.name, &h.media_type).map_err(header_error)?;
@@ -79,9 +82,7 @@ impl ArtifactService for ArtifactSvc {
             artifacts: vec![art],
             ..Default::default()
         };
-        let entry = input
-            .validate(&self.state.actor(&h.actor), &limits)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let entry = input.validate(&caller.identity, &limits).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let mut results = log.submit(vec![entry])?.await.map_err(|_| status::shutting_down())?;
         let receipt = results.pop().ok_or_else(|| Status::internal("no result"))?.map_err(|e| status::append(&e))?;
         Ok(Response::new(pb::UploadResponse {
@@ -95,6 +96,7 @@ impl ArtifactService for ArtifactSvc {
     type DownloadStream = ReceiverStream<Result<pb::DownloadChunk, Status>>;
 
     async fn download(&self, req: Request<pb::DownloadRequest>) -> Result<Response<Self::DownloadStream>, Status> {
+        self.state.authorize(&req, "", &req.get_ref().log, &[crate::config::Role::Reader])?;
         let r = req.into_inner();
         let reader = self.state.logs.get(&r.log)?.reader();
         let b3 = convert::hash32("blake3", &r.blake3)?;
@@ -127,6 +129,7 @@ impl ArtifactService for ArtifactSvc {
     }
 
     async fn stat(&self, req: Request<pb::StatRequest>) -> Result<Response<pb::StatResponse>, Status> {
+        self.state.authorize(&req, "", &req.get_ref().log, &[crate::config::Role::Reader])?;
         let r = req.into_inner();
         let reader = self.state.logs.get(&r.log)?.reader();
         let b3 = convert::hash32("blake3", &r.blake3)?;

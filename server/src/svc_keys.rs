@@ -9,6 +9,7 @@ use ledger_proto::v1 as pb;
 use ledger_proto::v1::key_service_server::{KeyService, KeyServiceServer};
 use tonic::{Request, Response, Status};
 
+use crate::config::Role;
 use crate::svc_ledger::blocking;
 use crate::{State, convert, status};
 
@@ -39,6 +40,7 @@ fn state_name(s: KeyState) -> String {
 #[tonic::async_trait]
 impl KeyService for KeySvc {
     async fn status(&self, req: Request<pb::KeyStatusRequest>) -> Result<Response<pb::KeyStatusResponse>, Status> {
+        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Reader, Role::Auditor, Role::Admin])?;
         let reader = self.state.logs.get(&req.into_inner().log)?.reader();
         let now = (ledger::log::system_clock())();
         let keys = reader
@@ -65,6 +67,7 @@ impl KeyService for KeySvc {
     }
 
     async fn rotate(&self, req: Request<pb::RotateRequest>) -> Result<Response<pb::RotateResponse>, Status> {
+        let caller = self.state.authorize(&req, &req.get_ref().actor, &req.get_ref().log, &[Role::Admin])?;
         let r = req.into_inner();
         let log = self.state.logs.get(&r.log)?.clone();
         if r.reason.trim().is_empty() {
@@ -73,8 +76,8 @@ impl KeyService for KeySvc {
                 "is empty; say why the keys are rotated (e.g. the 30-day rotation, a suspected leak)",
             ));
         }
-        let actor = Actor::new(&self.state.actor(&r.actor), &Limits::default())
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let actor =
+            Actor::new(&caller.identity, &Limits::default()).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let ledger = log.ledger().clone();
         let (receipt, rot) =
             blocking(move || ledger.rotate_keys(&actor, &r.reason).map_err(|e| status::append(&e))).await?;
@@ -91,6 +94,8 @@ impl KeyService for KeySvc {
         &self,
         req: Request<pb::PublicKeysRequest>,
     ) -> Result<Response<pb::PublicKeysResponse>, Status> {
+        let roles = [Role::Writer, Role::Reader, Role::Auditor, Role::Admin];
+        self.state.authorize(&req, "", &req.get_ref().log, &roles)?;
         let reader = self.state.logs.get(&req.into_inner().log)?.reader();
         let keys = reader
             .public_keys()

@@ -13,6 +13,8 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::Caller;
+use crate::config::Role;
 use crate::logs::LogHandle;
 use crate::{MAX_MESSAGE_BYTES, State, convert, status};
 
@@ -59,12 +61,20 @@ impl LedgerSvc {
         }
     }
 
-    /// Validates one append request (counting invalid ones).
-    fn prepare(&self, r: pb::AppendRequest) -> Result<(Arc<LogHandle>, String, ledger::NewEntry), Status> {
+    /// Checks the caller's writer grant and validates one append request
+    /// (counting refused and invalid ones).
+    fn prepare(
+        &self,
+        caller: &Caller,
+        r: pb::AppendRequest,
+    ) -> Result<(Arc<LogHandle>, String, ledger::NewEntry), Status> {
         let log = self.log(&r.log)?;
         let category = r.entry.as_ref().map(|e| e.category.clone()).unwrap_or_default();
-        let actor = self.state.actor(&r.actor);
-        match convert::entry(r.entry, &actor, &log.reader().options().limits) {
+        if let Err(s) = self.state.access.require_writer(caller, &log.name, &category) {
+            self.record(&log, &category, "denied", Instant::now());
+            return Err(s);
+        }
+        match convert::entry(r.entry, &caller.identity, &log.reader().options().limits) {
             Ok(e) => Ok((log, category, e)),
             Err(s) => {
                 self.record(&log, &category, "invalid", Instant::now());
@@ -113,7 +123,8 @@ fn outcome_of_status(s: &Status) -> &'static str {
 impl LedgerService for LedgerSvc {
     async fn append(&self, req: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
         let started = Instant::now();
-        let (log, category, entry) = self.prepare(req.into_inner())?;
+        let caller = self.state.access.caller(&req, &req.get_ref().actor)?;
+        let (log, category, entry) = self.prepare(&caller, req.into_inner())?;
         let pending = log.submit(vec![entry]);
         let r = self.finish_append(&log, &category, pending, started).await?;
         Ok(Response::new(pb::AppendResponse { receipt: Some(convert::receipt(&r)) }))
@@ -125,6 +136,7 @@ impl LedgerService for LedgerSvc {
         &self,
         req: Request<Streaming<pb::AppendRequest>>,
     ) -> Result<Response<Self::AppendStreamStream>, Status> {
+        let caller = self.state.access.caller(&req, "")?;
         let mut inbound = req.into_inner();
         let (out_tx, out_rx) = mpsc::channel(256);
         type Queued = Result<(Arc<LogHandle>, String, Result<Pending, Status>), Status>;
@@ -140,7 +152,9 @@ impl LedgerService for LedgerSvc {
                 };
                 let Ok(Some(r)) = msg else { break };
                 let started = Instant::now();
-                let queued = match svc.prepare(r) {
+                // Without TLS each message may declare its own actor.
+                let caller = if caller.authenticated { caller.clone() } else { Caller::declared(&r.actor) };
+                let queued = match svc.prepare(&caller, r) {
                     Ok((log, category, e)) => {
                         let pending = log.submit_wait(vec![e]).await;
                         Ok((log, category, pending))
@@ -176,6 +190,7 @@ impl LedgerService for LedgerSvc {
     }
 
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Reader])?;
         let r = req.into_inner();
         let log = self.log(&r.log)?;
         let reader = log.reader();
@@ -198,6 +213,7 @@ impl LedgerService for LedgerSvc {
     type QueryStream = Stream_<pb::QueryResponse>;
 
     async fn query(&self, req: Request<pb::QueryRequest>) -> Result<Response<Self::QueryStream>, Status> {
+        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Reader])?;
         let r = req.into_inner();
         let log = self.log(&r.log)?;
         let q = convert::query(r.filter, r.from_seq, r.to_seq, r.desc, r.limit, r.cursor)?;
@@ -218,6 +234,7 @@ impl LedgerService for LedgerSvc {
     type TailStream = Stream_<pb::Entry>;
 
     async fn tail(&self, req: Request<pb::TailRequest>) -> Result<Response<Self::TailStream>, Status> {
+        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Reader])?;
         let r = req.into_inner();
         let log = self.log(&r.log)?;
         let base = convert::query(r.filter, 0, 0, false, PAGE as u32, None)?;
@@ -260,6 +277,7 @@ impl LedgerService for LedgerSvc {
         &self,
         req: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::CheckpointResponse>, Status> {
+        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Reader])?;
         let r = req.into_inner();
         let log = self.log(&r.log)?;
         let reader = log.reader();
@@ -284,6 +302,7 @@ impl LedgerService for LedgerSvc {
         &self,
         req: Request<pb::ProveInclusionRequest>,
     ) -> Result<Response<pb::ProveInclusionResponse>, Status> {
+        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Reader])?;
         let r = req.into_inner();
         let log = self.log(&r.log)?;
         let reader = log.reader();
@@ -319,6 +338,7 @@ impl LedgerService for LedgerSvc {
         &self,
         req: Request<pb::ProveConsistencyRequest>,
     ) -> Result<Response<pb::ProveConsistencyResponse>, Status> {
+        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Reader])?;
         let r = req.into_inner();
         let log = self.log(&r.log)?;
         let reader = log.reader();
@@ -341,6 +361,7 @@ impl LedgerService for LedgerSvc {
     }
 
     async fn summarize(&self, req: Request<pb::SummarizeRequest>) -> Result<Response<pb::SummarizeResponse>, Status> {
+        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Auditor])?;
         let r = req.into_inner();
         let log = self.log(&r.log)?;
         let reader = log.reader();
@@ -368,6 +389,7 @@ impl LedgerService for LedgerSvc {
     type ExportStream = Stream_<pb::ExportChunk>;
 
     async fn export(&self, req: Request<pb::ExportRequest>) -> Result<Response<Self::ExportStream>, Status> {
+        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Auditor])?;
         let r = req.into_inner();
         let log = self.log(&r.log)?;
         let (tx, rx) = mpsc::channel(8);
