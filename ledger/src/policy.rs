@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::entry::NewEntry;
 
+/// Categories only ledgerd's audited admin actions write (FORMAT.md §6.4,
+/// docs/SECURITY.md): a client's Append of one is refused.
+pub const ADMIN_CATEGORIES: [&str; 2] = ["redaction", "policy_reload"];
+
 /// A policy refusal.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
@@ -24,6 +28,14 @@ pub enum PolicyError {
     NotAllowed {
         /// who tried
         actor: String,
+        /// the category
+        category: String,
+    },
+    /// The category is written only by admin actions.
+    #[error(
+        "category {category:?} is reserved for ledgerd's admin actions (redaction, policy reload); use the admin commands"
+    )]
+    Reserved {
         /// the category
         category: String,
     },

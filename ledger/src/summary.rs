@@ -167,7 +167,8 @@ impl Acc {
             *self.by_subject.entry(l.subject.clone()).or_default() += 1;
         }
         let payload: serde_json::Map<String, Value> = serde_json::from_slice(&e.payload).unwrap_or_default();
-        let required = r.options().policy.required(&l.category);
+        let policy = r.policy();
+        let required = policy.required(&l.category);
         if !required.is_empty() {
             let c = self
                 .coverage

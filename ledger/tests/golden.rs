@@ -90,6 +90,7 @@ fn generate() -> serde_json::Value {
             hmac_key_id: hmac.id().into(),
             hmac: tag.to_vec().into(),
             redacted_by: 0,
+            padding: Default::default(),
         };
         encode_frame(&encode_entry(rec), &mut frame);
         journal.extend_from_slice(&frame);

@@ -329,3 +329,21 @@ fn non_canonical_leaf_is_rejected() {
     assert_eq!(r.findings[0].kind, K::LeafNotCanonical);
     assert_eq!(r.findings[0].seq, Some(5));
 }
+
+#[test]
+fn payload_stripped_with_a_forged_redaction_mark() {
+    let fx = fixture();
+    // Entry 7 claims to be redacted by entry 9, which is an ordinary entry;
+    // entry 12 claims a redaction entry beyond the journal's end.
+    let (_t, j) = tampered(&fx, |recs| {
+        for (seq, by) in [(7u64, 10u64), (12, 1_000)] {
+            let e = entry_mut(recs, seq);
+            e.payload = Bytes::new();
+            e.redacted_by = by;
+        }
+    });
+    let r = run(&fx, &j, None);
+    assert_eq!(found(&r), vec![(K::RedactionUnbacked, Some(7)), (K::RedactionUnbacked, Some(12))]);
+    let seqs: Vec<u64> = r.redacted.iter().map(|x| x.seq).collect();
+    assert_eq!(seqs, vec![7, 12], "listed as redacted, and each flagged as unbacked");
+}

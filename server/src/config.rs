@@ -164,6 +164,9 @@ pub struct Config {
     pub insecure_listen: bool,
     /// the hosted logs
     pub logs: Vec<LogConfig>,
+    /// the file this was read from (policy reloads read it again)
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -187,6 +190,7 @@ impl Default for Config {
             tls: None,
             insecure_listen: false,
             logs: vec![LogConfig { name: "default".into(), policy: None, access: Vec::new() }],
+            source: None,
         }
     }
 }
@@ -200,7 +204,9 @@ impl Config {
     /// Reads and parses a config file.
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_owned(), source: e })?;
-        Self::from_toml(path, &text)
+        let mut c = Self::from_toml(path, &text)?;
+        c.source = Some(path.to_owned());
+        Ok(c)
     }
 
     /// Applies `LEDGER_DATA_DIR`, `LEDGER_LISTEN`, `LEDGER_METRICS_LISTEN`,

@@ -13,6 +13,7 @@ mod convert;
 mod logs;
 pub mod metrics;
 mod status;
+mod svc_admin;
 mod svc_artifact;
 mod svc_keys;
 mod svc_ledger;
@@ -133,6 +134,7 @@ pub async fn serve_with_metrics(
     health.set_serving::<LedgerServiceServer<svc_ledger::LedgerSvc>>().await;
     health.set_serving::<ArtifactServiceServer<svc_artifact::ArtifactSvc>>().await;
     health.set_serving::<KeyServiceServer<svc_keys::KeySvc>>().await;
+    health.set_serving::<ledger_proto::v1::admin_service_server::AdminServiceServer<svc_admin::AdminSvc>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
@@ -162,6 +164,7 @@ pub async fn serve_with_metrics(
         .add_service(svc_ledger::service(state.clone()))
         .add_service(svc_artifact::service(state.clone()))
         .add_service(svc_keys::service(state.clone()))
+        .add_service(svc_admin::service(state.clone()))
         .serve_with_incoming_shutdown(incoming(listener), signal)
         .await;
     let st = state.clone();

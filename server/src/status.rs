@@ -13,7 +13,9 @@ pub fn append(e: &AppendError) -> Status {
         AppendError::Invalid(v) => Status::invalid_argument(v.to_string()),
         AppendError::Policy(PolicyError::Undeclared { .. }) => Status::invalid_argument(e.to_string()),
         AppendError::Policy(PolicyError::MissingFields { .. }) => Status::failed_precondition(e.to_string()),
-        AppendError::Policy(PolicyError::NotAllowed { .. }) => Status::permission_denied(e.to_string()),
+        AppendError::Policy(PolicyError::NotAllowed { .. } | PolicyError::Reserved { .. }) => {
+            Status::permission_denied(e.to_string())
+        }
         AppendError::Conflict { .. } => Status::already_exists(e.to_string()),
         AppendError::Storage { disk_full: true, .. } => Status::resource_exhausted(e.to_string()),
         AppendError::Storage { .. } => Status::internal(e.to_string()),
@@ -39,6 +41,15 @@ pub fn ledger(e: &LedgerError) -> Status {
         | LedgerError::Journal(ledger::journal::JournalError::Corrupt { .. })
         | LedgerError::IndexAhead { .. } => Status::data_loss(e.to_string()),
         _ => Status::internal(e.to_string()),
+    }
+}
+
+/// A redaction refused or failed.
+pub fn redact(e: &ledger::log::RedactError) -> Status {
+    match e {
+        ledger::log::RedactError::Refused { .. } => Status::failed_precondition(e.to_string()),
+        ledger::log::RedactError::Read(l) => ledger(l),
+        ledger::log::RedactError::Append(a) => append(a),
     }
 }
 

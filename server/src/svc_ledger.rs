@@ -49,7 +49,7 @@ impl LedgerSvc {
     }
 
     fn category_label(&self, log: &LogHandle, category: &str) -> String {
-        let known = log.reader().options().policy.categories.contains_key(category);
+        let known = log.reader().policy().categories.contains_key(category);
         if known { category.to_owned() } else { "undeclared".to_owned() }
     }
 

@@ -6,6 +6,7 @@ mod common;
 use common::pki::{Pair, Pki};
 use common::{TestServer, input};
 use ledger_proto::v1 as pb;
+use ledger_proto::v1::admin_service_client::AdminServiceClient;
 use ledger_proto::v1::artifact_service_client::ArtifactServiceClient;
 use ledger_proto::v1::key_service_client::KeyServiceClient;
 use ledger_proto::v1::ledger_service_client::LedgerServiceClient;
@@ -89,9 +90,11 @@ enum Rpc {
     KeyStatus,
     Rotate,
     PublicKeys,
+    Redact,
+    ReloadPolicy,
 }
 
-const ALL: [Rpc; 16] = [
+const ALL: [Rpc; 18] = [
     Rpc::Append,
     Rpc::AppendStream,
     Rpc::Get,
@@ -108,6 +111,8 @@ const ALL: [Rpc; 16] = [
     Rpc::KeyStatus,
     Rpc::Rotate,
     Rpc::PublicKeys,
+    Rpc::Redact,
+    Rpc::ReloadPolicy,
 ];
 
 fn log() -> String {
@@ -122,7 +127,8 @@ fn append_req(category: &str, actor: &str) -> pb::AppendRequest {
 async fn call(ch: Channel, rpc: Rpc) -> Result<(), Status> {
     let mut l = LedgerServiceClient::new(ch.clone());
     let mut a = ArtifactServiceClient::new(ch.clone());
-    let mut k = KeyServiceClient::new(ch);
+    let mut k = KeyServiceClient::new(ch.clone());
+    let mut adm = AdminServiceClient::new(ch);
     match rpc {
         Rpc::Append => l.append(append_req("stage5_training", "")).await.map(drop),
         Rpc::AppendStream => {
@@ -161,6 +167,14 @@ async fn call(ch: Channel, rpc: Rpc) -> Result<(), Status> {
             k.rotate(pb::RotateRequest { log: log(), reason: "test".into(), actor: String::new() }).await.map(drop)
         }
         Rpc::PublicKeys => k.public_keys(pb::PublicKeysRequest { log: log() }).await.map(drop),
+        Rpc::Redact => adm
+            .redact(pb::RedactRequest { log: log(), seq: 0, reason: "t".into(), actor: String::new() })
+            .await
+            .map(drop),
+        Rpc::ReloadPolicy => {
+            let r = pb::ReloadPolicyRequest { log: log(), reason: "t".into(), actor: String::new() };
+            adm.reload_policy(r).await.map(drop)
+        }
     }
 }
 
@@ -172,7 +186,7 @@ fn allowed(role: Role) -> Vec<Rpc> {
             vec![Get, Query, Tail, Checkpoint, ProveInclusion, ProveConsistency, Download, Stat, KeyStatus, PublicKeys]
         }
         Role::Auditor => vec![Summarize, Export, KeyStatus, PublicKeys],
-        Role::Admin => vec![Rotate, KeyStatus, PublicKeys],
+        Role::Admin => vec![Rotate, KeyStatus, PublicKeys, Redact, ReloadPolicy],
     }
 }
 
@@ -335,4 +349,91 @@ async fn unusable_key_files_and_grants_without_tls_stop_startup() {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let msg = ledger_server::serve_with_metrics(plain, l, None, async {}).await.unwrap_err().to_string();
     assert!(msg.starts_with("config: logs[0].access: needs a [tls] section"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_redaction_is_an_entry_and_the_payload_leaves_the_disk() {
+    let s = start().await;
+    let mut w = LedgerServiceClient::new(client(&s, &s.pki.client_uri("writer", "spiffe://ops/writer")).await);
+    let secret = "CUSTOMER-PHONE-555-0199";
+    let e = input("stage4_incident", "INC-9", &format!(r#"{{"callback":"{secret}"}}"#));
+    let target = w.append(pb::AppendRequest { log: log(), entry: Some(e), actor: String::new() }).await.unwrap();
+    let target = target.into_inner().receipt.unwrap();
+    // A writer cannot forge a redaction entry.
+    let forged = w.append(append_req("redaction", "")).await.unwrap_err();
+    assert_eq!(forged.code(), Code::PermissionDenied);
+    assert!(forged.message().contains("reserved for ledgerd's admin actions"), "{}", forged.message());
+
+    let mut adm = AdminServiceClient::new(client(&s, &s.pki.client_uri("admin", "spiffe://ops/admin")).await);
+    let req = |seq| pb::RedactRequest { log: log(), seq, reason: "erasure PRIV-7".into(), actor: "someone".into() };
+    let red = adm.redact(req(target.seq)).await.unwrap().into_inner().receipt.unwrap();
+    let again = adm.redact(req(target.seq)).await.unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+    let missing = adm.redact(req(99)).await.unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound, "{missing:?}");
+
+    let mut r = LedgerServiceClient::new(client(&s, &s.pki.client_uri("reader", "spiffe://ops/reader")).await);
+    let got = r.get(pb::GetRequest { log: log(), seq: target.seq, with_proof: true }).await.unwrap().into_inner();
+    let entry = got.entry.unwrap();
+    assert!(entry.payload.is_empty());
+    assert_eq!(entry.redacted_by, red.seq + 1);
+    assert_eq!(got.receipt.unwrap().leaf_hash, target.leaf_hash, "still provable under the same leaf hash");
+    let rec = r.get(pb::GetRequest { log: log(), seq: red.seq, with_proof: false }).await.unwrap().into_inner();
+    let leaf = rec.entry.unwrap().decoded.unwrap();
+    assert_eq!((leaf.category.as_str(), leaf.actor.as_str()), ("redaction", "spiffe://ops/admin"));
+
+    let data = s.server.data();
+    let mut server = s.server;
+    server.stop().await.unwrap();
+    let hits: Vec<_> = common::snapshot(&data)
+        .into_iter()
+        .filter(|(_, b)| b.windows(secret.len()).any(|w| w == secret.as_bytes()))
+        .map(|(p, _)| p)
+        .collect();
+    assert!(hits.is_empty(), "payload still on disk in {hits:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_reload_is_an_entry_and_takes_effect_after_it() {
+    let certs = tempfile::tempdir().unwrap();
+    let pki = Pki::new(certs.path(), "ops");
+    let sp = pki.server();
+    let cfg_path = certs.path().join("ledgerd.toml");
+    let ca = pki.ca_pem.clone();
+    let base = move |extra: &str| {
+        format!(
+            "[tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\n[policy.categories.alert_ack]\nrequired = []\n{extra}\n[[logs]]\nname = \"default\"\n[[logs.access]]\nidentity = \"spiffe://ops/admin\"\nroles = [\"admin\", \"writer\"]\n",
+            sp.cert, sp.key, ca
+        )
+    };
+    std::fs::write(&cfg_path, base("")).unwrap();
+    let loaded = Config::load(&cfg_path).unwrap();
+    let server = TestServer::start(move |c: &mut Config| {
+        let data = c.data_dir.clone();
+        *c = Config { data_dir: data, ..loaded };
+    })
+    .await;
+    let setup = Setup { server, pki, _certs: certs };
+    let ch = client(&setup, &setup.pki.client_uri("admin", "spiffe://ops/admin")).await;
+    let mut l = LedgerServiceClient::new(ch.clone());
+    let st = l.append(append_req("shift_handover", "")).await.unwrap_err();
+    assert_eq!(st.code(), Code::InvalidArgument, "undeclared before the reload: {st:?}");
+
+    std::fs::write(&cfg_path, base("[policy.categories.shift_handover]\nrequired = [\"step\"]")).unwrap();
+    let mut adm = AdminServiceClient::new(ch);
+    let req = |reason: &str| pb::ReloadPolicyRequest { log: log(), reason: reason.into(), actor: String::new() };
+    let empty = adm.reload_policy(req(" ")).await.unwrap_err();
+    assert_eq!(empty.code(), Code::InvalidArgument, "{empty:?}");
+    let done = adm.reload_policy(req("new handover step, CHG-31")).await.unwrap().into_inner();
+    assert_eq!(done.categories, vec!["alert_ack".to_string(), "shift_handover".to_string()]);
+    let entry = l.append(append_req("shift_handover", "")).await.unwrap().into_inner().receipt.unwrap();
+    assert_eq!(entry.seq, done.receipt.as_ref().unwrap().seq + 1);
+    let got = l.get(pb::GetRequest { log: log(), seq: done.receipt.unwrap().seq, with_proof: false }).await;
+    // The admin holds no reader role here: reading the entry is refused.
+    assert_eq!(got.unwrap_err().code(), Code::PermissionDenied);
+
+    std::fs::write(&cfg_path, "not = [valid").unwrap();
+    let bad = adm.reload_policy(req("typo")).await.unwrap_err();
+    assert_eq!(bad.code(), Code::FailedPrecondition);
+    assert!(bad.message().starts_with("the policy was not reloaded: config file "), "{}", bad.message());
 }

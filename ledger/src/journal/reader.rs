@@ -42,6 +42,12 @@ impl JournalReader {
         Ok(f)
     }
 
+    /// Drops the cached handle of a segment that was replaced on disk (a
+    /// redaction), so later reads see the new file.
+    pub fn forget(&self, segment: u64) {
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).remove(&segment);
+    }
+
     /// The record of the frame at `offset` (`frame_len` includes the header),
     /// CRC-checked.
     pub fn read(&self, segment: u64, offset: u64, frame_len: u32) -> Result<Bytes, JournalError> {

@@ -114,6 +114,16 @@ impl Journal {
         Ok(true)
     }
 
+    /// Seals the current segment now (if it holds any frame) and starts
+    /// the next at `next_seq`. Call only at a batch boundary, after `sync`.
+    pub fn roll(&mut self, next_seq: u64) -> Result<bool, JournalError> {
+        if next_seq == self.seg_first {
+            return Ok(false);
+        }
+        *self = Self::create_segment(&self.dir, next_seq, self.roll_bytes)?;
+        Ok(true)
+    }
+
     /// Appends encoded frames; returns the offset of the first. On failure
     /// the segment is cut back to where it was, so no partial frame stays.
     pub fn append(&mut self, frames: &[u8]) -> Result<u64, JournalError> {

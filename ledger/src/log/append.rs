@@ -132,6 +132,9 @@ impl NodeSource for BatchSource<'_> {
 /// Everything one batch builds before its single write.
 struct Batch<'a> {
     ledger: &'a Ledger,
+    /// an admin action: may write ADMIN_CATEGORIES
+    admin: bool,
+    policy: Arc<crate::policy::Policy>,
     hmac: &'a HmacKey,
     now: i64,
     tip: Tip,
@@ -160,7 +163,13 @@ fn same_content(leaf: &Leaf, e: &NewEntry) -> bool {
 
 impl Batch<'_> {
     fn sequence(&mut self, slot: usize, mut e: NewEntry) -> Result<Slot, AppendError> {
-        self.ledger.s.opts.policy.check(&e)?;
+        if crate::policy::ADMIN_CATEGORIES.contains(&e.category.as_str()) {
+            if !self.admin {
+                return Err(PolicyError::Reserved { category: e.category.to_string() }.into());
+            }
+        } else {
+            self.policy.check(&e)?;
+        }
         if let Some(id) = &e.request_id
             && let Some(dup) = self.dedup(id.as_str(), &e)?
         {
@@ -184,6 +193,7 @@ impl Batch<'_> {
             hmac_key_id: self.hmac.id().to_owned(),
             hmac: Bytes::copy_from_slice(&self.hmac.tag(&hash)),
             redacted_by: 0,
+            padding: Bytes::new(),
         };
         let offset = self.base + self.buf.len() as u64;
         let body = record::encode_entry(rec);
@@ -247,7 +257,7 @@ impl Ledger {
     pub fn append_batch(&self, entries: Vec<NewEntry>) -> Vec<Result<Receipt, AppendError>> {
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let ring = read_lock(&self.s.keyring);
-        self.commit(&mut w, &ring, entries, &[])
+        self.commit(&mut w, &ring, entries, &[], false)
     }
 
     /// Rotates the log's keys and writes the `key_rotation` entry; the
@@ -274,16 +284,19 @@ impl Ledger {
             ..Default::default()
         };
         let entry = input.validate(actor.as_str(), &self.s.opts.limits)?;
-        let receipt = self.commit(&mut w, &ring, vec![entry], &old).pop().expect("one result")?;
+        let receipt = self.commit(&mut w, &ring, vec![entry], &old, true).pop().expect("one result")?;
         Ok((receipt, rotation))
     }
 
-    fn commit(
+    /// Sequences and writes one batch. `admin` lets it write
+    /// ADMIN_CATEGORIES; `extra` co-signs its checkpoint (key rotation).
+    pub(super) fn commit(
         &self,
         w: &mut Writer,
         ring: &Keyring,
         entries: Vec<NewEntry>,
         extra: &[NoteSigner],
+        admin: bool,
     ) -> Vec<Result<Receipt, AppendError>> {
         if let Some(p) = self.s.poisoned.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return entries
@@ -295,6 +308,8 @@ impl Ledger {
         let known = std::mem::take(&mut w.subjects);
         let mut b = Batch {
             ledger: self,
+            admin,
+            policy: self.policy(),
             hmac: ring.active_hmac(),
             now: (self.s.opts.clock)(),
             tip: w.tip.clone(),

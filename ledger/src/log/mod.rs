@@ -5,15 +5,19 @@
 //! fdatasync, then index, checkpoint and receipts. Must not: block readers
 //! on the writer, or acknowledge anything before the fdatasync.
 
+mod admin;
 mod append;
 mod catchup;
 mod read;
+mod redact;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
+pub use admin::POLICY_RELOAD;
 pub use append::{AppendError, Receipt};
 pub use read::{Page, Query, StoredEntry};
+pub use redact::{REDACTION, RedactError, redaction_request_id};
 
 use crate::artifacts::ArtifactStore;
 use crate::entry::Limits;
@@ -160,6 +164,8 @@ pub struct OpenReport {
     pub size: u64,
     /// the index was damaged: (where it was moved, what was wrong); rebuilt from the journal
     pub index_rebuilt: Option<(PathBuf, String)>,
+    /// redactions whose payload removal a crash interrupted, finished now
+    pub redactions_finished: u64,
 }
 
 /// The writer's view of the end of the log.
@@ -190,6 +196,8 @@ struct Shared {
     artifacts: ArtifactStore,
     latest: RwLock<Arc<SignedCheckpoint>>,
     keyring: RwLock<Keyring>,
+    /// the category policy in force (starts as `opts.policy`; swapped by a policy reload)
+    policy: RwLock<Arc<Policy>>,
     poisoned: Mutex<Option<String>>,
     durable: Mutex<(u64, u64)>,
     last_sync_ns: std::sync::atomic::AtomicU64,
@@ -256,12 +264,13 @@ impl Ledger {
         let tip = catchup::tip(&index)?;
         let checkpoint = Checkpoint { origin: opts.origin.clone(), size: tip.next_seq, root: tip.range.root() };
         let note = checkpoint.sign(&keyring.active_signers());
-        let report = OpenReport {
+        let mut report = OpenReport {
             keys_created,
             truncated: journal.truncated_on_open().cloned(),
             caught_up,
             size: tip.next_seq,
             index_rebuilt,
+            redactions_finished: 0,
         };
         let shared = Shared {
             dir: dir.to_owned(),
@@ -270,6 +279,7 @@ impl Ledger {
             artifacts: ArtifactStore::new(dir.join("artifacts")),
             latest: RwLock::new(Arc::new(SignedCheckpoint { checkpoint, note })),
             keyring: RwLock::new(keyring),
+            policy: RwLock::new(Arc::new(opts.policy.clone())),
             poisoned: Mutex::new(None),
             durable: Mutex::new((journal.segment(), journal.len())),
             last_sync_ns: Default::default(),
@@ -279,6 +289,7 @@ impl Ledger {
             reader: LedgerReader { s: Arc::new(shared) },
             writer: Mutex::new(Writer { journal, tip, subjects: Default::default() }),
         };
+        report.redactions_finished = ledger.finish_redactions()?;
         Ok((ledger, report))
     }
 

@@ -103,7 +103,13 @@ impl LedgerReader {
         &self.s.dir
     }
 
-    /// The options the log was opened with.
+    /// The category policy in force.
+    pub fn policy(&self) -> Arc<crate::policy::Policy> {
+        read_lock(&self.s.policy).clone()
+    }
+
+    /// The options the log was opened with (its `policy` is the one it
+    /// was opened with; [`Self::policy`] is the one in force).
     pub fn options(&self) -> &super::LogOptions {
         &self.s.opts
     }

@@ -119,6 +119,8 @@ struct Replay<'a> {
     prev_time: i64,
     range: CompactRange,
     subjects: HashMap<String, u64>,
+    /// redaction seq → the entry it redacted, until that seq is replayed
+    redactions: HashMap<u64, u64>,
     segment_first: Option<u64>,
     bytes: u64,
 }
@@ -134,6 +136,7 @@ impl<'a> Replay<'a> {
             prev_time: i64::MIN,
             range: CompactRange::new(),
             subjects: HashMap::new(),
+            redactions: HashMap::new(),
             segment_first: None,
             bytes: 0,
         }
@@ -246,6 +249,7 @@ impl<'a> Replay<'a> {
                 format!("recorded_at {} is before the previous entry's {}", leaf.recorded_at, self.prev_time),
             );
         }
+        self.redaction_checks(leaf, l);
         if l.redacted_by != 0 && l.payload_len == 0 {
             self.report.redacted.push(Redacted { seq, redaction_seq: l.redacted_by - 1 });
         } else if leaf.payload_sha256 != l.payload_hash || leaf.payload_size != l.payload_len {
@@ -279,6 +283,31 @@ impl<'a> Replay<'a> {
         }
         if !leaf.subject.is_empty() {
             self.subjects.insert(leaf.subject.clone(), seq + 1);
+        }
+    }
+
+    /// A redacted record must name a later `redaction` entry, and that
+    /// entry must be the redaction of this one (FORMAT.md §6.4).
+    fn redaction_checks(&mut self, leaf: &crate::leaf::Leaf, l: &LeafItem) {
+        let seq = leaf.seq;
+        if let Some(target) = self.redactions.remove(&seq) {
+            let want = crate::log::redaction_request_id(target);
+            if leaf.category != crate::log::REDACTION || leaf.request_id != want {
+                let detail = format!(
+                    "entry {target} claims to be redacted by entry {seq}, which is a {:?} entry with request_id {:?}, not its redaction",
+                    leaf.category, leaf.request_id
+                );
+                self.find(FindingKind::RedactionUnbacked, Some(target), detail);
+            }
+        }
+        if l.redacted_by != 0 {
+            let by = l.redacted_by - 1;
+            if by <= seq {
+                let detail = format!("redacted_by names entry {by}, which is not after this entry");
+                self.find(FindingKind::RedactionUnbacked, Some(seq), detail);
+            } else {
+                self.redactions.insert(by, seq);
+            }
         }
     }
 
@@ -352,6 +381,12 @@ impl<'a> Replay<'a> {
                 );
                 self.find(FindingKind::Truncated, Some(self.range.size()), detail);
             }
+        }
+        let mut dangling: Vec<(u64, u64)> = self.redactions.drain().collect();
+        dangling.sort();
+        for (by, target) in dangling {
+            let detail = format!("redacted by entry {by}, which is not in the journal");
+            self.find(FindingKind::RedactionUnbacked, Some(target), detail);
         }
         self.report.tree_size = self.range.size();
         self.report.root = to_hex(&self.range.root());

@@ -44,6 +44,8 @@ pub enum FindingKind {
     Truncated,
     /// the trusted checkpoint contradicts the journal
     SplitView,
+    /// a record claims a redaction that no matching `redaction` entry backs
+    RedactionUnbacked,
 }
 
 impl FindingKind {
