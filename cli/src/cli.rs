@@ -80,6 +80,9 @@ pub enum Command {
     /// Compliance checks of the playbooks (pass / warn / fail)
     #[command(subcommand)]
     Compliance(ComplianceCmd),
+    /// Audited admin actions (role admin): redaction, policy reload, reindex
+    #[command(subcommand)]
+    Admin(AdminCmd),
     /// Print shell completions
     Completions {
         /// the shell
@@ -276,6 +279,31 @@ pub struct VerifyProofArgs {
     /// the entry's payload (JSON file) to check against the leaf's payload hash
     #[arg(long, value_name = "FILE")]
     pub entry: Option<PathBuf>,
+}
+
+/// `ledger admin …`
+#[derive(Subcommand, Debug)]
+pub enum AdminCmd {
+    /// Remove an entry's payload (its hash and every proof stay); writes a `redaction` entry first
+    Redact {
+        /// the entry whose payload goes
+        seq: u64,
+        /// why (e.g. "erasure request PRIV-12")
+        #[arg(long)]
+        reason: String,
+    },
+    /// Put the policy of the server's config file in force; writes a `policy_reload` entry first
+    ReloadPolicy {
+        /// why (e.g. "new category for CHG-31")
+        #[arg(long)]
+        reason: String,
+    },
+    /// Rebuild the index from the journal at the server's next start; writes a `reindex` entry now
+    Reindex {
+        /// why
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 /// `ledger keys …`

@@ -52,6 +52,7 @@ impl Ctx {
     /// From the parsed command line.
     pub fn new(cli: &Cli) -> Self {
         let tls = cli.ca.clone().map(|ca| Tls { ca, identity: cli.cert.clone().zip(cli.key.clone()) });
+        TLS_IN_USE.store(tls.is_some(), std::sync::atomic::Ordering::Relaxed);
         Self { server: cli.server.clone(), log: cli.log.clone(), actor: cli.actor.clone(), output: cli.output, tls }
     }
 
@@ -105,8 +106,14 @@ impl Ctx {
     }
 }
 
+/// Set when this run talks TLS (a closed connection then most likely means
+/// the server refused the client certificate: TLS 1.3 reports that only by
+/// closing).
+static TLS_IN_USE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Adds what to do to a TLS failure's text.
 pub fn tls_hint(detail: String) -> String {
+    let tls = TLS_IN_USE.load(std::sync::atomic::Ordering::Relaxed);
     let hint = if detail.contains("UnknownIssuer") || detail.contains("BadSignature") {
         " — ledgerd's certificate is not signed by the CA given with --ca"
     } else if detail.contains("NotValidForName") {
@@ -119,6 +126,8 @@ pub fn tls_hint(detail: String) -> String {
         " — ledgerd refused your client certificate (not signed by its client CA)"
     } else if detail.contains("InvalidContentType") || detail.contains("CorruptMessage") {
         " — the server does not speak TLS (drop --ca, or use a TLS-enabled ledgerd)"
+    } else if tls && detail.contains("connection closed") {
+        " — ledgerd closed the connection: it refused your client certificate or got none (pass --cert and --key, issued by its client CA)"
     } else {
         ""
     };

@@ -42,7 +42,17 @@ fn remote_message(s: &tonic::Status) -> String {
         DataLoss => " (integrity failure: run `ledger export` and `ledger verify` now)",
         _ => "",
     };
-    format!("{}: {}{hint}", code_name(s.code()), s.message())
+    let mut detail = s.message().to_owned();
+    let mut cur = std::error::Error::source(s);
+    while let Some(c) = cur {
+        detail.push_str(": ");
+        detail.push_str(&c.to_string());
+        cur = c.source();
+    }
+    if matches!(s.code(), Unknown | Unavailable | Cancelled) {
+        detail = crate::client::tls_hint(detail);
+    }
+    format!("{}: {detail}{hint}", code_name(s.code()))
 }
 
 fn code_name(c: tonic::Code) -> String {

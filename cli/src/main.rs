@@ -28,6 +28,7 @@ async fn dispatch(cli: Cli) -> CliResult {
         Command::VerifyProof(a) => cmd::prove::verify_proof(&ctx, a),
         Command::Keys(a) => cmd::keys::run(&ctx, a).await,
         Command::Compliance(a) => cmd::compliance::run(&ctx, a).await,
+        Command::Admin(a) => cmd::admin::run(&ctx, a).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "ledger", &mut std::io::stdout());
             Ok(())

@@ -12,7 +12,7 @@ use crate::entry::NewEntry;
 
 /// Categories only ledgerd's audited admin actions write (FORMAT.md §6.4,
 /// docs/SECURITY.md): a client's Append of one is refused.
-pub const ADMIN_CATEGORIES: [&str; 2] = ["redaction", "policy_reload"];
+pub const ADMIN_CATEGORIES: [&str; 3] = ["redaction", "reindex", "policy_reload"];
 
 /// A policy refusal.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,7 +33,7 @@ pub enum PolicyError {
     },
     /// The category is written only by admin actions.
     #[error(
-        "category {category:?} is reserved for ledgerd's admin actions (redaction, policy reload); use the admin commands"
+        "category {category:?} is reserved for ledgerd's admin actions (redaction, reindex, policy reload); use the admin commands"
     )]
     Reserved {
         /// the category

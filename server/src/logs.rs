@@ -186,7 +186,7 @@ fn open_log(
         tracing::warn!(log = name, keyring = %dir.join("keys/keyring.json").display(), "no keys found: generated a new Ed25519 checkpoint key and HMAC key; back up the keyring and publish the vkeys (ledger keys public)");
     }
     if let Some((aside, why)) = &report.index_rebuilt {
-        tracing::warn!(log = name, damaged = %aside.display(), error = %why, "the index was damaged: moved aside and rebuilt from the journal");
+        tracing::warn!(log = name, previous = %aside.display(), reason = %why, "the index was rebuilt from the journal");
     }
     if let Some((seg, len, cut)) = &report.truncated {
         tracing::warn!(log = name, segment = %seg.display(), new_len = len, removed_bytes = cut, "cut a torn, never-acknowledged tail from the journal");

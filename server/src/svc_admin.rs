@@ -1,4 +1,4 @@
-//! `ledger.v1.AdminService`: audited redaction and policy reload (role
+//! `ledger.v1.AdminService`: audited redaction, policy reload and reindex (role
 //! `admin`). Each writes its entry — who, what, why — before it takes
 //! effect (docs/SECURITY.md "Admin actions").
 
@@ -67,5 +67,16 @@ impl AdminService for AdminSvc {
             blocking(move || ledger.reload_policy(&who, policy, &r.reason).map_err(|e| status::append(&e))).await?;
         tracing::warn!(log = %log.name, seq = receipt.seq, actor = %caller.identity, "policy reloaded");
         Ok(Response::new(pb::ReloadPolicyResponse { receipt: Some(convert::receipt(&receipt)), categories }))
+    }
+
+    async fn reindex(&self, req: Request<pb::ReindexRequest>) -> Result<Response<pb::ReindexResponse>, Status> {
+        let caller = self.state.authorize(&req, &req.get_ref().actor, &req.get_ref().log, &[Role::Admin])?;
+        let r = req.into_inner();
+        let log = self.state.logs.get(&r.log)?.clone();
+        let who = actor(&caller.identity)?;
+        let ledger = log.ledger().clone();
+        let receipt = blocking(move || ledger.request_reindex(&who, &r.reason).map_err(|e| status::append(&e))).await?;
+        tracing::warn!(log = %log.name, seq = receipt.seq, actor = %caller.identity, "index rebuild requested for the next start");
+        Ok(Response::new(pb::ReindexResponse { receipt: Some(convert::receipt(&receipt)) }))
     }
 }

@@ -92,9 +92,10 @@ enum Rpc {
     PublicKeys,
     Redact,
     ReloadPolicy,
+    Reindex,
 }
 
-const ALL: [Rpc; 18] = [
+const ALL: [Rpc; 19] = [
     Rpc::Append,
     Rpc::AppendStream,
     Rpc::Get,
@@ -113,6 +114,7 @@ const ALL: [Rpc; 18] = [
     Rpc::PublicKeys,
     Rpc::Redact,
     Rpc::ReloadPolicy,
+    Rpc::Reindex,
 ];
 
 fn log() -> String {
@@ -175,6 +177,9 @@ async fn call(ch: Channel, rpc: Rpc) -> Result<(), Status> {
             let r = pb::ReloadPolicyRequest { log: log(), reason: "t".into(), actor: String::new() };
             adm.reload_policy(r).await.map(drop)
         }
+        Rpc::Reindex => {
+            adm.reindex(pb::ReindexRequest { log: log(), reason: "t".into(), actor: String::new() }).await.map(drop)
+        }
     }
 }
 
@@ -186,7 +191,7 @@ fn allowed(role: Role) -> Vec<Rpc> {
             vec![Get, Query, Tail, Checkpoint, ProveInclusion, ProveConsistency, Download, Stat, KeyStatus, PublicKeys]
         }
         Role::Auditor => vec![Summarize, Export, KeyStatus, PublicKeys],
-        Role::Admin => vec![Rotate, KeyStatus, PublicKeys, Redact, ReloadPolicy],
+        Role::Admin => vec![Rotate, KeyStatus, PublicKeys, Redact, ReloadPolicy, Reindex],
     }
 }
 

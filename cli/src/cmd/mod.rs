@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod admin;
 pub mod append;
 pub mod artifact;
 pub mod compliance;

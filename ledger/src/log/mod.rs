@@ -14,7 +14,7 @@ mod redact;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-pub use admin::POLICY_RELOAD;
+pub use admin::{POLICY_RELOAD, REINDEX, REINDEX_MARKER};
 pub use append::{AppendError, Receipt};
 pub use read::{Page, Query, StoredEntry};
 pub use redact::{REDACTION, RedactError, redaction_request_id};
@@ -231,6 +231,20 @@ fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 /// rebuilt from the journal, which is the source of truth.
 fn open_index(dir: &Path, now: i64) -> Result<(Index, Option<(PathBuf, String)>), LedgerError> {
     let path = dir.join("index");
+    let marker = dir.join(admin::REINDEX_MARKER);
+    if marker.exists() {
+        // A requested rebuild: the old index goes; the marker goes once the
+        // empty index exists (catch-up then fills it from the journal).
+        let by = std::fs::read_to_string(&marker).unwrap_or_default();
+        let aside = dir.join(format!("index.replaced-{now}"));
+        if path.exists() {
+            std::fs::rename(&path, &aside).map_err(|x| JournalError::io(&path, x))?;
+        }
+        let index = Index::open(&path)?;
+        std::fs::remove_file(&marker).map_err(|x| JournalError::io(&marker, x))?;
+        let _ = std::fs::remove_dir_all(&aside);
+        return Ok((index, Some((path, format!("rebuild requested by reindex entry {}", by.trim())))));
+    }
     match Index::open(&path) {
         Ok(i) => Ok((i, None)),
         Err(e) if e.is_damage() => {

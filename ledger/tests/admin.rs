@@ -142,3 +142,34 @@ fn a_crash_between_the_entry_and_the_removal_is_finished_at_open() {
     let (_l, again) = Ledger::open(&data, common::options()).unwrap();
     assert_eq!(again.redactions_finished, 0, "nothing left to finish");
 }
+
+#[test]
+fn a_reindex_request_is_an_entry_and_the_next_open_rebuilds_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("log");
+    let l = common::open(&data, common::options());
+    common::fill(&l, 30, 7);
+    let empty = l.request_reindex(&admin(), "").unwrap_err();
+    assert!(empty.to_string().contains("reason"), "{empty}");
+    let r = l.request_reindex(&admin(), "index moved to new disk, CHG-9").unwrap();
+    assert_eq!(r.seq, 30);
+    assert!(data.join(ledger::log::REINDEX_MARKER).exists());
+    let e = l.get(r.seq).unwrap();
+    assert_eq!((e.leaf.category.as_str(), e.leaf.actor.as_str()), ("reindex", "spiffe://ops/admin"));
+    let before: Vec<_> = (0..31).map(|s| l.get(s).unwrap().leaf_hash).collect();
+    l.close().unwrap();
+    drop(l);
+
+    let (l, report) = Ledger::open(&data, common::options()).unwrap();
+    let (_, why) = report.index_rebuilt.expect("rebuilt");
+    assert_eq!(why, "rebuild requested by reindex entry 30");
+    assert_eq!(report.caught_up, 31);
+    assert!(!data.join(ledger::log::REINDEX_MARKER).exists());
+    let after: Vec<_> = (0..31).map(|s| l.get(s).unwrap().leaf_hash).collect();
+    assert_eq!(before, after);
+    let q = ledger::log::Query { subject: Some("INC-3".into()), ..Default::default() };
+    assert_eq!(l.query(&q).unwrap().entries.len(), 4, "secondary indexes rebuilt too");
+    drop(l);
+    let (_l, again) = Ledger::open(&data, common::options()).unwrap();
+    assert!(again.index_rebuilt.is_none(), "only once");
+}

@@ -1,0 +1,236 @@
+//! The real binaries over mutual TLS: the CLI's --ca/--cert/--key, the
+//! recorded identity, certificate errors, roles, an audited redaction that
+//! keeps `ledger verify` green, and ledgerd's startup refusals.
+
+#[path = "../../server/tests/common/pki.rs"]
+mod pki;
+
+use std::path::Path;
+use std::process::Command;
+
+use ledger_e2e::{Ledgerd, Run, bin_dir, ledger};
+use pki::{Pair, Pki};
+
+struct Env {
+    _dir: tempfile::TempDir,
+    root: std::path::PathBuf,
+    pki: Pki,
+    server: Ledgerd,
+}
+
+fn config(pki: &Pki, server: &Pair) -> String {
+    format!(
+        r#"[tls]
+cert = {:?}
+key = {:?}
+client_ca = {:?}
+
+[[logs]]
+name = "default"
+[[logs.access]]
+identity = "spiffe://ops/submitter"
+roles = ["writer"]
+categories = ["alert_ack", "stage5_training"]
+[[logs.access]]
+identity = "compliance-officer"
+roles = ["reader", "auditor", "admin"]
+"#,
+        server.cert, server.key, pki.ca_pem
+    )
+}
+
+fn start() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    let pki = Pki::new(&root.join("pki"), "ops");
+    let sp = pki.server();
+    let cfg = root.join("ledgerd.toml");
+    std::fs::write(&cfg, config(&pki, &sp)).unwrap();
+    let server = Ledgerd::start(&root.join("data"), &["--config", cfg.to_str().unwrap()]);
+    Env { _dir: dir, root, pki, server }
+}
+
+/// `ledger` with TLS flags for `who` (None: only --ca).
+fn as_(env: &Env, ca: &Path, who: Option<&Pair>, args: &[&str]) -> Run {
+    let mut full: Vec<String> = vec!["--ca".into(), ca.to_str().unwrap().into()];
+    if let Some(p) = who {
+        full.extend(["--cert".into(), p.cert.to_str().unwrap().into(), "--key".into(), p.key.to_str().unwrap().into()]);
+    }
+    full.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+    ledger(&env.server.url, &env.root, &refs)
+}
+
+#[test]
+fn the_cli_over_mutual_tls_records_the_certificate_identity_and_roles_hold() {
+    let env = start();
+    let submitter = env.pki.client_uri("submitter", "spiffe://ops/submitter");
+    let officer = env.pki.client_cn("officer", "compliance-officer");
+    let ca = env.pki.ca_pem.clone();
+
+    let a = as_(
+        &env,
+        &ca,
+        Some(&submitter),
+        &["--output", "json", "append", "--category", "alert_ack", "--subject", "INC-1", "--field", "alert=disk"],
+    );
+    assert_eq!(a.code, 0, "{a:?}");
+    let seq = a.json()["seq"].as_u64().unwrap();
+    let g = as_(&env, &ca, Some(&officer), &["--output", "json", "get", &seq.to_string()]);
+    assert_eq!(g.code, 0, "{g:?}");
+    assert_eq!(g.json()["actor"], "spiffe://ops/submitter", "not LEDGER_ACTOR=e2e-tester");
+
+    // The submitter may not write incidents, nor read.
+    let denied = as_(&env, &ca, Some(&submitter), &["append", "--category", "stage4_incident", "--field", "x=1"]);
+    assert_eq!(denied.code, 4, "{denied:?}");
+    assert!(denied.stderr.contains("permission denied: identity \"spiffe://ops/submitter\" lacks the writer role for category \"stage4_incident\""), "{}", denied.stderr);
+    let denied = as_(&env, &ca, Some(&submitter), &["get", "0"]);
+    assert_eq!(denied.code, 4);
+    assert!(denied.stderr.contains("lacks the reader role on log \"default\""), "{}", denied.stderr);
+}
+
+#[test]
+fn certificate_errors_are_named_with_what_to_do() {
+    let env = start();
+    let other = Pki::new(&env.root.join("other"), "evil");
+    let stranger = other.client_uri("stranger", "spiffe://ops/submitter");
+    let officer = env.pki.client_cn("officer", "compliance-officer");
+
+    let wrong_ca = as_(&env, &other.ca_pem, Some(&officer), &["checkpoint"]);
+    assert_eq!(wrong_ca.code, 3, "{wrong_ca:?}");
+    assert!(
+        wrong_ca.stderr.contains("ledgerd's certificate is not signed by the CA given with --ca"),
+        "{}",
+        wrong_ca.stderr
+    );
+
+    for (what, who) in [("no client certificate", None), ("a client certificate from another CA", Some(&stranger))] {
+        let r = as_(&env, &env.pki.ca_pem, who, &["checkpoint"]);
+        assert_ne!(r.code, 0, "{what}: {r:?}");
+        assert!(
+            r.stderr.contains("refused your client certificate") || r.stderr.contains("requires a client certificate"),
+            "{what}: {}",
+            r.stderr
+        );
+    }
+    let half = ledger(
+        &env.server.url,
+        &env.root,
+        &["--ca", env.pki.ca_pem.to_str().unwrap(), "--cert", officer.cert.to_str().unwrap(), "checkpoint"],
+    );
+    assert_eq!(half.code, 2, "{half:?}");
+    assert!(half.stderr.contains("--key"), "{}", half.stderr);
+    let not_pem = ledger(&env.server.url, &env.root, &["--ca", officer.key.to_str().unwrap(), "checkpoint"]);
+    assert_eq!(not_pem.code, 2, "{not_pem:?}");
+    assert!(
+        not_pem.stderr.contains("--ca") && not_pem.stderr.contains("no PEM CERTIFICATE block"),
+        "{}",
+        not_pem.stderr
+    );
+    // Plaintext against the TLS port: refused, not served.
+    let plain = ledger(&env.server.url, &env.root, &["checkpoint"]);
+    assert_ne!(plain.code, 0, "{plain:?}");
+}
+
+#[test]
+fn an_admin_redaction_keeps_verify_green_and_reports_the_entry() {
+    let env = start();
+    let submitter = env.pki.client_uri("submitter", "spiffe://ops/submitter");
+    let officer = env.pki.client_cn("officer", "compliance-officer");
+    let ca = env.pki.ca_pem.clone();
+    for i in 0..5 {
+        let r = as_(
+            &env,
+            &ca,
+            Some(&submitter),
+            &[
+                "append",
+                "--category",
+                "stage5_training",
+                "--subject",
+                "TR-1",
+                "--field",
+                &format!("trainee=person-{i}-SSN-078051120"),
+            ],
+        );
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    let red =
+        as_(&env, &ca, Some(&officer), &["--output", "json", "admin", "redact", "2", "--reason", "erasure PRIV-3"]);
+    assert_eq!(red.code, 0, "{red:?}");
+    let redaction_seq = red.json()["receipt"]["seq"].as_u64().unwrap();
+    assert_eq!((red.json()["redacted_seq"].as_u64(), redaction_seq), (Some(2), 5));
+    let text = as_(&env, &ca, Some(&officer), &["query", "--subject", "TR-1"]);
+    assert!(text.stdout.contains("<redacted by entry 5>"), "{}", text.stdout);
+
+    let bundle = env.root.join("bundle");
+    let ex = as_(&env, &ca, Some(&officer), &["export", "--out", bundle.to_str().unwrap()]);
+    assert_eq!(ex.code, 0, "{ex:?}");
+    let v = ledger(&env.server.url, &env.root, &["--output", "json", "verify", bundle.to_str().unwrap()]);
+    assert_eq!(v.code, 0, "{v:?}");
+    assert_eq!(v.json()["redacted"], serde_json::json!([{"seq": 2, "redaction_seq": 5}]));
+    let needle = b"person-2-SSN";
+    for dir in [env.server.data.clone(), bundle] {
+        let hit = walk(&dir).into_iter().find(|p| std::fs::read(p).unwrap().windows(needle.len()).any(|w| w == needle));
+        assert!(hit.is_none(), "redacted payload found in {hit:?}");
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
+
+fn ledgerd(args: &[&str]) -> std::process::Output {
+    Command::new(bin_dir().join("ledgerd")).args(args).output().unwrap()
+}
+
+#[test]
+fn ledgerd_refuses_plaintext_off_loopback_and_readable_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let out = ledgerd(&["--data-dir", d, "--listen", "0.0.0.0:0", "--metrics-listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config: listen: 0.0.0.0:0 is not a loopback address and [tls] is not configured"), "{err}");
+    assert!(err.contains("--insecure-listen"), "{err}");
+
+    // With the flag it serves, and says loudly that it is insecure.
+    let mut s = Ledgerd::start(&data, &["--insecure-listen"]);
+    assert!(s.logs().iter().all(|l| !l.contains("INSECURE")), "loopback is not insecure");
+    s.stop();
+    let mut child = Command::new(bin_dir().join("ledgerd"))
+        .args([
+            "--data-dir",
+            d,
+            "--listen",
+            "0.0.0.0:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--insecure-listen",
+            "--log-format",
+            "json",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stderr.as_mut().unwrap()), &mut first).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(first.contains("INSECURE: plaintext gRPC on a non-loopback address"), "{first}");
+    assert!(first.contains("\"level\":\"WARN\""), "{first}");
+
+    use std::os::unix::fs::PermissionsExt as _;
+    let ring = ledger::layout::keyring(&ledger::layout::log_dir(&data, "default"));
+    std::fs::set_permissions(&ring, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = ledgerd(&["--data-dir", d, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("has mode 0644: it must not be readable by group or others (chmod 600"), "{err}");
+}
