@@ -151,6 +151,8 @@ pub struct Config {
     pub max_artifact_bytes: u64,
     /// appends get RESOURCE_EXHAUSTED while less than this is free on a log's filesystem
     pub min_free_bytes: u64,
+    /// open Query, Tail, Export and Download streams, server-wide, before RESOURCE_EXHAUSTED
+    pub max_read_streams: usize,
     /// input limits
     pub limits: Limits,
     /// key ages and lifetimes
@@ -184,6 +186,7 @@ impl Default for Config {
             checkpoint_interval: 1024,
             max_artifact_bytes: 1 << 30,
             min_free_bytes: 64 << 20,
+            max_read_streams: 128,
             limits: Limits::default(),
             keys: KeyPolicy::default(),
             policy: Policy::default(),
@@ -251,6 +254,7 @@ impl Config {
         for (field, v, min, max) in [
             ("queue_depth", self.queue_depth as u64, 1, 1 << 20),
             ("max_batch", self.max_batch as u64, 1, 65_536),
+            ("max_read_streams", self.max_read_streams as u64, 1, 65_536),
             ("segment_bytes", self.segment_bytes, 4096, 1 << 40),
             ("checkpoint_interval", self.checkpoint_interval, 1, u64::MAX),
             ("limits.max_payload_bytes", self.limits.max_payload_bytes as u64, 2, 16 << 20),

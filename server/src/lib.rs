@@ -44,6 +44,8 @@ pub struct State {
     pub shutdown: watch::Receiver<bool>,
     /// identities and roles
     pub access: auth::Access,
+    /// permits for open read streams (Query, Tail, Export, Download)
+    pub read_streams: Arc<tokio::sync::Semaphore>,
 }
 
 impl State {
@@ -59,6 +61,16 @@ impl State {
         self.logs.get(log)?;
         self.access.require(&caller, log, roles)?;
         Ok(caller)
+    }
+
+    /// A permit for one more read stream, or RESOURCE_EXHAUSTED.
+    pub fn read_stream(&self) -> Result<tokio::sync::OwnedSemaphorePermit, tonic::Status> {
+        self.read_streams.clone().try_acquire_owned().map_err(|_| {
+            tonic::Status::resource_exhausted(format!(
+                "{} read streams (Query, Tail, Export, Download) are open, the most this server allows: close one or retry later",
+                self.config.max_read_streams
+            ))
+        })
     }
 }
 
@@ -128,7 +140,8 @@ pub async fn serve_with_metrics(
     let logs = tokio::task::spawn_blocking(move || logs::Logs::open(&cfg, &m)).await.expect("open task")?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let access = auth::Access::new(&config);
-    let state = Arc::new(State { config, logs, metrics, shutdown: stop_rx, access });
+    let read_streams = Arc::new(tokio::sync::Semaphore::new(config.max_read_streams));
+    let state = Arc::new(State { config, logs, metrics, shutdown: stop_rx, access, read_streams });
     let metrics_task = metrics_listener.map(|l| tokio::spawn(metrics_server(l, state.clone())));
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<LedgerServiceServer<svc_ledger::LedgerSvc>>().await;

@@ -106,8 +106,10 @@ impl ArtifactService for ArtifactSvc {
             Ok(store.path(&b3))
         })
         .await?;
+        let permit = self.state.read_stream()?;
         let (tx, rx) = mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
+            let _held = permit;
             let mut f = match std::fs::File::open(&path) {
                 Ok(f) => f,
                 Err(e) => return drop(tx.blocking_send(Err(Status::internal(format!("artifact vanished: {e}"))))),

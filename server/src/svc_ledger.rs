@@ -23,6 +23,8 @@ type Pending = oneshot::Receiver<Vec<Result<Receipt, AppendError>>>;
 
 /// Entries per page read for Tail and Export-like loops.
 const PAGE: usize = 256;
+/// Entries a Tail buffers for a client that does not keep up.
+const TAIL_BUFFER: usize = 16;
 
 /// The service.
 pub struct LedgerSvc {
@@ -217,6 +219,7 @@ impl LedgerService for LedgerSvc {
         let r = req.into_inner();
         let log = self.log(&r.log)?;
         let q = convert::query(r.filter, r.from_seq, r.to_seq, r.desc, r.limit, r.cursor)?;
+        let permit = self.state.read_stream()?;
         let reader = log.reader();
         let metrics = self.state.metrics.clone();
         let page = blocking(move || reader.query(&q).map_err(|e| read_error(&metrics, &log, &e))).await?;
@@ -228,7 +231,12 @@ impl LedgerService for LedgerSvc {
         if let Some(c) = page.next_cursor {
             items.push(Ok(pb::QueryResponse { item: Some(pb::query_response::Item::NextCursor(c)) }));
         }
-        Ok(Response::new(Box::pin(tokio_stream::iter(items))))
+        // The permit lives as long as the response stream.
+        let items = tokio_stream::StreamExt::map(tokio_stream::iter(items), move |i| {
+            let _held = &permit;
+            i
+        });
+        Ok(Response::new(Box::pin(items)))
     }
 
     type TailStream = Stream_<pb::Entry>;
@@ -238,10 +246,15 @@ impl LedgerService for LedgerSvc {
         let r = req.into_inner();
         let log = self.log(&r.log)?;
         let base = convert::query(r.filter, 0, 0, false, PAGE as u32, None)?;
-        let (tx, rx) = mpsc::channel(64);
+        let permit = self.state.read_stream()?;
+        // A client that stops reading stalls this task at `send`: it then
+        // holds at most one query page (QUERY_PAGE_BYTES) and TAIL_BUFFER
+        // entries, whatever the log's size.
+        let (tx, rx) = mpsc::channel(TAIL_BUFFER);
         let mut stop = self.state.shutdown.clone();
         let metrics = self.state.metrics.clone();
         tokio::spawn(async move {
+            let _held = permit;
             let mut next = r.from_seq;
             let mut size_rx = log.size.clone();
             loop {
@@ -392,9 +405,13 @@ impl LedgerService for LedgerSvc {
         self.state.authorize(&req, "", &req.get_ref().log, &[Role::Auditor])?;
         let r = req.into_inner();
         let log = self.log(&r.log)?;
+        let permit = self.state.read_stream()?;
         let (tx, rx) = mpsc::channel(8);
         let reader = log.reader();
-        tokio::task::spawn_blocking(move || crate::svc_artifact::export_blocking(&reader, r.from_seq, &tx));
+        tokio::task::spawn_blocking(move || {
+            let _held = permit;
+            crate::svc_artifact::export_blocking(&reader, r.from_seq, &tx)
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

@@ -442,3 +442,31 @@ async fn a_policy_reload_is_an_entry_and_takes_effect_after_it() {
     assert_eq!(bad.code(), Code::FailedPrecondition);
     assert!(bad.message().starts_with("the policy was not reloaded: config file "), "{}", bad.message());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_read_streams_are_capped_server_wide() {
+    let mut s = TestServer::start(|c: &mut Config| c.max_read_streams = 2).await;
+    let mut l = s.ledger().await;
+    l.append(common::ack(1)).await.unwrap();
+    let tail = || pb::TailRequest { log: log(), ..Default::default() };
+    let t1 = l.tail(tail()).await.unwrap();
+    let t2 = l.tail(tail()).await.unwrap();
+    let st = l.tail(tail()).await.unwrap_err();
+    assert_eq!(st.code(), Code::ResourceExhausted);
+    assert!(st.message().starts_with("2 read streams (Query, Tail, Export, Download) are open"), "{}", st.message());
+    let q = pb::QueryRequest { log: log(), ..Default::default() };
+    assert_eq!(l.query(q.clone()).await.unwrap_err().code(), Code::ResourceExhausted);
+    drop(t1);
+    // The permit comes back when the server notices the stream is gone.
+    let mut ok = false;
+    for _ in 0..100 {
+        if l.query(q.clone()).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(ok, "a closed Tail releases its permit");
+    drop(t2);
+    s.stop().await.unwrap();
+}

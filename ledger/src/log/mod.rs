@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 pub use admin::{POLICY_RELOAD, REINDEX, REINDEX_MARKER};
 pub use append::{AppendError, Receipt};
-pub use read::{Page, Query, StoredEntry};
+pub use read::{Page, QUERY_PAGE_BYTES, Query, StoredEntry};
 pub use redact::{REDACTION, RedactError, redaction_request_id};
 
 use crate::artifacts::ArtifactStore;

@@ -19,6 +19,9 @@ const QUERY_CHUNK: usize = 256;
 /// Entries examined at most for one page (a page may come back short,
 /// with a cursor, when filters are very selective).
 const QUERY_SCAN_LIMIT: usize = 20_000;
+/// Payload and leaf bytes after which a query page ends (the page's
+/// memory bound; docs/SECURITY.md "Limits").
+pub const QUERY_PAGE_BYTES: usize = 1 << 20;
 
 /// One stored entry, as the journal has it.
 #[derive(Debug, Clone, PartialEq)]
@@ -292,7 +295,10 @@ impl LedgerReader {
         Ok(lo)
     }
 
-    /// Runs a query, one page at a time.
+    /// Runs a query, one page at a time. A page ends at `limit` entries,
+    /// after scanning QUERY_SCAN_LIMIT entries, or once it holds
+    /// QUERY_PAGE_BYTES of payload and leaves (so one page of a slow client
+    /// costs the server a bounded amount of memory); `next_cursor` resumes.
     pub fn query(&self, q: &Query) -> Result<Page, LedgerError> {
         let limit = if q.limit == 0 { 100 } else { q.limit };
         let (mut lo, mut hi) = (q.from_seq.unwrap_or(0), q.to_seq.unwrap_or(u64::MAX).min(self.size()));
@@ -312,7 +318,7 @@ impl LedgerReader {
                 .into_iter()
                 .find_map(|(s, v)| v.as_deref().map(|v| (s, v)));
         let mut page = Page::default();
-        let mut scanned = 0;
+        let (mut scanned, mut bytes) = (0, 0usize);
         while lo < hi {
             let seqs = match driver {
                 Some((s, v)) => self.s.index.scan(s, v, lo, hi, q.desc, QUERY_CHUNK)?,
@@ -327,9 +333,10 @@ impl LedgerReader {
                 scanned += 1;
                 let e = self.get(seq)?;
                 if matches(&e, q) {
+                    bytes += e.payload.len() + e.leaf_bytes.len();
                     page.entries.push(e);
                 }
-                if page.entries.len() >= limit || scanned >= QUERY_SCAN_LIMIT {
+                if page.entries.len() >= limit || scanned >= QUERY_SCAN_LIMIT || bytes >= QUERY_PAGE_BYTES {
                     page.next_cursor = (lo < hi).then_some(if q.desc { hi } else { lo });
                     return Ok(page);
                 }
