@@ -234,3 +234,65 @@ fn ledgerd_refuses_plaintext_off_loopback_and_readable_keys() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("has mode 0644: it must not be readable by group or others (chmod 600"), "{err}");
 }
+
+fn metrics_text(server: &Ledgerd) -> String {
+    use std::io::{Read as _, Write as _};
+    let line = server.logs().into_iter().find(|l| l.contains("ledgerd serving")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let addr = v["fields"]["metrics"].as_str().unwrap().to_owned();
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// Every secret of the keyring (base64 as stored, and hex) and the TLS key.
+fn secrets(env: &Env) -> Vec<String> {
+    let ring = ledger::layout::keyring(&ledger::layout::log_dir(&env.server.data, "default"));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(ring).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for k in v["keys"].as_array().unwrap() {
+        let b64 = k["secret"].as_str().unwrap().to_owned();
+        let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &b64).unwrap();
+        out.push(b64);
+        out.push(raw.iter().map(|b| format!("{b:02x}")).collect());
+    }
+    let tls_key = std::fs::read_to_string(env.root.join("pki/ops-server.key")).unwrap();
+    out.extend(tls_key.lines().filter(|l| !l.starts_with("-----")).map(str::to_owned));
+    out
+}
+
+#[test]
+fn secrets_never_reach_logs_errors_metrics_or_exports() {
+    let env = start();
+    let submitter = env.pki.client_uri("submitter", "spiffe://ops/submitter");
+    let officer = env.pki.client_cn("officer", "compliance-officer");
+    let ca = env.pki.ca_pem.clone();
+    let mut outputs = Vec::new();
+    for args in [
+        vec!["append", "--category", "alert_ack", "--field", "a=1"],
+        vec!["append", "--category", "stage4_incident", "--field", "a=1"],
+        vec!["keys", "rotate", "--reason", "30-day rotation"],
+        vec!["--output", "json", "keys", "status"],
+        vec!["--output", "json", "keys", "public"],
+        vec!["admin", "redact", "0", "--reason", "test"],
+        vec!["export", "--out", "bundle"],
+    ] {
+        let who = if args[0] == "append" { &submitter } else { &officer };
+        let r = as_(&env, &ca, Some(who), &args);
+        outputs.push(r.stdout + &r.stderr);
+    }
+    let mut haystack = outputs.join("\n");
+    haystack.push_str(&env.server.logs().join("\n"));
+    haystack.push_str(&metrics_text(&env.server));
+    for p in walk(&env.root.join("bundle")) {
+        haystack.push_str(&String::from_utf8_lossy(&std::fs::read(p).unwrap()));
+    }
+    let secrets = secrets(&env);
+    assert!(secrets.len() >= 8, "two rotations' worth of keys and the TLS key");
+    for s in secrets.iter().filter(|s| s.len() >= 16) {
+        assert!(!haystack.contains(s.as_str()), "a secret leaked: {}…", &s[..8]);
+    }
+    assert!(haystack.contains("ledger_appends_total"), "metrics were read");
+}
