@@ -35,7 +35,11 @@ fn lib_append() {
             category: "alert_ack".into(),
             subject: format!("INC-{}", i % subjects),
             payload: payload.into_bytes(),
-            request_id: format!("req-{i}"),
+            request_id: if std::env::var_os("BENCH_NO_REQUEST_ID").is_some() {
+                String::new()
+            } else {
+                format!("req-{i}")
+            },
             ..Default::default()
         };
         input.validate("bench", &limits).expect("valid")

@@ -8,6 +8,7 @@
 
 mod flat;
 mod postings;
+mod requests;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +20,11 @@ use crate::hash::Hash;
 use crate::merkle::{NodeSource, ProofError};
 
 const THROUGH_KEY: &[u8] = b"indexed_through";
+/// The index layout version (FORMAT.md §10); another one is rebuilt.
+const FORMAT_KEY: &[u8] = b"index_format";
+const FORMAT: u64 = 2;
+/// Most seqs in one postings list (a list grows until then, batch by batch).
+const POSTINGS_MAX: usize = 128;
 /// sled's page cache (its default is 1 GiB; the hot data, positions and Merkle
 /// nodes, lives in the flat files and the OS page cache).
 const SLED_CACHE_BYTES: u64 = 64 << 20;
@@ -36,6 +42,12 @@ pub enum IndexError {
         path: PathBuf,
         /// the OS error
         source: std::io::Error,
+    },
+    /// The index was written in another layout.
+    #[error("the index has layout {found}, this ledgerd uses {FORMAT}: it is rebuilt from the journal")]
+    Layout {
+        /// the layout found
+        found: u64,
     },
     /// A stored value does not decode.
     #[error("index value in tree {tree} does not decode: {reason}; rebuild the index (delete the index directory)")]
@@ -56,7 +68,7 @@ impl IndexError {
                 sled::Error::Corruption { .. } | sled::Error::Unsupported(_) | sled::Error::ReportableBug(_),
             ) => true,
             Self::Sled(_) | Self::Io { .. } => false,
-            Self::Decode { .. } => true,
+            Self::Decode { .. } | Self::Layout { .. } => true,
         }
     }
 }
@@ -156,7 +168,7 @@ impl std::fmt::Debug for Index {
 #[derive(Default)]
 pub struct IndexBatch {
     positions: Option<(u64, Vec<u8>)>,
-    request: sled::Batch,
+    requests: Vec<(u64, u64)>,
     postings: std::collections::HashMap<(Secondary, String), Vec<u64>>,
     nodes: Vec<(u8, u64, Vec<u8>)>,
     checkpoint: sled::Batch,
@@ -180,7 +192,6 @@ pub struct IndexedEntry<'a> {
 impl IndexBatch {
     /// Indexes one entry and marks everything through it as indexed.
     pub fn add_entry(&mut self, e: IndexedEntry<'_>) {
-        let key = e.seq.to_be_bytes();
         match &mut self.positions {
             Some((first, bytes)) if *first + bytes.len() as u64 / flat::POSITION_BYTES == e.seq => {
                 flat::encode_position(&e.pos, bytes)
@@ -197,7 +208,7 @@ impl IndexBatch {
             return;
         }
         if !e.leaf.request_id.is_empty() {
-            self.request.insert(e.leaf.request_id.as_bytes(), &key);
+            self.requests.push((requests::hash(&e.leaf.request_id), e.seq));
         }
         let mut post = |s: Secondary, v: &str| self.postings.entry((s, v.to_owned())).or_default().push(e.seq);
         post(Secondary::Category, &e.leaf.category);
@@ -259,11 +270,80 @@ impl Index {
             artifact: t("artifact")?,
             db,
         };
+        index.check_layout()?;
         // The flat files and sled are flushed independently: the flat files
         // keep what they hold completely; catch-up redoes the rest.
         let kept = index.flat.reconcile(index.sled_through()?)?;
         index.flat_start.store(kept, std::sync::atomic::Ordering::SeqCst);
         Ok(index)
+    }
+
+    /// Refuses (as damage, so it is rebuilt) an index of another layout;
+    /// stamps a new one.
+    fn check_layout(&self) -> Result<(), IndexError> {
+        match self.meta.get(FORMAT_KEY)? {
+            Some(v) => match be_u64("meta", &v)? {
+                FORMAT => Ok(()),
+                found => Err(IndexError::Layout { found }),
+            },
+            None if self.sled_through()? > 0 => Err(IndexError::Layout { found: 1 }),
+            None => {
+                self.meta.insert(FORMAT_KEY, &FORMAT.to_be_bytes())?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Appends a batch's request ids to their buckets.
+    fn apply_requests(&self, mut records: Vec<(u64, u64)>) -> Result<(), IndexError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        records.sort_by_key(|&(h, seq)| (requests::bucket(h), seq));
+        let mut batch = sled::Batch::default();
+        for group in records.chunk_by(|a, b| requests::bucket(a.0) == requests::bucket(b.0)) {
+            let key = requests::bucket(group[0].0);
+            let old = self.request.get(key)?;
+            batch.insert(&key, requests::append(old.as_deref().unwrap_or_default(), group));
+        }
+        self.request.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Adds a batch's postings: each value's seqs extend its last list
+    /// while that holds fewer than POSTINGS_MAX (a replayed batch adds
+    /// nothing); otherwise they start a new list.
+    fn apply_postings(
+        &self,
+        postings: &std::collections::HashMap<(Secondary, String), Vec<u64>>,
+    ) -> Result<(), IndexError> {
+        let mut lists: [sled::Batch; 3] = Default::default();
+        for ((s, value), seqs) in postings {
+            let (tree, name) = self.tree(*s);
+            let mut prefix = value.as_bytes().to_vec();
+            prefix.push(0);
+            let mut merged = Vec::new();
+            if let Some(kv) = tree.scan_prefix(&prefix).next_back() {
+                let (k, v) = kv?;
+                let old = postings::decode(name, &v)?;
+                let last = old.last().copied().unwrap_or(0);
+                if old.len() < POSTINGS_MAX {
+                    lists[s.slot()].remove(k);
+                    merged = old;
+                }
+                merged.extend(seqs.iter().filter(|&&x| x > last));
+            } else {
+                merged.extend_from_slice(seqs);
+            }
+            if let Some(&last) = merged.last() {
+                lists[s.slot()].insert(postings::key(value, last), postings::encode(&merged));
+            }
+        }
+        let [c, sj, a] = lists;
+        self.category.apply_batch(c)?;
+        self.subject.apply_batch(sj)?;
+        self.actor.apply_batch(a)?;
+        Ok(())
     }
 
     /// Applies a batch; `indexed_through` moves only after every tree.
@@ -274,16 +354,8 @@ impl Index {
         for (level, first, bytes) in &b.nodes {
             self.flat.write_nodes(*level, *first, bytes)?;
         }
-        self.request.apply_batch(b.request)?;
-        let mut lists: [sled::Batch; 3] = Default::default();
-        for ((s, value), seqs) in &b.postings {
-            let last = *seqs.last().expect("a list has a seq");
-            lists[s.slot()].insert(postings::key(value, last), postings::encode(seqs));
-        }
-        let [c, sj, a] = lists;
-        self.category.apply_batch(c)?;
-        self.subject.apply_batch(sj)?;
-        self.actor.apply_batch(a)?;
+        self.apply_requests(b.requests)?;
+        self.apply_postings(&b.postings)?;
         self.checkpoint.apply_batch(b.checkpoint)?;
         for (b3, row) in b.artifacts {
             let value = bincode::encode_to_vec(&row, cfg()).expect("encodable");
@@ -319,9 +391,14 @@ impl Index {
         self.flat.position(seq)
     }
 
-    /// The seq that holds `request_id`.
-    pub fn request(&self, request_id: &str) -> Result<Option<u64>, IndexError> {
-        self.request.get(request_id.as_bytes())?.map(|v| be_u64("request", &v)).transpose()
+    /// The seqs that may hold `request_id` (same 64-bit hash), ascending;
+    /// the caller confirms each against the entry's leaf.
+    pub fn request_candidates(&self, request_id: &str) -> Result<Vec<u64>, IndexError> {
+        let h = requests::hash(request_id);
+        match self.request.get(requests::bucket(h))? {
+            Some(v) => requests::lookup(&v, h),
+            None => Ok(Vec::new()),
+        }
     }
 
     fn tree(&self, s: Secondary) -> (&sled::Tree, &'static str) {

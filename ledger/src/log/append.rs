@@ -230,15 +230,17 @@ impl Batch<'_> {
             }
             return Err(AppendError::Conflict { request_id: id.to_owned(), seq: leaf.seq });
         }
-        let Some(seq) = self.ledger.s.index.request(id).map_err(storage)? else {
-            return Ok(None);
-        };
-        let stored = self.ledger.get(seq).map_err(storage)?;
-        if same_content(&stored.leaf, e) {
-            Ok(Some(Slot::SameAsStored(seq)))
-        } else {
-            Err(AppendError::Conflict { request_id: id.to_owned(), seq })
+        for seq in self.ledger.s.index.request_candidates(id).map_err(storage)? {
+            let stored = self.ledger.get(seq).map_err(storage)?;
+            if stored.leaf.request_id != id {
+                continue; // another request id with the same 64-bit hash
+            }
+            if same_content(&stored.leaf, e) {
+                return Ok(Some(Slot::SameAsStored(seq)));
+            }
+            return Err(AppendError::Conflict { request_id: id.to_owned(), seq });
         }
+        Ok(None)
     }
 }
 
