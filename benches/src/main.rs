@@ -5,6 +5,8 @@
 //! through the library (no gRPC), every batch fdatasynced, and prints the
 //! throughput and the disk used per entry by the journal and the index.
 
+mod load;
+mod pg;
 mod soak;
 
 use std::time::Instant;
@@ -81,14 +83,43 @@ fn main() {
             let ledgerd = args.get(2).cloned().unwrap_or_else(|| "target/release/ledgerd".into());
             let minutes: f64 = args.get(3).and_then(|m| m.parse().ok()).unwrap_or(10.0);
             let rate: u64 = args.get(4).and_then(|r| r.parse().ok()).unwrap_or(1000);
+            let preload: u64 = args.get(5).and_then(|r| r.parse().ok()).unwrap_or(0);
             let rt = tokio::runtime::Runtime::new().expect("runtime");
-            if !rt.block_on(soak::run(&ledgerd, minutes, rate)) {
+            if !rt.block_on(soak::run(&ledgerd, minutes, rate, preload)) {
                 std::process::exit(1);
+            }
+        }
+        Some("load") => {
+            let args: Vec<String> = std::env::args().collect();
+            let ledgerd = args.get(2).cloned().unwrap_or_else(|| "target/release/ledgerd".into());
+            let scenario = args.get(3).cloned().unwrap_or_else(|| "unary".into());
+            let num = |i: usize, d: u64| args.get(i).and_then(|v| v.parse().ok()).unwrap_or(d);
+            let (arg, seconds, arg2) = (num(4, 64), num(5, 20), num(7, 0));
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            let report = rt.block_on(load::run(&ledgerd, &scenario, arg, arg2, seconds as f64));
+            load::print(&report);
+            let text = serde_json::to_string_pretty(&report).expect("json");
+            match args.get(6).filter(|p| p.as_str() != "-") {
+                Some(p) => std::fs::write(p, text).expect("write the JSON report"),
+                None => println!("{text}"),
+            }
+        }
+        Some("pg") => {
+            let args: Vec<String> = std::env::args().collect();
+            let conninfo = args.get(2).cloned().unwrap_or_else(|| "host=127.0.0.1 user=bench dbname=postgres".into());
+            let num = |i: usize, d: u64| args.get(i).and_then(|v| v.parse().ok()).unwrap_or(d);
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            let report = rt.block_on(pg::run(&conninfo, num(3, 64), num(4, 20) as f64));
+            load::print(&report);
+            let text = serde_json::to_string_pretty(&report).expect("json");
+            match args.get(5).filter(|p| p.as_str() != "-") {
+                Some(p) => std::fs::write(p, text).expect("write the JSON report"),
+                None => println!("{text}"),
             }
         }
         _ => {
             eprintln!(
-                "usage: ledger-bench lib-append [N] [BATCH] [SUBJECTS]\n       ledger-bench soak [LEDGERD] [MINUTES] [RATE]"
+                "usage: ledger-bench lib-append [N] [BATCH] [SUBJECTS]\n       ledger-bench soak [LEDGERD] [MINUTES] [RATE] [PRELOAD]\n       ledger-bench load [LEDGERD] unary|rate|stream|reads [N|RATE] [SECONDS] [JSON|-] [PRELOAD]\n       ledger-bench pg CONNINFO [CLIENTS] [SECONDS] [JSON|-]"
             );
             std::process::exit(2);
         }

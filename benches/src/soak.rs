@@ -1,5 +1,6 @@
-//! `ledger-bench soak LEDGERD MINUTES [RATE]`: starts the given ledgerd on a
-//! fresh data dir, drives mixed load for MINUTES (appends at RATE per second
+//! `ledger-bench soak LEDGERD MINUTES [RATE] [PRELOAD]`: starts the given
+//! ledgerd on a fresh data dir, appends PRELOAD entries first (so caches
+//! are warm and the run measures the steady state), drives mixed load for MINUTES (appends at RATE per second
 //! from 4 unary clients and one AppendStream, subject queries, two Tails,
 //! inclusion and consistency proofs checked client-side), samples the
 //! server's RSS and open file descriptors every 10 s, stops it with SIGTERM,
@@ -167,10 +168,16 @@ async fn tail(ch: Channel, which: usize, subject: &str, c: Arc<Counts>) -> Vec<u
 }
 
 /// Runs the soak; returns false on failure.
-pub async fn run(ledgerd: &str, minutes: f64, rate: u64) -> bool {
+pub async fn run(ledgerd: &str, minutes: f64, rate: u64, preload: u64) -> bool {
     let dir = std::env::temp_dir().join(format!("ledger-soak-{}", std::process::id()));
     let mut server = ledger_e2e::Ledgerd::start_binary(std::path::Path::new(ledgerd), &dir, &[]);
     let pid = server.pid().expect("running");
+    if preload > 0 {
+        let t = Instant::now();
+        crate::load::preload(&server.url, preload).await;
+        let (rss, fds) = sample(pid);
+        println!("preloaded {preload} entries in {:.0} s: RSS {rss} KiB, {fds} open fds", t.elapsed().as_secs_f64());
+    }
     let ch = Channel::from_shared(server.url.clone()).unwrap().connect().await.expect("connect");
     let c = Arc::new(Counts::default());
     let until = Instant::now() + Duration::from_secs_f64(minutes * 60.0);
@@ -213,7 +220,7 @@ pub async fn run(ledgerd: &str, minutes: f64, rate: u64) -> bool {
         seqs.push(t.await.unwrap_or_default());
     }
     let appended = c.appended.load(Relaxed);
-    let tail_ok = seqs[0] == (0..appended).collect::<Vec<u64>>();
+    let tail_ok = seqs[0] == (0..appended + preload).collect::<Vec<u64>>();
     let tail_sub_ok = seqs[1].windows(2).all(|w| w[0] < w[1]);
     let warm = samples.iter().find(|s| s.0 >= 60).or(samples.first()).copied().unwrap_or_default();
     let last = samples.last().copied().unwrap_or_default();

@@ -1,0 +1,299 @@
+//! `ledger-bench load LEDGERD SCENARIO [ARG] [SECONDS] [JSON]`: the gRPC
+//! load generator. Starts the given ledgerd on a fresh data directory (on
+//! this machine's disk, every ack durable), drives one scenario, and prints
+//! a table row plus a JSON object (also written to JSON when given):
+//! throughput, p50/p90/p99/p999/max latency in µs (HDR histogram), errors,
+//! and the server's RSS.
+//!
+//! Scenarios: `unary N` (N clients in a closed loop, each waiting for its
+//! receipt), `rate R` (R appends/s offered in an open loop; latency counts
+//! from the scheduled send time, so a stall is not hidden), `stream` (one
+//! AppendStream, up to 4,096 entries in flight), `reads R` (subject
+//! history of 100 entries and inclusion proofs, latency measured while
+//! appends run at R/s on a log preloaded with ARG2 entries).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use ledger_proto::v1 as pb;
+use ledger_proto::v1::ledger_service_client::LedgerServiceClient;
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+
+type Hist = Arc<Mutex<Histogram<u64>>>;
+
+fn hist() -> Hist {
+    Arc::new(Mutex::new(Histogram::new_with_bounds(1, 120_000_000, 3).expect("bounds")))
+}
+
+/// A 512-byte JSON payload append with a request id.
+pub fn append_req(worker: u64, n: u64) -> pb::AppendRequest {
+    let head = format!(r#"{{"worker":{worker},"n":{n},"note":""#);
+    let pad = 512 - head.len() - 2;
+    let e = pb::EntryInput {
+        category: "alert_ack".into(),
+        subject: format!("INC-{}", n % 1000),
+        payload: format!("{head}{}\"}}", "p".repeat(pad)).into_bytes(),
+        request_id: format!("w{worker}-{n}"),
+        ..Default::default()
+    };
+    pb::AppendRequest { log: "default".into(), entry: Some(e), actor: format!("load-{worker}") }
+}
+
+struct Run {
+    ok: AtomicU64,
+    errors: AtomicU64,
+    latency: Hist,
+}
+
+impl Run {
+    fn new() -> Arc<Self> {
+        Arc::new(Self { ok: AtomicU64::new(0), errors: AtomicU64::new(0), latency: hist() })
+    }
+
+    async fn record(&self, started: Instant, ok: bool) {
+        if ok {
+            self.ok.fetch_add(1, Relaxed);
+            let us = started.elapsed().as_micros().max(1) as u64;
+            let _ = self.latency.lock().await.record(us);
+        } else {
+            self.errors.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+async fn channels(url: &str, n: usize) -> Vec<Channel> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(Channel::from_shared(url.to_owned()).unwrap().tcp_nodelay(true).connect().await.expect("connect"));
+    }
+    out
+}
+
+async fn unary(url: &str, clients: u64, until: Instant, run: Arc<Run>) {
+    let chans = channels(url, (clients as usize).div_ceil(8)).await;
+    let mut tasks = Vec::new();
+    for w in 0..clients {
+        let (ch, run) = (chans[w as usize % chans.len()].clone(), run.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut c = LedgerServiceClient::new(ch);
+            let mut n = 0;
+            while Instant::now() < until {
+                let t = Instant::now();
+                let ok = c.append(append_req(w, n)).await.is_ok();
+                run.record(t, ok).await;
+                n += 1;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+async fn rate(url: &str, per_sec: u64, until: Instant, run: Arc<Run>) {
+    let chans = channels(url, 4).await;
+    let period = Duration::from_secs_f64(1.0 / per_sec.max(1) as f64);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    let mut n = 0u64;
+    loop {
+        let scheduled = start + period * n as u32;
+        if scheduled >= until {
+            break;
+        }
+        tokio::time::sleep_until(scheduled.into()).await;
+        let (ch, run) = (chans[n as usize % chans.len()].clone(), run.clone());
+        tasks.push(tokio::spawn(async move {
+            let ok = LedgerServiceClient::new(ch).append(append_req(0, n)).await.is_ok();
+            run.record(scheduled, ok).await;
+        }));
+        n += 1;
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+async fn stream(url: &str, until: Instant, run: Arc<Run>) {
+    let ch = channels(url, 1).await.remove(0);
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::AppendRequest>(4096);
+    let sent: Arc<std::sync::Mutex<std::collections::VecDeque<Instant>>> = Arc::default();
+    let sent2 = sent.clone();
+    let feed = tokio::spawn(async move {
+        let mut n = 0;
+        while Instant::now() < until {
+            sent2.lock().unwrap().push_back(Instant::now());
+            if tx.send(append_req(7, n)).await.is_err() {
+                return;
+            }
+            n += 1;
+        }
+    });
+    let mut st = LedgerServiceClient::new(ch)
+        .append_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("stream")
+        .into_inner();
+    while let Ok(Some(m)) = st.message().await {
+        let t = sent.lock().unwrap().pop_front().unwrap_or_else(Instant::now);
+        run.record(t, matches!(m.result, Some(pb::append_stream_response::Result::Receipt(_)))).await;
+    }
+    let _ = feed.await;
+}
+
+async fn reads(url: &str, per_sec: u64, until: Instant, run: Arc<Run>, proofs: Arc<Run>) {
+    let chans = channels(url, 2).await;
+    let bg = tokio::spawn(rate_quiet(url.to_owned(), per_sec, until));
+    let mut tasks = Vec::new();
+    for r in 0..4u64 {
+        let (ch, run, proofs) = (chans[r as usize % 2].clone(), run.clone(), proofs.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut c = LedgerServiceClient::new(ch);
+            let mut i = r;
+            while Instant::now() < until {
+                i += 4;
+                let f = pb::Filter { subject: format!("INC-{}", i * 7 % 1000), ..Default::default() };
+                let q = pb::QueryRequest {
+                    log: "default".into(),
+                    filter: Some(f),
+                    desc: true,
+                    limit: 100,
+                    ..Default::default()
+                };
+                let t = Instant::now();
+                let ok = match c.query(q).await {
+                    Ok(s) => {
+                        let mut s = s.into_inner();
+                        let mut n = 0;
+                        while let Ok(Some(_)) = s.message().await {
+                            n += 1;
+                        }
+                        n > 0
+                    }
+                    Err(_) => false,
+                };
+                run.record(t, ok).await;
+                let t = Instant::now();
+                let seq = i.wrapping_mul(2_654_435_761) % 1_000_000;
+                let p = pb::ProveInclusionRequest { log: "default".into(), seq, tree_size: 0 };
+                let ok = c.prove_inclusion(p).await.is_ok();
+                proofs.record(t, ok).await;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let _ = bg.await;
+}
+
+async fn rate_quiet(url: String, per_sec: u64, until: Instant) {
+    if per_sec > 0 {
+        rate(&url, per_sec, until, Run::new()).await;
+    }
+}
+
+/// Appends `n` entries as fast as one AppendStream goes (preloading).
+pub async fn preload(url: &str, n: u64) {
+    let ch = channels(url, 1).await.remove(0);
+    let reqs = (0..n).map(|i| append_req(1_000_000, i));
+    let mut st =
+        LedgerServiceClient::new(ch).append_stream(tokio_stream::iter(reqs)).await.expect("stream").into_inner();
+    let mut got = 0;
+    while let Ok(Some(_)) = st.message().await {
+        got += 1;
+    }
+    assert_eq!(got, n, "preload");
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn summary(name: &str, run: &Run, secs: f64) -> serde_json::Value {
+    let h = run.latency.lock().await;
+    let ok = run.ok.load(Relaxed);
+    serde_json::json!({
+        "what": name,
+        "ok": ok,
+        "errors": run.errors.load(Relaxed),
+        "per_sec": (ok as f64 / secs).round(),
+        "latency_us": {
+            "p50": h.value_at_quantile(0.5), "p90": h.value_at_quantile(0.9), "p99": h.value_at_quantile(0.99),
+            "p999": h.value_at_quantile(0.999), "max": h.max(),
+        },
+    })
+}
+
+/// Runs one scenario; returns its JSON report.
+pub async fn run(ledgerd: &str, scenario: &str, arg: u64, arg2: u64, seconds: f64) -> serde_json::Value {
+    let dir = std::env::temp_dir().join(format!("ledger-load-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut server = ledger_e2e::Ledgerd::start_binary(std::path::Path::new(ledgerd), &dir, &[]);
+    let pid = server.pid().expect("running");
+    if scenario == "reads" && arg2 > 0 {
+        preload(&server.url, arg2).await;
+    }
+    let (run, proofs) = (Run::new(), Run::new());
+    let started = Instant::now();
+    let until = started + Duration::from_secs_f64(seconds);
+    match scenario {
+        "unary" => unary(&server.url, arg.max(1), until, run.clone()).await,
+        "rate" => rate(&server.url, arg.max(1), until, run.clone()).await,
+        "stream" => stream(&server.url, until, run.clone()).await,
+        "reads" => reads(&server.url, arg, until, run.clone(), proofs.clone()).await,
+        other => panic!("unknown scenario {other:?}: unary N | rate R | stream | reads R [PRELOAD]"),
+    }
+    let secs = started.elapsed().as_secs_f64().min(seconds.max(0.001) + 60.0);
+    let rss = status_kib(pid, "VmRSS:");
+    let hwm = status_kib(pid, "VmHWM:");
+    let _ = tokio::task::spawn_blocking(move || server.stop()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut results =
+        vec![summary(if scenario == "reads" { "subject history (100)" } else { "append" }, &run, secs).await];
+    if scenario == "reads" {
+        results.push(summary("inclusion proof", &proofs, secs).await);
+    }
+    serde_json::json!({
+        "scenario": scenario, "arg": arg, "arg2": arg2, "seconds": secs,
+        "results": results, "server_rss_kib": rss, "server_peak_rss_kib": hwm,
+    })
+}
+
+/// The report as table rows.
+pub fn print(report: &serde_json::Value) {
+    println!(
+        "{:<24} {:>10} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "scenario", "ok", "errors", "per s", "p50 µs", "p90 µs", "p99 µs", "p999 µs", "max µs"
+    );
+    for r in report["results"].as_array().into_iter().flatten() {
+        let l = &r["latency_us"];
+        let name = format!(
+            "{} {} {}",
+            report["scenario"].as_str().unwrap_or(""),
+            report["arg"],
+            r["what"].as_str().unwrap_or("")
+        );
+        let v = |x: &serde_json::Value| x.to_string();
+        println!(
+            "{name:<24} {:>10} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9}",
+            v(&r["ok"]),
+            v(&r["errors"]),
+            v(&r["per_sec"]),
+            v(&l["p50"]),
+            v(&l["p90"]),
+            v(&l["p99"]),
+            v(&l["p999"]),
+            v(&l["max"])
+        );
+    }
+    println!("server RSS {} KiB (peak {} KiB)", report["server_rss_kib"], report["server_peak_rss_kib"]);
+}
