@@ -21,7 +21,7 @@ mkdir -p "$out"
 chown postgres "$tmp"
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 PORT=$((20000 + RANDOM % 20000))
-as_pg "$PGBIN/initdb" -q -D "$tmp/data" --auth=trust -U bench >/dev/null
+as_pg "$PGBIN/initdb" -D "$tmp/data" --auth=trust -U bench >/dev/null
 as_pg "$PGBIN/pg_ctl" -D "$tmp/data" -l "$tmp/log" -w \
   -o "-c synchronous_commit=on -c fsync=on -c listen_addresses=127.0.0.1 -p $PORT -k $tmp -c max_connections=200 -c shared_buffers=256MB" start >/dev/null
 trap 'as_pg "$PGBIN/pg_ctl" -D "$tmp/data" -m fast stop >/dev/null; rm -rf "$tmp"' EXIT

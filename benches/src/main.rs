@@ -3,7 +3,9 @@
 //! `ledger-bench lib-append [N] [BATCH] [SUBJECTS]` appends N entries with
 //! 512-byte JSON payloads, request ids and SUBJECTS distinct subjects
 //! through the library (no gRPC), every batch fdatasynced, and prints the
-//! throughput and the disk used per entry by the journal and the index.
+//! throughput and the disk used per entry by the journal and the index
+//! (`BENCH_NO_REQUEST_ID=1` leaves the request ids out, for memory probes).
+//! `load`, `pg` and `soak`: see their modules.
 
 mod load;
 mod pg;
