@@ -133,6 +133,22 @@ fn be_u64(tree: &'static str, b: &[u8]) -> Result<u64, IndexError> {
     Ok(u64::from_be_bytes(arr))
 }
 
+/// Opens sled, waiting up to 2 s for its file lock: a just-dropped index
+/// of the same directory releases it only when sled's flusher thread ends.
+fn open_db(path: &Path) -> Result<sled::Db, IndexError> {
+    let mut tries = 0;
+    loop {
+        let r = sled::Config::new().path(path).cache_capacity(SLED_CACHE_BYTES).flush_every_ms(Some(1000)).open();
+        match r {
+            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => return Ok(r?),
+        }
+    }
+}
+
 /// The index database.
 #[derive(Clone)]
 pub struct Index {
@@ -252,11 +268,7 @@ impl IndexBatch {
 impl Index {
     /// Opens (or creates) the index at `path`.
     pub fn open(path: &Path) -> Result<Self, IndexError> {
-        let db = sled::Config::new()
-            .path(path.join("db"))
-            .cache_capacity(SLED_CACHE_BYTES)
-            .flush_every_ms(Some(1000))
-            .open()?;
+        let db = open_db(&path.join("db"))?;
         let t = |n: &str| db.open_tree(n);
         let index = Self {
             flat: Arc::new(flat::FlatStore::open(path)?),
