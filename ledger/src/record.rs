@@ -75,9 +75,9 @@ fn entry_prefix(record: &[u8]) -> Option<(usize, usize)> {
 /// filling the difference (the `redacted_by` varint is one byte longer than
 /// minimal when the difference would otherwise be one byte). `None` when the
 /// record is not an entry, or its payload is too short to make room.
-pub fn redacted(record: &[u8], redacted_by: u64) -> Option<Vec<u8>> {
+pub fn redacted(record: &Bytes, redacted_by: u64) -> Option<Vec<u8>> {
     let (prefix, body_len) = entry_prefix(record)?;
-    let Ok(Decoded::Entry(e)) = decode(Bytes::copy_from_slice(record)) else {
+    let Ok(Decoded::Entry(e)) = decode(record.clone()) else {
         return None;
     };
     let base = EntryRecord { payload: Bytes::new(), redacted_by: 0, padding: Bytes::new(), ..e };
@@ -108,15 +108,15 @@ pub fn redacted(record: &[u8], redacted_by: u64) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn record(payload_len: usize) -> Vec<u8> {
-        encode_entry(EntryRecord {
+    fn record(payload_len: usize) -> Bytes {
+        Bytes::from(encode_entry(EntryRecord {
             leaf: Bytes::from(vec![7u8; 90]),
             payload: Bytes::from(vec![b'x'; payload_len]),
             hmac_key_id: "0123456789abcdef".into(),
             hmac: Bytes::from(vec![1u8; 32]),
             redacted_by: 0,
             padding: Bytes::new(),
-        })
+        }))
     }
 
     #[test]
@@ -140,6 +140,6 @@ mod tests {
 
     #[test]
     fn checkpoint_records_are_not_redacted() {
-        assert!(redacted(&encode_checkpoint("note"), 5).is_none());
+        assert!(redacted(&Bytes::from(encode_checkpoint("note")), 5).is_none());
     }
 }

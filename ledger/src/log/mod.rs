@@ -162,7 +162,8 @@ pub struct OpenReport {
     pub caught_up: u64,
     /// entries in the log
     pub size: u64,
-    /// the index was damaged: (where it was moved, what was wrong); rebuilt from the journal
+    /// the index was rebuilt from the journal: (where the old one went — `index.damaged-<ns>`, or
+    /// `index/` itself when a requested rebuild deleted it — and why)
     pub index_rebuilt: Option<(PathBuf, String)>,
     /// redactions whose payload removal a crash interrupted, finished now
     pub redactions_finished: u64,

@@ -9,7 +9,7 @@
 
 use super::{Ledger, LedgerError, Receipt, Writer, read_lock};
 use crate::entry::{Actor, EntryInput};
-use crate::journal::{JournalError, replace_record, segment_name};
+use crate::journal::{replace_record, segment_name};
 use crate::log::AppendError;
 
 /// The category of redaction entries.
@@ -124,11 +124,5 @@ impl Ledger {
                 None => return Ok(done),
             }
         }
-    }
-}
-
-impl From<JournalError> for RedactError {
-    fn from(e: JournalError) -> Self {
-        Self::Read(e.into())
     }
 }
