@@ -63,6 +63,20 @@ impl State {
         Ok(caller)
     }
 
+    /// For an admin action: the log and the caller's identity as the
+    /// actor of the entry that records it (role `admin` required).
+    pub fn admin<T>(
+        &self,
+        req: &tonic::Request<T>,
+        claimed: &str,
+        log: &str,
+    ) -> Result<(Arc<logs::LogHandle>, ledger::entry::Actor), tonic::Status> {
+        let caller = self.authorize(req, claimed, log, &[config::Role::Admin])?;
+        let actor = ledger::entry::Actor::new(&caller.identity, &ledger::entry::Limits::default())
+            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+        Ok((self.logs.get(log)?.clone(), actor))
+    }
+
     /// A permit for one more read stream, or RESOURCE_EXHAUSTED.
     pub fn read_stream(&self) -> Result<tokio::sync::OwnedSemaphorePermit, tonic::Status> {
         self.read_streams.clone().try_acquire_owned().map_err(|_| {

@@ -4,12 +4,11 @@
 
 use std::sync::Arc;
 
-use ledger::entry::{Actor, Limits};
 use ledger_proto::v1 as pb;
 use ledger_proto::v1::admin_service_server::{AdminService, AdminServiceServer};
 use tonic::{Request, Response, Status};
 
-use crate::config::{Config, Role};
+use crate::config::Config;
 use crate::svc_ledger::blocking;
 use crate::{State, convert, status};
 
@@ -23,21 +22,15 @@ pub fn service(state: Arc<State>) -> AdminServiceServer<AdminSvc> {
     AdminServiceServer::new(AdminSvc { state })
 }
 
-fn actor(identity: &str) -> Result<Actor, Status> {
-    Actor::new(identity, &Limits::default()).map_err(|e| Status::invalid_argument(e.to_string()))
-}
-
 #[tonic::async_trait]
 impl AdminService for AdminSvc {
     async fn redact(&self, req: Request<pb::RedactRequest>) -> Result<Response<pb::RedactResponse>, Status> {
-        let caller = self.state.authorize(&req, &req.get_ref().actor, &req.get_ref().log, &[Role::Admin])?;
+        let (log, who) = self.state.admin(&req, &req.get_ref().actor, &req.get_ref().log)?;
         let r = req.into_inner();
-        let log = self.state.logs.get(&r.log)?.clone();
-        let who = actor(&caller.identity)?;
-        let ledger = log.ledger().clone();
+        let (ledger, identity) = (log.ledger().clone(), who.as_str().to_owned());
         let (seq, reason) = (r.seq, r.reason);
         let receipt = blocking(move || ledger.redact(&who, seq, &reason).map_err(|e| status::redact(&e))).await?;
-        tracing::warn!(log = %log.name, target = seq, redaction = receipt.seq, actor = %caller.identity, "payload redacted");
+        tracing::warn!(log = %log.name, target = seq, redaction = receipt.seq, actor = %identity, "payload redacted");
         Ok(Response::new(pb::RedactResponse { receipt: Some(convert::receipt(&receipt)) }))
     }
 
@@ -45,9 +38,8 @@ impl AdminService for AdminSvc {
         &self,
         req: Request<pb::ReloadPolicyRequest>,
     ) -> Result<Response<pb::ReloadPolicyResponse>, Status> {
-        let caller = self.state.authorize(&req, &req.get_ref().actor, &req.get_ref().log, &[Role::Admin])?;
+        let (log, who) = self.state.admin(&req, &req.get_ref().actor, &req.get_ref().log)?;
         let r = req.into_inner();
-        let log = self.state.logs.get(&r.log)?.clone();
         let Some(path) = self.state.config.source.clone() else {
             return Err(Status::failed_precondition(
                 "ledgerd was started without --config: there is no policy file to reload",
@@ -61,22 +53,19 @@ impl AdminService for AdminSvc {
         })?;
         let policy = fresh.policy_of(lc);
         let categories: Vec<String> = policy.categories.keys().cloned().collect();
-        let who = actor(&caller.identity)?;
-        let ledger = log.ledger().clone();
+        let (ledger, identity) = (log.ledger().clone(), who.as_str().to_owned());
         let receipt =
             blocking(move || ledger.reload_policy(&who, policy, &r.reason).map_err(|e| status::append(&e))).await?;
-        tracing::warn!(log = %log.name, seq = receipt.seq, actor = %caller.identity, "policy reloaded");
+        tracing::warn!(log = %log.name, seq = receipt.seq, actor = %identity, "policy reloaded");
         Ok(Response::new(pb::ReloadPolicyResponse { receipt: Some(convert::receipt(&receipt)), categories }))
     }
 
     async fn reindex(&self, req: Request<pb::ReindexRequest>) -> Result<Response<pb::ReindexResponse>, Status> {
-        let caller = self.state.authorize(&req, &req.get_ref().actor, &req.get_ref().log, &[Role::Admin])?;
+        let (log, who) = self.state.admin(&req, &req.get_ref().actor, &req.get_ref().log)?;
         let r = req.into_inner();
-        let log = self.state.logs.get(&r.log)?.clone();
-        let who = actor(&caller.identity)?;
-        let ledger = log.ledger().clone();
+        let (ledger, identity) = (log.ledger().clone(), who.as_str().to_owned());
         let receipt = blocking(move || ledger.request_reindex(&who, &r.reason).map_err(|e| status::append(&e))).await?;
-        tracing::warn!(log = %log.name, seq = receipt.seq, actor = %caller.identity, "index rebuild requested for the next start");
+        tracing::warn!(log = %log.name, seq = receipt.seq, actor = %identity, "index rebuild requested for the next start");
         Ok(Response::new(pb::ReindexResponse { receipt: Some(convert::receipt(&receipt)) }))
     }
 }

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use ledger::entry::{Actor, Limits};
 use ledger::keys::{KeyKind, KeyState, Verdict};
 use ledger_proto::v1 as pb;
 use ledger_proto::v1::key_service_server::{KeyService, KeyServiceServer};
@@ -67,17 +66,14 @@ impl KeyService for KeySvc {
     }
 
     async fn rotate(&self, req: Request<pb::RotateRequest>) -> Result<Response<pb::RotateResponse>, Status> {
-        let caller = self.state.authorize(&req, &req.get_ref().actor, &req.get_ref().log, &[Role::Admin])?;
+        let (log, actor) = self.state.admin(&req, &req.get_ref().actor, &req.get_ref().log)?;
         let r = req.into_inner();
-        let log = self.state.logs.get(&r.log)?.clone();
         if r.reason.trim().is_empty() {
             return Err(status::invalid(
                 "reason",
                 "is empty; say why the keys are rotated (e.g. the 30-day rotation, a suspected leak)",
             ));
         }
-        let actor =
-            Actor::new(&caller.identity, &Limits::default()).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let ledger = log.ledger().clone();
         let (receipt, rot) =
             blocking(move || ledger.rotate_keys(&actor, &r.reason).map_err(|e| status::append(&e))).await?;
