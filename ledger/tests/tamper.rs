@@ -347,3 +347,17 @@ fn payload_stripped_with_a_forged_redaction_mark() {
     let seqs: Vec<u64> = r.redacted.iter().map(|x| x.seq).collect();
     assert_eq!(seqs, vec![7, 12], "listed as redacted, and each flagged as unbacked");
 }
+
+#[test]
+fn a_redaction_mark_pointing_backwards_is_unbacked() {
+    let fx = fixture();
+    // Entry 20 claims to be redacted by entry 3, which came before it.
+    let (_t, j) = tampered(&fx, |recs| {
+        let e = entry_mut(recs, 20);
+        e.payload = Bytes::new();
+        e.redacted_by = 4;
+    });
+    let r = run(&fx, &j, None);
+    assert_eq!(found(&r), vec![(K::RedactionUnbacked, Some(20))]);
+    assert!(r.findings[0].detail.contains("which is not after this entry"), "{}", r.findings[0].detail);
+}
