@@ -71,13 +71,18 @@ pub(super) fn scan(
         return Ok(out);
     }
     let (lo, hi) = (key(value, from), key(value, u64::MAX));
+    // Only a value's last list changes while we read (the index thread
+    // replaces it by a longer one under a larger key); the lists before it
+    // never change. Ascending: a list may be seen before and after it grew,
+    // so seqs already given are skipped.
     if !desc {
         for kv in tree.range(lo..=hi) {
             let seqs = decode(name, &kv?.1)?;
             if seqs.first().is_some_and(|&f| f >= to) {
                 break;
             }
-            for s in seqs.into_iter().filter(|s| (from..to).contains(s)) {
+            let given = out.last().copied();
+            for s in seqs.into_iter().filter(|s| (from..to).contains(s) && given.is_none_or(|g| *s > g)) {
                 out.push(s);
                 if out.len() >= limit {
                     return Ok(out);
@@ -86,13 +91,17 @@ pub(super) fn scan(
         }
         return Ok(out);
     }
-    // The list holding `to - 1` (or the first after it) may straddle `to`;
-    // every list before it lies below `to`.
+    // Descending: the list holding `to - 1` (or the first after it, else the
+    // last one) is read in one step; every list before it lies below `to`
+    // and does not change.
     let upper = match tree.range(key(value, to - 1)..=hi.clone()).next() {
-        Some(kv) => kv?.0.to_vec(),
-        None => hi,
+        Some(kv) => Some(kv?),
+        None => tree.range(lo.clone()..=hi).next_back().transpose()?,
     };
-    for kv in tree.range(lo..=upper).rev() {
+    let Some((upper_key, upper_value)) = upper else { return Ok(out) };
+    let before = tree.range(lo..upper_key.to_vec()).rev();
+    let lists = std::iter::once(Ok((upper_key, upper_value))).chain(before);
+    for kv in lists {
         let seqs = decode(name, &kv?.1)?;
         for &s in seqs.iter().rev().filter(|s| (from..to).contains(*s)) {
             out.push(s);
