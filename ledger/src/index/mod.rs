@@ -6,10 +6,12 @@
 //! anything the journal does not (it is written only after the journal's
 //! fdatasync), or be hashed or signed.
 
+mod batch;
 mod flat;
 mod postings;
 mod requests;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,6 +20,9 @@ use serde::Serialize;
 
 use crate::hash::Hash;
 use crate::merkle::{NodeSource, ProofError};
+
+pub use batch::{IndexBatch, IndexedEntry};
+pub use requests::hash as request_hash;
 
 const THROUGH_KEY: &[u8] = b"indexed_through";
 /// The index layout version (FORMAT.md §10); another one is rebuilt.
@@ -180,91 +185,6 @@ impl std::fmt::Debug for Index {
     }
 }
 
-/// The writes of one batch, applied tree by tree, `indexed_through` last.
-#[derive(Default)]
-pub struct IndexBatch {
-    positions: Option<(u64, Vec<u8>)>,
-    requests: Vec<(u64, u64)>,
-    postings: std::collections::HashMap<(Secondary, String), Vec<u64>>,
-    nodes: Vec<(u8, u64, Vec<u8>)>,
-    checkpoint: sled::Batch,
-    artifacts: Vec<(Hash, ArtifactRow)>,
-    through: Option<u64>,
-}
-
-/// The indexed fields of one entry.
-pub struct IndexedEntry<'a> {
-    /// seq
-    pub seq: u64,
-    /// frame position
-    pub pos: Position,
-    /// leaf
-    pub leaf: &'a crate::leaf::Leaf,
-    /// only the flat files need it (sled already holds it: catch-up after
-    /// the flat files lost writes)
-    pub flat_only: bool,
-}
-
-impl IndexBatch {
-    /// Indexes one entry and marks everything through it as indexed.
-    pub fn add_entry(&mut self, e: IndexedEntry<'_>) {
-        match &mut self.positions {
-            Some((first, bytes)) if *first + bytes.len() as u64 / flat::POSITION_BYTES == e.seq => {
-                flat::encode_position(&e.pos, bytes)
-            }
-            Some(_) => panic!("index batch positions must be contiguous"),
-            None => {
-                let mut bytes = Vec::with_capacity(64 * 1024);
-                flat::encode_position(&e.pos, &mut bytes);
-                self.positions = Some((e.seq, bytes));
-            }
-        }
-        self.through = Some(e.seq + 1);
-        if e.flat_only {
-            return;
-        }
-        if !e.leaf.request_id.is_empty() {
-            self.requests.push((requests::hash(&e.leaf.request_id), e.seq));
-        }
-        let mut post = |s: Secondary, v: &str| self.postings.entry((s, v.to_owned())).or_default().push(e.seq);
-        post(Secondary::Category, &e.leaf.category);
-        post(Secondary::Actor, &e.leaf.actor);
-        if !e.leaf.subject.is_empty() {
-            post(Secondary::Subject, &e.leaf.subject);
-        }
-        for a in &e.leaf.artifacts {
-            let (Some(b3), Some(sha)) = (crate::hash::from_slice(&a.blake3), crate::hash::from_slice(&a.sha256)) else {
-                continue;
-            };
-            let row = ArtifactRow {
-                sha256: sha,
-                size: a.size,
-                name: a.name.clone(),
-                media_type: a.media_type.clone(),
-                subject: e.leaf.subject.clone(),
-                seq: e.seq,
-            };
-            self.artifacts.push((b3, row));
-        }
-    }
-
-    /// Stores a perfect-subtree hash (levels ≥ 1; level 0 lives in `seq`).
-    pub fn add_node(&mut self, level: u8, index: u64, hash: &Hash) {
-        if level == 0 {
-            return;
-        }
-        match self.nodes.iter_mut().rev().find(|(l, _, _)| *l == level) {
-            Some((_, first, bytes)) if *first + bytes.len() as u64 / 32 == index => bytes.extend_from_slice(hash),
-            _ => self.nodes.push((level, index, hash.to_vec())),
-        }
-    }
-
-    /// Keeps a checkpoint in the history.
-    pub fn add_checkpoint(&mut self, size: u64, note: &str) {
-        self.checkpoint.insert(&size.to_be_bytes(), note.as_bytes());
-    }
-}
-
 impl Index {
     /// Opens (or creates) the index at `path`.
     pub fn open(path: &Path) -> Result<Self, IndexError> {
@@ -325,10 +245,7 @@ impl Index {
     /// Adds a batch's postings: each value's seqs extend its last list
     /// while that holds fewer than POSTINGS_MAX (a replayed batch adds
     /// nothing); otherwise they start a new list.
-    fn apply_postings(
-        &self,
-        postings: &std::collections::HashMap<(Secondary, String), Vec<u64>>,
-    ) -> Result<(), IndexError> {
+    fn apply_postings(&self, postings: &HashMap<(Secondary, String), Vec<u64>>) -> Result<(), IndexError> {
         let mut lists: [sled::Batch; 3] = Default::default();
         for ((s, value), seqs) in postings {
             let (tree, name) = self.tree(*s);
@@ -368,7 +285,11 @@ impl Index {
         }
         self.apply_requests(b.requests)?;
         self.apply_postings(&b.postings)?;
-        self.checkpoint.apply_batch(b.checkpoint)?;
+        let mut checkpoints = sled::Batch::default();
+        for (size, note) in &b.checkpoints {
+            checkpoints.insert(&size.to_be_bytes(), note.as_bytes());
+        }
+        self.checkpoint.apply_batch(checkpoints)?;
         for (b3, row) in b.artifacts {
             let value = bincode::encode_to_vec(&row, cfg()).expect("encodable");
             // The first registration wins: later references keep its row.

@@ -12,7 +12,7 @@ use super::IndexError;
 const RECORD: usize = 16;
 
 /// The 64-bit hash of a request id.
-pub(super) fn hash(request_id: &str) -> u64 {
+pub fn hash(request_id: &str) -> u64 {
     let h = blake3::hash(request_id.as_bytes());
     u64::from_le_bytes(h.as_bytes()[0..8].try_into().expect("8 bytes"))
 }

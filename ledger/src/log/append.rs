@@ -80,6 +80,42 @@ impl Receipt {
     }
 }
 
+/// Request-id hashes of committed batches that the index thread may not
+/// have applied yet: a hit makes the writer wait for the index, then ask it.
+#[derive(Default)]
+pub(super) struct Recent {
+    batches: std::collections::VecDeque<(u64, Vec<u64>)>,
+    hashes: HashMap<u64, u32>,
+}
+
+impl Recent {
+    fn add(&mut self, through: u64, hashes: Vec<u64>) {
+        for &h in &hashes {
+            *self.hashes.entry(h).or_default() += 1;
+        }
+        self.batches.push_back((through, hashes));
+    }
+
+    /// Forgets batches the index holds (`visible` entries).
+    fn prune(&mut self, visible: u64) {
+        while self.batches.front().is_some_and(|(through, _)| *through <= visible) {
+            let (_, hashes) = self.batches.pop_front().expect("a front batch");
+            for h in hashes {
+                if let Some(n) = self.hashes.get_mut(&h) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.hashes.remove(&h);
+                    }
+                }
+            }
+        }
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        !self.hashes.is_empty() && self.hashes.contains_key(&crate::index::request_hash(id))
+    }
+}
+
 /// What became of one input of a batch.
 enum Slot {
     Failed(AppendError),
@@ -145,9 +181,12 @@ struct Batch<'a> {
     by_request: HashMap<String, usize>,
     by_subject: HashMap<String, u64>,
     known_subjects: &'a HashMap<String, u64>,
+    recent: &'a Recent,
     nodes: BatchNodes,
     old: CompactRange,
     index: IndexBatch,
+    /// request-id hashes of the index batch once sent
+    sent: Vec<u64>,
 }
 
 fn same_content(leaf: &Leaf, e: &NewEntry) -> bool {
@@ -230,6 +269,9 @@ impl Batch<'_> {
             }
             return Err(AppendError::Conflict { request_id: id.to_owned(), seq: leaf.seq });
         }
+        if self.recent.contains(id) {
+            self.ledger.s.vis.drain(); // the index now holds every earlier batch
+        }
         for seq in self.ledger.s.index.request_candidates(id).map_err(storage)? {
             let stored = self.ledger.get(seq).map_err(storage)?;
             if stored.leaf.request_id != id {
@@ -307,7 +349,9 @@ impl Ledger {
                 .collect();
         }
         let n = entries.len();
+        w.recent.prune(self.s.vis.indexed());
         let known = std::mem::take(&mut w.subjects);
+        let mut recent = std::mem::take(&mut w.recent);
         let mut b = Batch {
             ledger: self,
             admin,
@@ -322,9 +366,11 @@ impl Ledger {
             by_request: HashMap::new(),
             by_subject: HashMap::new(),
             known_subjects: &known,
+            recent: &recent,
             nodes: BatchNodes { start: w.tip.next_seq, levels: Vec::new() },
             old: w.tip.range.clone(),
             index: IndexBatch::default(),
+            sent: Vec::new(),
         };
         let slots: Vec<Slot> =
             entries.into_iter().enumerate().map(|(i, e)| b.sequence(i, e).unwrap_or_else(Slot::Failed)).collect();
@@ -337,17 +383,20 @@ impl Ledger {
             Ok(latest) => self.receipts(slots, &b, latest),
             Err(e) => slots.into_iter().map(|s| Err(if let Slot::Failed(f) = s { f } else { e.clone() })).collect(),
         };
-        let committed = w.tip.next_seq == b.tip.next_seq;
-        let by_subject = std::mem::take(&mut b.by_subject);
+        let committed = w.tip.next_seq == b.tip.next_seq && b.nodes.start < b.tip.next_seq;
+        let (by_subject, sent, start) = (std::mem::take(&mut b.by_subject), std::mem::take(&mut b.sent), b.nodes.start);
         drop(b);
         let mut known = known;
         if committed {
+            recent.add(w.tip.next_seq, sent);
             if known.len() + by_subject.len() > super::SUBJECT_CACHE {
+                // a miss asks the index: it must hold every batch before this one
+                self.s.vis.reach(start, std::time::Duration::from_secs(60));
                 known.clear();
             }
             known.extend(by_subject);
         }
-        w.subjects = known;
+        (w.subjects, w.recent) = (known, recent);
         out
     }
 
@@ -382,11 +431,13 @@ impl Ledger {
         }
         self.set_durable(&w.journal);
         w.tip = b.tip.clone();
-        if let Err(e) = self.s.index.apply(std::mem::take(&mut b.index)) {
-            self.poison(format!("index update failed: {e}"));
-        }
         let latest = Arc::new(SignedCheckpoint { checkpoint, note });
-        *self.s.latest.write().unwrap_or_else(|p| p.into_inner()) = latest.clone();
+        b.sent = b.index.request_hashes().collect();
+        let job = super::indexer::Job { batch: std::mem::take(&mut b.index), size: w.tip.next_seq };
+        if w.index_tx.as_ref().is_none_or(|tx| tx.send(job).is_err()) {
+            self.poison("the index thread stopped".into());
+        }
+        self.s.vis.set_acked(latest.clone());
         match w.journal.maybe_roll(w.tip.next_seq) {
             Ok(true) => self.set_durable(&w.journal),
             Ok(false) => {}
@@ -413,7 +464,7 @@ impl Ledger {
     }
 
     fn poison(&self, reason: String) {
-        *self.s.poisoned.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+        self.s.poison(reason);
     }
 
     fn receipts(
@@ -422,6 +473,9 @@ impl Ledger {
         b: &Batch<'_>,
         latest: Arc<SignedCheckpoint>,
     ) -> Vec<Result<Receipt, AppendError>> {
+        if slots.iter().any(|s| matches!(s, Slot::SameAsStored(_))) {
+            self.s.vis.drain(); // a stored entry's proof needs the index up to `latest`
+        }
         let src = BatchSource { nodes: &b.nodes, old: &b.old, index: &self.s.index };
         let size = latest.checkpoint.size;
         let mut out: Vec<Result<Receipt, AppendError>> = Vec::with_capacity(slots.len());

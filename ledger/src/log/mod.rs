@@ -8,6 +8,7 @@
 mod admin;
 mod append;
 mod catchup;
+mod indexer;
 mod read;
 mod redact;
 
@@ -184,6 +185,10 @@ struct Writer {
     tip: Tip,
     /// last seq per subject, from committed batches (bounded; a miss asks the index)
     subjects: std::collections::HashMap<String, u64>,
+    /// request-id hashes of committed batches the index may not hold yet
+    recent: append::Recent,
+    /// committed batches go to the index thread (None once it is stopped)
+    index_tx: Option<std::sync::mpsc::SyncSender<indexer::Job>>,
 }
 
 /// Subjects cached by the writer before the cache is cleared.
@@ -195,7 +200,8 @@ struct Shared {
     index: Index,
     journal: JournalReader,
     artifacts: ArtifactStore,
-    latest: RwLock<Arc<SignedCheckpoint>>,
+    /// what readers see, what is acknowledged
+    vis: indexer::Visibility,
     keyring: RwLock<Keyring>,
     /// the category policy in force (starts as `opts.policy`; swapped by a policy reload)
     policy: RwLock<Arc<Policy>>,
@@ -215,6 +221,25 @@ pub struct LedgerReader {
 pub struct Ledger {
     reader: LedgerReader,
     writer: Mutex<Writer>,
+    indexer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Ledger {
+    /// Stops the index thread after it applied what it was sent.
+    fn drop(&mut self) {
+        let w = self.writer.get_mut().unwrap_or_else(|p| p.into_inner());
+        drop(w.index_tx.take());
+        if let Some(t) = self.indexer.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Shared {
+    /// Stops writes after a storage failure (the first reason is kept).
+    fn poison(&self, reason: String) {
+        self.poisoned.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(reason);
+    }
 }
 
 impl std::ops::Deref for Ledger {
@@ -292,7 +317,7 @@ impl Ledger {
             index,
             journal: JournalReader::new(journal_dir),
             artifacts: ArtifactStore::new(dir.join("artifacts")),
-            latest: RwLock::new(Arc::new(SignedCheckpoint { checkpoint, note })),
+            vis: indexer::Visibility::new(Arc::new(SignedCheckpoint { checkpoint, note })),
             keyring: RwLock::new(keyring),
             policy: RwLock::new(Arc::new(opts.policy.clone())),
             poisoned: Mutex::new(None),
@@ -300,9 +325,18 @@ impl Ledger {
             last_sync_ns: Default::default(),
             opts,
         };
+        let shared = Arc::new(shared);
+        let (tx, thread) = indexer::start(shared.clone()).map_err(|e| JournalError::io(dir, e))?;
         let ledger = Self {
-            reader: LedgerReader { s: Arc::new(shared) },
-            writer: Mutex::new(Writer { journal, tip, subjects: Default::default() }),
+            reader: LedgerReader { s: shared },
+            writer: Mutex::new(Writer {
+                journal,
+                tip,
+                subjects: Default::default(),
+                recent: Default::default(),
+                index_tx: Some(tx),
+            }),
+            indexer: Some(thread),
         };
         report.redactions_finished = ledger.finish_redactions()?;
         Ok((ledger, report))
@@ -317,6 +351,7 @@ impl Ledger {
     /// last one), fsyncs, and flushes the index. Call on shutdown.
     pub fn close(&self) -> Result<(), LedgerError> {
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.s.vis.drain();
         if w.tip.next_seq > w.tip.last_history {
             let latest = self.latest_checkpoint();
             let mut buf = Vec::new();

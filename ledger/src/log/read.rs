@@ -83,12 +83,19 @@ pub struct Page {
 impl LedgerReader {
     /// The latest signed checkpoint.
     pub fn latest_checkpoint(&self) -> Arc<SignedCheckpoint> {
-        read_lock(&self.s.latest).clone()
+        self.s.vis.latest()
     }
 
-    /// Entries visible to readers.
+    /// Entries in the log (acknowledged). Every read sees them: one that
+    /// needs the index beyond what the index thread has applied waits for
+    /// it (a batch's application, milliseconds).
     pub fn size(&self) -> u64 {
         self.latest_checkpoint().checkpoint.size
+    }
+
+    /// Entries the index holds (≤ `size`; equal once the index thread is idle).
+    pub fn indexed_size(&self) -> u64 {
+        self.s.vis.indexed()
     }
 
     /// How long the last batch's fdatasync took, in nanoseconds.
@@ -118,6 +125,7 @@ impl LedgerReader {
     }
 
     fn position(&self, seq: u64) -> Result<Position, LedgerError> {
+        self.s.vis.reach_for_read(seq.saturating_add(1));
         let size = self.size();
         if seq >= size {
             return Err(LedgerError::NotFound { seq, size });
@@ -174,6 +182,7 @@ impl LedgerReader {
 
     fn bounded(&self, size: Option<u64>) -> Result<u64, LedgerError> {
         let latest = self.size();
+        self.s.vis.reach_for_read(size.unwrap_or(latest));
         match size {
             None => Ok(latest),
             Some(s) if s <= latest => Ok(s),
@@ -183,6 +192,7 @@ impl LedgerReader {
 
     /// A receipt for a stored entry against `checkpoint`.
     pub fn receipt_at(&self, seq: u64, checkpoint: &Arc<SignedCheckpoint>) -> Result<Receipt, LedgerError> {
+        self.s.vis.reach_for_read(checkpoint.checkpoint.size);
         let e = self.get(seq)?;
         let proof = inclusion_proof(&self.s.index, seq, checkpoint.checkpoint.size)?;
         Ok(Receipt {
@@ -197,6 +207,7 @@ impl LedgerReader {
 
     /// Kept history checkpoints with size in `[from, to]`.
     pub fn checkpoint_history(&self, from: u64, to: u64) -> Result<Vec<(u64, String)>, LedgerError> {
+        self.s.vis.reach_for_read(to.min(self.size()));
         Ok(self.s.index.checkpoints(from, to)?)
     }
 
@@ -238,6 +249,7 @@ impl LedgerReader {
     /// The state before entry `first_seq` (for verifying a journal that
     /// starts there).
     pub fn start_state(&self, first_seq: u64) -> Result<crate::verify::StartState, LedgerError> {
+        self.s.vis.reach_for_read(first_seq);
         let range = crate::merkle::CompactRange::from_source(&self.s.index, first_seq)?;
         let (prev, time) = match first_seq.checked_sub(1) {
             None => ([0u8; 32], i64::MIN),
@@ -302,6 +314,7 @@ impl LedgerReader {
     pub fn query(&self, q: &Query) -> Result<Page, LedgerError> {
         let limit = if q.limit == 0 { 100 } else { q.limit };
         let (mut lo, mut hi) = (q.from_seq.unwrap_or(0), q.to_seq.unwrap_or(u64::MAX).min(self.size()));
+        self.s.vis.reach_for_read(hi);
         if let Some(t) = q.since {
             lo = lo.max(self.seq_at_time(t)?);
         }

@@ -1,0 +1,127 @@
+//! The index thread: applies committed batches to the index after their
+//! receipts went out, and only then shows them to readers (DESIGN "The write
+//! path"; docs/ARCHITECTURE.md "Write path").
+//!
+//! Owns: the thread, its queue (bounded: a writer that outruns the index
+//! waits), merging what queued up into one application, and the "visible"
+//! size that readers see. Must not: apply anything the journal has not made
+//! durable (jobs are sent after the fdatasync), or reorder batches.
+
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{Shared, SignedCheckpoint};
+use crate::index::IndexBatch;
+
+/// Batches that may wait for the index thread before the writer waits.
+const QUEUE: usize = 8;
+/// Batches merged into one application at most.
+const MERGE: usize = 64;
+/// How long a reader waits for the index to show an acknowledged entry.
+const READ_WAIT: Duration = Duration::from_secs(10);
+/// How long the writer waits for the index to catch up.
+const DRAIN_WAIT: Duration = Duration::from_secs(60);
+
+/// One committed batch for the index: it covers entries `[.., size)`.
+pub(super) struct Job {
+    pub batch: IndexBatch,
+    pub size: u64,
+}
+
+struct State {
+    /// the latest checkpoint: every entry it covers is durable and acknowledged
+    acked: Arc<SignedCheckpoint>,
+    /// entries the index holds (≤ the acknowledged size)
+    indexed: u64,
+}
+
+/// What is acknowledged, and what the index holds; readers that need the
+/// index beyond it wait here.
+pub(super) struct Visibility {
+    state: Mutex<State>,
+    moved: Condvar,
+}
+
+impl Visibility {
+    pub fn new(latest: Arc<SignedCheckpoint>) -> Self {
+        let indexed = latest.checkpoint.size;
+        Self { state: Mutex::new(State { acked: latest, indexed }), moved: Condvar::new() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The latest checkpoint (acknowledged; the index may lag it briefly).
+    pub fn latest(&self) -> Arc<SignedCheckpoint> {
+        self.lock().acked.clone()
+    }
+
+    /// Entries the index holds.
+    pub fn indexed(&self) -> u64 {
+        self.lock().indexed
+    }
+
+    /// A batch is durable: its checkpoint becomes the latest.
+    pub fn set_acked(&self, checkpoint: Arc<SignedCheckpoint>) {
+        self.lock().acked = checkpoint;
+    }
+
+    /// The index holds `size` entries: wakes the readers waiting for them.
+    fn publish(&self, size: u64) {
+        let mut st = self.lock();
+        st.indexed = st.indexed.max(size);
+        drop(st);
+        self.moved.notify_all();
+    }
+
+    /// Waits until the index holds `size` entries, when those are
+    /// acknowledged (a size beyond the acknowledged one returns at once: the
+    /// caller's bounds checks answer it). Gives up after `limit`.
+    pub fn reach(&self, size: u64, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut st = self.lock();
+        while size > st.indexed && size <= st.acked.checkpoint.size {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            st = self.moved.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    /// `reach` with the readers' limit.
+    pub fn reach_for_read(&self, size: u64) {
+        self.reach(size, READ_WAIT)
+    }
+
+    /// Waits until the index holds every acknowledged entry (a minute at
+    /// most: the index thread applies a batch in milliseconds).
+    pub fn drain(&self) {
+        let size = self.latest().checkpoint.size;
+        self.reach(size, DRAIN_WAIT)
+    }
+}
+
+/// Starts the index thread; it ends when the sender is dropped.
+pub(super) fn start(shared: Arc<Shared>) -> std::io::Result<(SyncSender<Job>, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = sync_channel(QUEUE);
+    let thread = std::thread::Builder::new().name("ledger-index".into()).spawn(move || run(&shared, rx))?;
+    Ok((tx, thread))
+}
+
+fn run(s: &Shared, rx: Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let (mut batch, mut size) = (first.batch, first.size);
+        for _ in 1..MERGE {
+            let Ok(next) = rx.try_recv() else { break };
+            batch.merge(next.batch);
+            size = next.size;
+        }
+        if let Err(e) = s.index.apply(batch) {
+            s.poison(format!("index update failed: {e}"));
+        }
+        s.vis.publish(size);
+    }
+}
