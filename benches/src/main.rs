@@ -13,6 +13,11 @@ mod soak;
 
 use std::time::Instant;
 
+/// jemalloc: 1.6× the appends of glibc's malloc at the same memory
+/// (docs/BENCHMARKS.md "Allocator").
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn arg(i: usize, default: u64) -> u64 {
     std::env::args().nth(i).and_then(|s| s.parse().ok()).unwrap_or(default)
 }
