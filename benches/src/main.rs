@@ -4,7 +4,8 @@
 //! 512-byte JSON payloads, request ids and SUBJECTS distinct subjects
 //! through the library (no gRPC), every batch fdatasynced, and prints the
 //! throughput and the disk used per entry by the journal and the index
-//! (`BENCH_NO_REQUEST_ID=1` leaves the request ids out, for memory probes).
+//! (`BENCH_NO_REQUEST_ID=1` leaves the request ids out, for memory probes;
+//! `BENCH_KEEP=1` keeps the log directory, e.g. for `ledger verify`).
 //! `load`, `pg` and `soak`: see their modules.
 
 mod load;
@@ -79,7 +80,11 @@ fn lib_append() {
         x as f64 / n as f64,
         (j + x) as f64 / n as f64 - 512.0
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        println!("  kept        {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 fn main() {

@@ -1,7 +1,7 @@
 //! Frames `u32le len ‖ u32le crc32c ‖ record` and a sequential scanner over
 //! one segment file (FORMAT.md §6.2).
 
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
@@ -59,10 +59,17 @@ pub fn parse_frame(buf: &[u8]) -> Result<Option<(&[u8], usize)>, FrameError> {
     Ok(Some((record, end)))
 }
 
-/// Reads the frames of one segment in order, from its header on.
+/// Bytes read from the file at a time.
+const READ_BLOCK: usize = 4 << 20;
+
+/// Reads the frames of one segment in order, from its header on. Reads the
+/// file in 4 MiB blocks; each frame's record is a slice of its block (no copy).
 pub struct SegmentScanner {
     path: PathBuf,
-    reader: BufReader<std::fs::File>,
+    file: std::fs::File,
+    /// read, not yet returned
+    buf: BytesMut,
+    eof: bool,
     offset: u64,
 }
 
@@ -79,7 +86,7 @@ impl SegmentScanner {
             use std::io::{Seek, SeekFrom};
             file.seek(SeekFrom::Start(offset)).map_err(|e| JournalError::io(path, e))?;
         }
-        Ok(Self { path: path.to_owned(), reader: BufReader::with_capacity(1 << 20, file), offset })
+        Ok(Self { path: path.to_owned(), file, buf: BytesMut::new(), eof: false, offset })
     }
 
     /// The segment file.
@@ -92,35 +99,51 @@ impl SegmentScanner {
         self.offset
     }
 
+    /// Reads until `want` bytes are buffered or the file ends.
+    fn fill(&mut self, want: usize) -> Result<(), JournalError> {
+        while self.buf.len() < want && !self.eof {
+            let have = self.buf.len();
+            self.buf.resize(have + READ_BLOCK.max(want - have), 0);
+            let got = read_full(&mut self.file, &mut self.buf[have..]).map_err(|e| JournalError::io(&self.path, e))?;
+            self.buf.truncate(have + got);
+            self.eof = got == 0;
+        }
+        Ok(())
+    }
+
     /// The next frame: `(offset, record bytes)`, `None` at a clean end.
     /// A damaged frame is an error naming the segment and offset.
     pub fn next_frame(&mut self) -> Result<Option<(u64, Bytes)>, JournalError> {
         let at = self.offset;
-        let corrupt =
-            |e: FrameError| JournalError::Corrupt { segment: self.path.clone(), offset: at, reason: e.to_string() };
-        let mut header = [0u8; FRAME_HEADER_LEN as usize];
-        let got = read_full(&mut self.reader, &mut header).map_err(|e| JournalError::io(&self.path, e))?;
-        if got == 0 {
+        let corrupt = |s: &Self, e: FrameError| JournalError::Corrupt {
+            segment: s.path.clone(),
+            offset: at,
+            reason: e.to_string(),
+        };
+        let head = FRAME_HEADER_LEN as usize;
+        self.fill(head)?;
+        if self.buf.is_empty() {
             return Ok(None);
         }
-        if got < header.len() {
-            return Err(corrupt(FrameError::Truncated));
+        if self.buf.len() < head {
+            return Err(corrupt(self, FrameError::Truncated));
         }
-        let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes"));
-        let crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+        let len = u32::from_le_bytes(self.buf[0..4].try_into().expect("4 bytes"));
+        let crc = u32::from_le_bytes(self.buf[4..8].try_into().expect("4 bytes"));
         if len == 0 || len > MAX_FRAME_LEN {
-            return Err(corrupt(FrameError::BadLength(len)));
+            return Err(corrupt(self, FrameError::BadLength(len)));
         }
-        let mut record = BytesMut::zeroed(len as usize);
-        let got = read_full(&mut self.reader, &mut record).map_err(|e| JournalError::io(&self.path, e))?;
-        if got < len as usize {
-            return Err(corrupt(FrameError::Truncated));
+        let end = head + len as usize;
+        self.fill(end)?;
+        if self.buf.len() < end {
+            return Err(corrupt(self, FrameError::Truncated));
         }
-        if crc32c::crc32c(&record) != crc {
-            return Err(corrupt(FrameError::CrcMismatch));
+        if crc32c::crc32c(&self.buf[head..end]) != crc {
+            return Err(corrupt(self, FrameError::CrcMismatch));
         }
-        self.offset += FRAME_HEADER_LEN + u64::from(len);
-        Ok(Some((at, record.freeze())))
+        let record = self.buf.split_to(end).freeze().slice(head..);
+        self.offset += end as u64;
+        Ok(Some((at, record)))
     }
 }
 

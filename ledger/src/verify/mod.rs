@@ -4,8 +4,8 @@
 //!
 //! Owns: the checks and the report. Must not: open the index, write
 //! anything, or trust anything in the directory but what the keys verify.
-//! Streams in constant memory (plus one map entry per distinct subject);
-//! decoding and hashing run on a second thread.
+//! Streams in bounded memory (plus one map entry per distinct subject):
+//! one thread reads, one per core decodes and hashes, this one replays.
 
 mod produce;
 mod report;
@@ -19,7 +19,10 @@ use crate::hash::{Hash, to_hex};
 use crate::keys::HmacKeySet;
 use crate::merkle::CompactRange;
 use crate::note::{Checkpoint, Note, NoteError, NoteVerifier};
-use produce::{Item, LeafItem};
+use produce::{Chunk, Item, LeafItem};
+
+/// Decoding and hashing threads at most (one per core below that).
+const MAX_WORKERS: usize = 8;
 
 /// Where a partial journal (an export `--from` a seq) starts: the tree and
 /// chain state just before its first entry. It needs no trust: a wrong value
@@ -95,12 +98,25 @@ pub fn verify(input: &VerifyInput<'_>) -> Result<Report, VerifyError> {
         (state.expect, state.prev_hash, state.prev_time, state.range) = (s.first_seq, prev, s.prev_recorded_at, range);
         state.report.first_seq = s.first_seq;
     }
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, MAX_WORKERS);
+    let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<Chunk<produce::Raw>>(2 * workers);
+    let raw_rx = std::sync::Mutex::new(raw_rx);
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(8);
-        scope.spawn(move || produce::produce(&segments, &tx));
-        for chunk in rx {
-            for item in chunk {
-                state.item(item);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk<Item>>(2 * workers);
+        scope.spawn(move || produce::read(&segments, &raw_tx));
+        for _ in 0..workers {
+            let (tx, raw_rx) = (tx.clone(), &raw_rx);
+            scope.spawn(move || produce::work(raw_rx, &tx));
+        }
+        drop(tx);
+        let (mut waiting, mut next) = (std::collections::BTreeMap::new(), 0u64);
+        for (n, chunk) in rx {
+            waiting.insert(n, chunk);
+            while let Some(chunk) = waiting.remove(&next) {
+                for item in chunk {
+                    state.item(item);
+                }
+                next += 1;
             }
             if let Some(p) = input.progress {
                 p(state.bytes, total);
@@ -159,7 +175,7 @@ impl<'a> Replay<'a> {
             }
             Item::Leaf(l) => {
                 self.bytes += l.bytes;
-                self.entry(*l);
+                self.entry(&l);
             }
         }
     }
@@ -196,7 +212,7 @@ impl<'a> Replay<'a> {
         }
     }
 
-    fn entry(&mut self, l: LeafItem) {
+    fn entry(&mut self, l: &LeafItem) {
         let seq = self.expect;
         if let Some(first) = self.segment_first.take()
             && l.leaf.as_ref().is_some_and(|x| x.seq != first)
@@ -210,7 +226,7 @@ impl<'a> Replay<'a> {
         self.report.entries += 1;
         let Some(leaf) = l.leaf.as_ref() else {
             self.find(FindingKind::LeafInvalid, Some(seq), l.leaf_error.clone().unwrap_or_default());
-            self.advance(seq, &l);
+            self.advance(seq, l);
             return;
         };
         if let Some(e) = &l.leaf_error {
@@ -224,9 +240,9 @@ impl<'a> Replay<'a> {
                 format!("expected seq {seq}, found seq {} at {at}", leaf.seq),
             );
         }
-        self.chain_checks(leaf, &l);
-        self.hmac_check(leaf, &l);
-        self.advance(leaf.seq, &l);
+        self.chain_checks(leaf, l);
+        self.hmac_check(leaf, l);
+        self.advance(leaf.seq, l);
     }
 
     fn chain_checks(&mut self, leaf: &crate::leaf::Leaf, l: &LeafItem) {
@@ -282,7 +298,12 @@ impl<'a> Replay<'a> {
             );
         }
         if !leaf.subject.is_empty() {
-            self.subjects.insert(leaf.subject.clone(), seq + 1);
+            match self.subjects.get_mut(&leaf.subject) {
+                Some(last) => *last = seq + 1,
+                None => {
+                    self.subjects.insert(leaf.subject.clone(), seq + 1);
+                }
+            }
         }
     }
 

@@ -1,8 +1,10 @@
-//! The verifier's reading thread: frames, records, leaf decoding and the
-//! SHA-256 work, in chunks for the replay thread.
+//! The verifier's reading and hashing: one thread reads frames (CRC
+//! checked) in numbered chunks; worker threads decode records and leaves and
+//! do the SHA-256 work; the replay thread puts the chunks back in order.
 
-use std::path::PathBuf;
-use std::sync::mpsc::SyncSender;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender};
 
 use prost::Message as _;
 
@@ -16,7 +18,7 @@ const CHUNK: usize = 1024;
 
 /// One entry, decoded and hashed.
 pub(super) struct LeafItem {
-    pub segment: PathBuf,
+    pub segment: Arc<Path>,
     pub offset: u64,
     pub bytes: u64,
     pub leaf: Option<Leaf>,
@@ -37,30 +39,61 @@ pub(super) enum Item {
     Bad { kind: FindingKind, detail: String, bytes: u64 },
 }
 
+/// A frame as read, before decoding.
+pub(super) enum Raw {
+    Segment { first_seq: u64 },
+    Frame { path: Arc<Path>, offset: u64, bytes: bytes::Bytes },
+    Bad { kind: FindingKind, detail: String, bytes: u64 },
+}
+
+/// A numbered chunk (the replay applies chunks in number order).
+pub(super) type Chunk<T> = (u64, Vec<T>);
+
+/// Decodes and hashes chunks until the reader is done.
+pub(super) fn work(rx: &std::sync::Mutex<Receiver<Chunk<Raw>>>, tx: &SyncSender<Chunk<Item>>) {
+    loop {
+        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok((n, raws)) = next else { return };
+        let items = raws
+            .into_iter()
+            .map(|r| match r {
+                Raw::Segment { first_seq } => Item::Segment { first_seq },
+                Raw::Bad { kind, detail, bytes } => Item::Bad { kind, detail, bytes },
+                Raw::Frame { path, offset, bytes } => item(path, offset, bytes),
+            })
+            .collect();
+        if tx.send((n, items)).is_err() {
+            return;
+        }
+    }
+}
+
 /// Reads every segment in order; a damaged frame ends its segment.
-pub(super) fn produce(segments: &[(u64, PathBuf)], tx: &SyncSender<Vec<Item>>) {
+pub(super) fn read(segments: &[(u64, std::path::PathBuf)], tx: &SyncSender<Chunk<Raw>>) {
     let mut chunk = Vec::with_capacity(CHUNK);
+    let mut n = 0;
     for (first, path) in segments {
+        let shared: Arc<Path> = Arc::from(path.as_path());
         let size = std::fs::metadata(path).map_or(0, |m| m.len());
         let mut scan = match SegmentScanner::open(path, *first, None) {
             Ok(s) => s,
             Err(e) => {
-                chunk.push(Item::Bad { kind: FindingKind::SegmentHeader, detail: e.to_string(), bytes: size });
+                chunk.push(Raw::Bad { kind: FindingKind::SegmentHeader, detail: e.to_string(), bytes: size });
                 continue;
             }
         };
-        chunk.push(Item::Segment { first_seq: *first });
+        chunk.push(Raw::Segment { first_seq: *first });
         loop {
             match scan.next_frame() {
                 Ok(None) => break,
-                Ok(Some((offset, bytes))) => chunk.push(item(path, offset, bytes)),
+                Ok(Some((offset, bytes))) => chunk.push(Raw::Frame { path: shared.clone(), offset, bytes }),
                 Err(e) => {
                     let kind = if matches!(e, JournalError::Corrupt { .. }) {
                         FindingKind::FrameCorrupt
                     } else {
                         FindingKind::SegmentHeader
                     };
-                    chunk.push(Item::Bad {
+                    chunk.push(Raw::Bad {
                         kind,
                         detail: format!("{e}; the rest of this segment is skipped"),
                         bytes: size.saturating_sub(scan.offset()),
@@ -68,15 +101,18 @@ pub(super) fn produce(segments: &[(u64, PathBuf)], tx: &SyncSender<Vec<Item>>) {
                     break;
                 }
             }
-            if chunk.len() >= CHUNK && tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
-                return;
+            if chunk.len() >= CHUNK {
+                if tx.send((n, std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))).is_err() {
+                    return;
+                }
+                n += 1;
             }
         }
     }
-    let _ = tx.send(chunk);
+    let _ = tx.send((n, chunk));
 }
 
-fn item(path: &std::path::Path, offset: u64, bytes: bytes::Bytes) -> Item {
+fn item(path: Arc<Path>, offset: u64, bytes: bytes::Bytes) -> Item {
     let frame_bytes = FRAME_HEADER_LEN + bytes.len() as u64;
     match record::decode(bytes) {
         Err(e) => Item::Bad {
@@ -94,7 +130,7 @@ fn item(path: &std::path::Path, offset: u64, bytes: bytes::Bytes) -> Item {
                 Err(x) => (None, Some(format!("{} offset {offset}: {x}", path.display()))),
             };
             Item::Leaf(Box::new(LeafItem {
-                segment: path.to_owned(),
+                segment: path,
                 offset,
                 bytes: frame_bytes,
                 leaf,
