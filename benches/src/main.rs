@@ -24,11 +24,13 @@ fn arg(i: usize, default: u64) -> u64 {
 }
 
 fn du(p: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
     let Ok(rd) = std::fs::read_dir(p) else { return 0 };
     rd.filter_map(Result::ok)
         .map(|e| {
             let m = e.metadata().ok();
-            if m.as_ref().is_some_and(|m| m.is_dir()) { du(&e.path()) } else { m.map_or(0, |m| m.len()) }
+            // allocated bytes, not the length: the request tables are sparse files
+            if m.as_ref().is_some_and(|m| m.is_dir()) { du(&e.path()) } else { m.map_or(0, |m| m.blocks() * 512) }
         })
         .sum()
 }

@@ -28,8 +28,8 @@ pub struct IndexedEntry<'a> {
     pub pos: Position,
     /// leaf
     pub leaf: &'a crate::leaf::Leaf,
-    /// only the flat files need it (sled already holds it: catch-up after
-    /// the flat files lost writes)
+    /// only the flat files (positions, nodes, request tables) need it (sled
+    /// already holds it: catch-up after the flat files lost writes)
     pub flat_only: bool,
 }
 
@@ -48,11 +48,11 @@ impl IndexBatch {
             }
         }
         self.through = Some(e.seq + 1);
-        if e.flat_only {
-            return;
-        }
         if !e.leaf.request_id.is_empty() {
             self.requests.push((requests::hash(&e.leaf.request_id), e.seq));
+        }
+        if e.flat_only {
+            return;
         }
         let mut post = |s: Secondary, v: &str| self.postings.entry((s, v.to_owned())).or_default().push(e.seq);
         post(Secondary::Category, &e.leaf.category);

@@ -27,7 +27,7 @@ pub use requests::hash as request_hash;
 const THROUGH_KEY: &[u8] = b"indexed_through";
 /// The index layout version (FORMAT.md §10); another one is rebuilt.
 const FORMAT_KEY: &[u8] = b"index_format";
-const FORMAT: u64 = 2;
+const FORMAT: u64 = 3;
 /// Most seqs in one postings list (a list grows until then, batch by batch).
 const POSTINGS_MAX: usize = 128;
 /// sled's page cache (its default is 1 GiB; the hot data, positions and Merkle
@@ -161,7 +161,7 @@ pub struct Index {
     flat: Arc<flat::FlatStore>,
     flat_start: Arc<std::sync::atomic::AtomicU64>,
     meta: sled::Tree,
-    request: sled::Tree,
+    requests: Arc<requests::RequestIndex>,
     category: sled::Tree,
     subject: sled::Tree,
     actor: sled::Tree,
@@ -189,12 +189,13 @@ impl Index {
     /// Opens (or creates) the index at `path`.
     pub fn open(path: &Path) -> Result<Self, IndexError> {
         let db = open_db(&path.join("db"))?;
+        let (requests, requests_through) = requests::RequestIndex::open(path)?;
         let t = |n: &str| db.open_tree(n);
         let index = Self {
             flat: Arc::new(flat::FlatStore::open(path)?),
             flat_start: Arc::default(),
             meta: t("meta")?,
-            request: t("request")?,
+            requests: Arc::new(requests),
             category: t("category")?,
             subject: t("subject")?,
             actor: t("actor")?,
@@ -206,7 +207,8 @@ impl Index {
         // The flat files and sled are flushed independently: the flat files
         // keep what they hold completely; catch-up redoes the rest.
         let kept = index.flat.reconcile(index.sled_through()?)?;
-        index.flat_start.store(kept, std::sync::atomic::Ordering::SeqCst);
+        // The request tables are durable through their own mark (synced about once a second).
+        index.flat_start.store(kept.min(requests_through), std::sync::atomic::Ordering::SeqCst);
         Ok(index)
     }
 
@@ -226,20 +228,10 @@ impl Index {
         }
     }
 
-    /// Appends a batch's request ids to their buckets.
-    fn apply_requests(&self, mut records: Vec<(u64, u64)>) -> Result<(), IndexError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        records.sort_by_key(|&(h, seq)| (requests::bucket(h), seq));
-        let mut batch = sled::Batch::default();
-        for group in records.chunk_by(|a, b| requests::bucket(a.0) == requests::bucket(b.0)) {
-            let key = requests::bucket(group[0].0);
-            let old = self.request.get(key)?;
-            batch.insert(&key, requests::append(old.as_deref().unwrap_or_default(), group));
-        }
-        self.request.apply_batch(batch)?;
-        Ok(())
+    /// Adds a batch's request ids to the request tables (fdatasynced).
+    fn apply_requests(&self, records: &[(u64, u64)], through: Option<u64>) -> Result<(), IndexError> {
+        let through = through.or_else(|| records.last().map(|r| r.1 + 1)).unwrap_or(0);
+        self.requests.insert(records, through)
     }
 
     /// Adds a batch's postings: each value's seqs extend its last list
@@ -283,7 +275,7 @@ impl Index {
         for (level, first, bytes) in &b.nodes {
             self.flat.write_nodes(*level, *first, bytes)?;
         }
-        self.apply_requests(b.requests)?;
+        self.apply_requests(&b.requests, b.through)?;
         self.apply_postings(&b.postings)?;
         let mut checkpoints = sled::Batch::default();
         for (size, note) in &b.checkpoints {
@@ -305,6 +297,7 @@ impl Index {
 
     /// Asks sled to write its buffers (not an fsync guarantee; sled#1452).
     pub fn flush(&self) -> Result<(), IndexError> {
+        self.requests.sync()?;
         self.db.flush()?;
         Ok(())
     }
@@ -327,11 +320,7 @@ impl Index {
     /// The seqs that may hold `request_id` (same 64-bit hash), ascending;
     /// the caller confirms each against the entry's leaf.
     pub fn request_candidates(&self, request_id: &str) -> Result<Vec<u64>, IndexError> {
-        let h = requests::hash(request_id);
-        match self.request.get(requests::bucket(h))? {
-            Some(v) => requests::lookup(&v, h),
-            None => Ok(Vec::new()),
-        }
+        self.requests.lookup(requests::hash(request_id))
     }
 
     fn tree(&self, s: Secondary) -> (&sled::Tree, &'static str) {

@@ -1,15 +1,47 @@
-//! The request-id index (FORMAT.md §10): a fixed number of sled keys
-//! (buckets), so the index's key count — and sled's memory — does not grow
-//! with the log. Bucket = the top 16 bits of `h = u64le(BLAKE3(request_id)[0..8])`;
-//! its value is a list of 16-byte records `h (u64le) ‖ seq (u64le)`, in seq
-//! order. A lookup returns the seqs whose `h` matches; the caller confirms
-//! each against the entry's leaf (hash collisions are possible, wrong
-//! answers are not).
+//! The request-id index (FORMAT.md §10.3): flat open-addressing hash tables
+//! of 16-byte records `h (u64le) ‖ seq + 1 (u64le)`, where
+//! `h = u64le(BLAKE3(request_id)[0..8])`. No sled keys: their count and
+//! rewrite cost grew with the log.
+//!
+//! Level `k` is the file `requests-<k>.tbl`: a 4,096-byte header, then
+//! `2^(16+k)` slots plus 1,024 overflow slots (probes run past the end
+//! instead of wrapping). A record's home slot is the top bits of `h`; linear
+//! probing. Only the newest level takes inserts; once it is half full, the
+//! next (twice as large) starts. A lookup probes every level and returns the
+//! seqs whose `h` matches; the caller confirms each against the entry's leaf
+//! (hash collisions are possible, wrong answers are not).
+//!
+//! Durability: inserts are written at once and fdatasynced about once a
+//! second; after each sync the newest header's `through` says which entries'
+//! records the sync covered (that header write is itself durable at the next
+//! sync, so it never claims more than is on disk). `Index::open` starts
+//! catch-up no later than that `through`; a replayed record already in the
+//! newest level is skipped.
+//!
+//! Owns: the table files. Must not: claim a `through` before its records
+//! are synced.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use super::IndexError;
 
 /// Bytes per record.
-const RECORD: usize = 16;
+const RECORD: u64 = 16;
+/// Bytes of the header (and of a block read at once).
+const BLOCK: u64 = 4096;
+/// Slots per block.
+const BLOCK_SLOTS: u64 = BLOCK / RECORD;
+/// Slots of level 0 are `2^FIRST_BITS`.
+const FIRST_BITS: u32 = 16;
+/// Slots after the last home slot that probes may use.
+const OVERFLOW_SLOTS: u64 = 1024;
+/// Slots a lookup reads at a time.
+const PROBE_SLOTS: u64 = 16;
+/// The header's magic.
+const MAGIC: &[u8; 8] = b"LRQTBL01";
 
 /// The 64-bit hash of a request id.
 pub fn hash(request_id: &str) -> u64 {
@@ -17,35 +49,248 @@ pub fn hash(request_id: &str) -> u64 {
     u64::from_le_bytes(h.as_bytes()[0..8].try_into().expect("8 bytes"))
 }
 
-/// The bucket key of a hash.
-pub(super) fn bucket(h: u64) -> [u8; 2] {
-    ((h >> 48) as u16).to_be_bytes()
+fn io(path: &Path) -> impl Fn(std::io::Error) -> IndexError + '_ {
+    move |source| IndexError::Io { path: path.to_owned(), source }
 }
 
-/// The seqs recorded under `h` in a bucket's value.
-pub(super) fn lookup(value: &[u8], h: u64) -> Result<Vec<u64>, IndexError> {
-    if !value.len().is_multiple_of(RECORD) {
-        return Err(IndexError::Decode { tree: "request", reason: format!("bucket of {} bytes", value.len()) });
-    }
-    Ok(value
-        .chunks_exact(RECORD)
-        .filter(|r| u64::from_le_bytes(r[0..8].try_into().expect("8")) == h)
-        .map(|r| u64::from_le_bytes(r[8..16].try_into().expect("8")))
-        .collect())
+/// One table file.
+struct Level {
+    file: File,
+    path: PathBuf,
+    bits: u32,
+    /// records in it
+    count: u64,
 }
 
-/// `value` with `records` (ascending seqs) appended, skipping those at or
-/// below the bucket's last seq (a catch-up that replays a batch sled
-/// already holds changes nothing).
-pub(super) fn append(value: &[u8], records: &[(u64, u64)]) -> Vec<u8> {
-    let last = value.rchunks_exact(RECORD).next().map(|r| u64::from_le_bytes(r[8..16].try_into().expect("8")));
-    let mut out = Vec::with_capacity(value.len() + records.len() * RECORD);
-    out.extend_from_slice(value);
-    for &(h, seq) in records.iter().filter(|(_, s)| last.is_none_or(|l| *s > l)) {
-        out.extend_from_slice(&h.to_le_bytes());
-        out.extend_from_slice(&seq.to_le_bytes());
+impl Level {
+    fn slots(&self) -> u64 {
+        (1u64 << self.bits) + OVERFLOW_SLOTS
     }
-    out
+
+    fn home(&self, h: u64) -> u64 {
+        h >> (64 - self.bits)
+    }
+
+    fn read_block(&self, block: u64, buf: &mut [u8]) -> Result<(), IndexError> {
+        self.file.read_exact_at(buf, BLOCK + block * BLOCK).map_err(io(&self.path))
+    }
+
+    fn create(dir: &Path, k: u32, through: u64) -> Result<Self, IndexError> {
+        let path = dir.join(format!("requests-{k:02}.tbl"));
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).map_err(io(&path))?;
+        let level = Self { file, path, bits: FIRST_BITS + k, count: 0 };
+        let blocks = level.slots().div_ceil(BLOCK_SLOTS);
+        level.file.set_len(BLOCK + blocks * BLOCK).map_err(io(&level.path))?;
+        level.write_header(through)?;
+        Ok(level)
+    }
+
+    fn open(path: PathBuf) -> Result<(Self, u64), IndexError> {
+        let file = OpenOptions::new().read(true).write(true).open(&path).map_err(io(&path))?;
+        let mut h = [0u8; 32];
+        file.read_exact_at(&mut h, 0).map_err(io(&path))?;
+        let bad =
+            |reason: String| IndexError::Decode { tree: "request", reason: format!("{}: {reason}", path.display()) };
+        if &h[0..8] != MAGIC {
+            return Err(bad("not a request table".into()));
+        }
+        let word = |i: usize| u64::from_le_bytes(h[i..i + 8].try_into().expect("8 bytes"));
+        let (bits, count, through) = (word(8) as u32, word(16), word(24));
+        if !(FIRST_BITS..48).contains(&bits) {
+            return Err(bad(format!("{bits} slot bits")));
+        }
+        Ok((Self { file, path, bits, count }, through))
+    }
+
+    fn write_header(&self, through: u64) -> Result<(), IndexError> {
+        let mut h = Vec::with_capacity(32);
+        h.extend_from_slice(MAGIC);
+        for w in [u64::from(self.bits), self.count, through] {
+            h.extend_from_slice(&w.to_le_bytes());
+        }
+        self.file.write_all_at(&h, 0).map_err(io(&self.path))
+    }
+
+    /// Seqs recorded under `h`: reads `PROBE_SLOTS` slots at a time from
+    /// the home slot (probe runs are short at half load).
+    fn lookup(&self, h: u64, out: &mut Vec<u64>) -> Result<(), IndexError> {
+        let mut buf = [0u8; (PROBE_SLOTS * RECORD) as usize];
+        let mut slot = self.home(h);
+        while slot < self.slots() {
+            let n = PROBE_SLOTS.min(self.slots() - slot);
+            let bytes = &mut buf[..(n * RECORD) as usize];
+            self.file.read_exact_at(bytes, BLOCK + slot * RECORD).map_err(io(&self.path))?;
+            for i in 0..n {
+                let (rh, seq1) = record_at(bytes, i);
+                if seq1 == 0 {
+                    return Ok(());
+                }
+                if rh == h {
+                    out.push(seq1 - 1);
+                }
+            }
+            slot += n;
+        }
+        Ok(())
+    }
+
+    /// Inserts records (skipping one already there); one read and one write
+    /// per block touched.
+    fn insert(&mut self, records: &[(u64, u64)]) -> Result<(), IndexError> {
+        let mut blocks: std::collections::HashMap<u64, Vec<u8>> = std::collections::HashMap::new();
+        for &(h, seq) in records {
+            let mut slot = self.home(h);
+            loop {
+                if slot >= self.slots() {
+                    return Err(IndexError::Decode { tree: "request", reason: "request table overflow".into() });
+                }
+                let block = slot / BLOCK_SLOTS;
+                let buf = match blocks.entry(block) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        let mut buf = vec![0u8; BLOCK as usize];
+                        self.read_block(block, &mut buf)?;
+                        v.insert(buf)
+                    }
+                };
+                let at = (slot % BLOCK_SLOTS * RECORD) as usize;
+                let (rh, seq1) = record_at(buf, slot % BLOCK_SLOTS);
+                if seq1 == 0 {
+                    buf[at..at + 8].copy_from_slice(&h.to_le_bytes());
+                    buf[at + 8..at + 16].copy_from_slice(&(seq + 1).to_le_bytes());
+                    self.count += 1;
+                    break;
+                }
+                if (rh, seq1) == (h, seq + 1) {
+                    break; // a replayed batch
+                }
+                slot += 1;
+            }
+        }
+        let mut dirty: Vec<_> = blocks.into_iter().collect();
+        dirty.sort_unstable_by_key(|(b, _)| *b);
+        for (block, buf) in dirty {
+            self.file.write_all_at(&buf, BLOCK + block * BLOCK).map_err(io(&self.path))?;
+        }
+        Ok(())
+    }
+}
+
+fn record_at(block: &[u8], i: u64) -> (u64, u64) {
+    let at = (i * RECORD) as usize;
+    let word = |o: usize| u64::from_le_bytes(block[o..o + 8].try_into().expect("8 bytes"));
+    (word(at), word(at + 8))
+}
+
+/// The levels of one index.
+pub(super) struct RequestIndex {
+    dir: PathBuf,
+    levels: RwLock<Vec<Level>>,
+    sync: std::sync::Mutex<SyncState>,
+}
+
+/// What is durable: inserts are written at once but synced at most every
+/// `SYNC_EVERY`; the newest header's `through` names what a sync covered.
+struct SyncState {
+    /// entries whose records are durable (the newest header says so, or will after the next sync)
+    synced: u64,
+    /// entries whose records are written
+    written: u64,
+    /// levels written since the last sync
+    dirty: Vec<usize>,
+    last: std::time::Instant,
+}
+
+/// How often the tables are fdatasynced (and their `through` moved).
+const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl RequestIndex {
+    /// Opens the tables in `dir` (creating level 0 when there is none) and
+    /// returns them with the entries their records are durable for.
+    pub fn open(dir: &Path) -> Result<(Self, u64), IndexError> {
+        let (mut levels, mut through) = (Vec::new(), 0);
+        for k in 0.. {
+            let path = dir.join(format!("requests-{k:02}.tbl"));
+            if !path.exists() {
+                break;
+            }
+            let (level, t) = Level::open(path)?;
+            levels.push(level);
+            through = t;
+        }
+        if levels.is_empty() {
+            levels.push(Level::create(dir, 0, 0)?);
+        }
+        let sync = SyncState { synced: through, written: through, dirty: Vec::new(), last: std::time::Instant::now() };
+        Ok((Self { dir: dir.to_owned(), levels: RwLock::new(levels), sync: std::sync::Mutex::new(sync) }, through))
+    }
+
+    /// The seqs that may hold `h`, ascending.
+    pub fn lookup(&self, h: u64) -> Result<Vec<u64>, IndexError> {
+        let mut out = Vec::new();
+        for level in self.levels.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            level.lookup(h, &mut out)?;
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Adds the records (`(h, seq)`; a replayed one is skipped) of the
+    /// entries before `through`, starting a new level when the newest would
+    /// be over half full; syncs when the last sync is `SYNC_EVERY` old.
+    pub fn insert(&self, records: &[(u64, u64)], through: u64) -> Result<(), IndexError> {
+        let mut st = self.sync.lock().unwrap_or_else(|p| p.into_inner());
+        if !records.is_empty() {
+            let mut levels = self.levels.write().unwrap_or_else(|p| p.into_inner());
+            loop {
+                let newest = levels.last().expect("a level");
+                if (newest.count + records.len() as u64) * 2 <= 1u64 << newest.bits {
+                    break;
+                }
+                let k = levels.len() as u32;
+                levels.push(Level::create(&self.dir, k, st.synced)?);
+            }
+            levels.last_mut().expect("a level").insert(records)?;
+            let newest = levels.len() - 1;
+            if !st.dirty.contains(&newest) {
+                st.dirty.push(newest);
+            }
+        }
+        st.written = st.written.max(through);
+        if st.last.elapsed() >= SYNC_EVERY {
+            self.sync_locked(&mut st)?;
+        }
+        Ok(())
+    }
+
+    /// fdatasyncs what was written, then records (in the newest header,
+    /// durable at the next sync) that it is durable.
+    /// At a close, the new header is synced too.
+    pub fn sync(&self) -> Result<(), IndexError> {
+        let mut st = self.sync.lock().unwrap_or_else(|p| p.into_inner());
+        self.sync_locked(&mut st)?;
+        let levels = self.levels.read().unwrap_or_else(|p| p.into_inner());
+        let newest = levels.last().expect("a level");
+        newest.file.sync_data().map_err(io(&newest.path))
+    }
+
+    fn sync_locked(&self, st: &mut SyncState) -> Result<(), IndexError> {
+        let levels = self.levels.read().unwrap_or_else(|p| p.into_inner());
+        let newest = levels.len() - 1;
+        if !st.dirty.contains(&newest) {
+            st.dirty.push(newest);
+        }
+        for &k in &st.dirty {
+            levels[k].file.sync_data().map_err(io(&levels[k].path))?;
+        }
+        st.dirty.clear();
+        st.synced = st.written;
+        levels[newest].write_header(st.synced)?;
+        st.last = std::time::Instant::now();
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -53,14 +298,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records_append_idempotently_and_look_up_by_hash() {
-        let v = append(&[], &[(7, 1), (9, 4)]);
-        let v = append(&v, &[(9, 4), (7, 8)]);
-        assert_eq!(v.len(), 3 * RECORD, "the replayed seq 4 is not added twice");
-        assert_eq!(lookup(&v, 7).unwrap(), vec![1, 8]);
-        assert_eq!(lookup(&v, 9).unwrap(), vec![4]);
-        assert!(lookup(&v, 5).unwrap().is_empty());
-        assert!(lookup(&v[..5], 7).is_err());
-        assert_eq!(bucket(hash("req-1")), bucket(hash("req-1")));
+    fn records_insert_idempotently_grow_levels_and_look_up_by_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let (t, through) = RequestIndex::open(dir.path()).unwrap();
+        assert_eq!(through, 0);
+        t.insert(&[(7, 1), (9, 4)], 5).unwrap();
+        t.insert(&[(9, 4), (7, 8)], 9).unwrap();
+        assert_eq!(t.lookup(7).unwrap(), vec![1, 8]);
+        assert_eq!(t.lookup(9).unwrap(), vec![4], "the replayed record is not added twice");
+        assert!(t.lookup(5).unwrap().is_empty());
+        // Enough records for three levels; all found after a reopen.
+        let many: Vec<(u64, u64)> = (10..100_010u64).map(|s| (hash(&format!("req-{s}")), s)).collect();
+        for chunk in many.chunks(4096) {
+            t.insert(chunk, chunk.last().unwrap().1 + 1).unwrap();
+        }
+        t.sync().unwrap();
+        drop(t);
+        let (t, through) = RequestIndex::open(dir.path()).unwrap();
+        assert_eq!(through, 100_010, "the header names what the sync covered");
+        assert!(t.levels.read().unwrap().len() >= 3);
+        for &(h, s) in many.iter().step_by(997) {
+            assert!(t.lookup(h).unwrap().contains(&s));
+        }
+        assert_eq!(t.lookup(7).unwrap(), vec![1, 8]);
+        assert_eq!(hash("req-1"), hash("req-1"));
     }
 }
