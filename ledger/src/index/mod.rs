@@ -7,6 +7,7 @@
 //! fdatasync), or be hashed or signed.
 
 mod batch;
+mod filter;
 mod flat;
 mod postings;
 mod requests;

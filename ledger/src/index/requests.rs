@@ -11,6 +11,10 @@
 //! seqs whose `h` matches; the caller confirms each against the entry's leaf
 //! (hash collisions are possible, wrong answers are not).
 //!
+//! A level that is no longer the newest is sealed: it never changes again
+//! and gets a Bloom filter (`filter`), so a lookup of a new request id
+//! usually reads only the newest level.
+//!
 //! Durability: inserts are written at once and fdatasynced about once a
 //! second; after each sync the newest header's `through` says which entries'
 //! records the sync covered (that header write is itself durable at the next
@@ -27,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
 use super::IndexError;
+use super::filter::Filter;
 
 /// Bytes per record.
 const RECORD: u64 = 16;
@@ -60,6 +65,8 @@ struct Level {
     bits: u32,
     /// records in it
     count: u64,
+    /// a Bloom filter of its hashes, once it is sealed (no longer the newest)
+    filter: Option<Filter>,
 }
 
 impl Level {
@@ -79,7 +86,7 @@ impl Level {
         let path = dir.join(format!("requests-{k:02}.tbl"));
         let file =
             OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).map_err(io(&path))?;
-        let level = Self { file, path, bits: FIRST_BITS + k, count: 0 };
+        let level = Self { file, path, bits: FIRST_BITS + k, count: 0, filter: None };
         let blocks = level.slots().div_ceil(BLOCK_SLOTS);
         level.file.set_len(BLOCK + blocks * BLOCK).map_err(io(&level.path))?;
         level.write_header(through)?;
@@ -100,7 +107,7 @@ impl Level {
         if !(FIRST_BITS..48).contains(&bits) {
             return Err(bad(format!("{bits} slot bits")));
         }
-        Ok((Self { file, path, bits, count }, through))
+        Ok((Self { file, path, bits, count, filter: None }, through))
     }
 
     fn write_header(&self, through: u64) -> Result<(), IndexError> {
@@ -112,9 +119,40 @@ impl Level {
         self.file.write_all_at(&h, 0).map_err(io(&self.path))
     }
 
+    /// Gives a sealed level its filter: loaded from `requests-<KK>.flt`, or
+    /// built from the level (reading it once) and saved.
+    fn seal(&mut self) -> Result<(), IndexError> {
+        let path = self.path.with_extension("flt");
+        if let Some(f) = Filter::load(&path) {
+            self.filter = Some(f);
+            return Ok(());
+        }
+        let mut f = Filter::with_capacity(1u64 << (self.bits - 1));
+        let mut buf = vec![0u8; 1 << 20];
+        let total = self.slots() * RECORD;
+        let mut at = 0;
+        while at < total {
+            let n = (total - at).min(buf.len() as u64) as usize;
+            self.file.read_exact_at(&mut buf[..n], BLOCK + at).map_err(io(&self.path))?;
+            for i in 0..(n as u64 / RECORD) {
+                let (h, seq1) = record_at(&buf, i);
+                if seq1 != 0 {
+                    f.add(h);
+                }
+            }
+            at += n as u64;
+        }
+        f.save(&path).map_err(io(&path))?;
+        self.filter = Some(f);
+        Ok(())
+    }
+
     /// Seqs recorded under `h`: reads `PROBE_SLOTS` slots at a time from
     /// the home slot (probe runs are short at half load).
     fn lookup(&self, h: u64, out: &mut Vec<u64>) -> Result<(), IndexError> {
+        if self.filter.as_ref().is_some_and(|f| !f.may_contain(h)) {
+            return Ok(());
+        }
         let mut buf = [0u8; (PROBE_SLOTS * RECORD) as usize];
         let mut slot = self.home(h);
         while slot < self.slots() {
@@ -222,6 +260,10 @@ impl RequestIndex {
         if levels.is_empty() {
             levels.push(Level::create(dir, 0, 0)?);
         }
+        let sealed = levels.len() - 1;
+        for level in &mut levels[..sealed] {
+            level.seal()?;
+        }
         let sync = SyncState { synced: through, written: through, dirty: Vec::new(), last: std::time::Instant::now() };
         Ok((Self { dir: dir.to_owned(), levels: RwLock::new(levels), sync: std::sync::Mutex::new(sync) }, through))
     }
@@ -250,6 +292,7 @@ impl RequestIndex {
                     break;
                 }
                 let k = levels.len() as u32;
+                levels.last_mut().expect("a level").seal()?;
                 levels.push(Level::create(&self.dir, k, st.synced)?);
             }
             levels.last_mut().expect("a level").insert(records)?;
@@ -317,6 +360,7 @@ mod tests {
         let (t, through) = RequestIndex::open(dir.path()).unwrap();
         assert_eq!(through, 100_010, "the header names what the sync covered");
         assert!(t.levels.read().unwrap().len() >= 3);
+        assert!(dir.path().join("requests-00.flt").exists(), "sealed levels have filters");
         for &(h, s) in many.iter().step_by(997) {
             assert!(t.lookup(h).unwrap().contains(&s));
         }
