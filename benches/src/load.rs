@@ -39,7 +39,7 @@ pub fn append_req(worker: u64, n: u64) -> pb::AppendRequest {
         request_id: format!("w{worker}-{n}"),
         ..Default::default()
     };
-    pb::AppendRequest { log: "default".into(), entry: Some(e), actor: format!("load-{worker}") }
+    pb::AppendRequest { log: log_name(), entry: Some(e), actor: format!("load-{worker}") }
 }
 
 struct Run {
@@ -144,7 +144,12 @@ async fn stream(url: &str, until: Instant, run: Arc<Run>) {
     let _ = feed.await;
 }
 
-async fn reads(url: &str, per_sec: u64, until: Instant, run: Arc<Run>, proofs: Arc<Run>) {
+/// The log the scenarios use: `BENCH_LOG`, default "default".
+fn log_name() -> String {
+    std::env::var("BENCH_LOG").unwrap_or_else(|_| "default".into())
+}
+
+async fn reads(url: &str, per_sec: u64, until: Instant, run: Arc<Run>, proofs: Arc<Run>, entries: u64) {
     let chans = channels(url, 2).await;
     let bg = tokio::spawn(rate_quiet(url.to_owned(), per_sec, until));
     let mut tasks = Vec::new();
@@ -156,13 +161,8 @@ async fn reads(url: &str, per_sec: u64, until: Instant, run: Arc<Run>, proofs: A
             while Instant::now() < until {
                 i += 4;
                 let f = pb::Filter { subject: format!("INC-{}", i * 7 % 1000), ..Default::default() };
-                let q = pb::QueryRequest {
-                    log: "default".into(),
-                    filter: Some(f),
-                    desc: true,
-                    limit: 100,
-                    ..Default::default()
-                };
+                let q =
+                    pb::QueryRequest { log: log_name(), filter: Some(f), desc: true, limit: 100, ..Default::default() };
                 let t = Instant::now();
                 let ok = match c.query(q).await {
                     Ok(s) => {
@@ -177,8 +177,8 @@ async fn reads(url: &str, per_sec: u64, until: Instant, run: Arc<Run>, proofs: A
                 };
                 run.record(t, ok).await;
                 let t = Instant::now();
-                let seq = i.wrapping_mul(2_654_435_761) % 1_000_000;
-                let p = pb::ProveInclusionRequest { log: "default".into(), seq, tree_size: 0 };
+                let seq = i.wrapping_mul(2_654_435_761) % entries;
+                let p = pb::ProveInclusionRequest { log: log_name(), seq, tree_size: 0 };
                 let ok = c.prove_inclusion(p).await.is_ok();
                 proofs.record(t, ok).await;
             }
@@ -233,30 +233,48 @@ async fn summary(name: &str, run: &Run, secs: f64) -> serde_json::Value {
     })
 }
 
-/// Runs one scenario; returns its JSON report.
+/// Runs one scenario; returns its JSON report. With `BENCH_SERVER=<url>`
+/// (and `BENCH_PID=<pid>` for its RSS) it drives that running ledgerd
+/// instead of starting one, without preloading; PRELOAD then names the
+/// entries its log holds (e.g. a log written by `lib-append` with
+/// `BENCH_KEEP=1`, served under `BENCH_LOG`).
 pub async fn run(ledgerd: &str, scenario: &str, arg: u64, arg2: u64, seconds: f64) -> serde_json::Value {
     let dir = std::env::temp_dir().join(format!("ledger-load-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut server = ledger_e2e::Ledgerd::start_binary(std::path::Path::new(ledgerd), &dir, &[]);
-    let pid = server.pid().expect("running");
-    if scenario == "reads" && arg2 > 0 {
-        preload(&server.url, arg2).await;
-    }
+    let external = std::env::var("BENCH_SERVER").ok();
+    let mut server = None;
+    let (url, pid) = match &external {
+        Some(url) => (url.clone(), std::env::var("BENCH_PID").ok().and_then(|p| p.parse().ok()).unwrap_or(0)),
+        None => {
+            let _ = std::fs::remove_dir_all(&dir);
+            let s = ledger_e2e::Ledgerd::start_binary(std::path::Path::new(ledgerd), &dir, &[]);
+            let (url, pid) = (s.url.clone(), s.pid().expect("running"));
+            if scenario == "reads" && arg2 > 0 {
+                preload(&url, arg2).await;
+            }
+            server = Some(s);
+            (url, pid)
+        }
+    };
     let (run, proofs) = (Run::new(), Run::new());
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(seconds);
     match scenario {
-        "unary" => unary(&server.url, arg.max(1), until, run.clone()).await,
-        "rate" => rate(&server.url, arg.max(1), until, run.clone()).await,
-        "stream" => stream(&server.url, until, run.clone()).await,
-        "reads" => reads(&server.url, arg, until, run.clone(), proofs.clone()).await,
+        "unary" => unary(&url, arg.max(1), until, run.clone()).await,
+        "rate" => rate(&url, arg.max(1), until, run.clone()).await,
+        "stream" => stream(&url, until, run.clone()).await,
+        "reads" => {
+            let entries = if arg2 > 0 { arg2 } else { 1_000_000 };
+            reads(&url, arg, until, run.clone(), proofs.clone(), entries).await
+        }
         other => panic!("unknown scenario {other:?}: unary N | rate R | stream | reads R [PRELOAD]"),
     }
     let secs = started.elapsed().as_secs_f64().min(seconds.max(0.001) + 60.0);
     let rss = status_kib(pid, "VmRSS:");
     let hwm = status_kib(pid, "VmHWM:");
-    let _ = tokio::task::spawn_blocking(move || server.stop()).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(mut server) = server {
+        let _ = tokio::task::spawn_blocking(move || server.stop()).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     let mut results =
         vec![summary(if scenario == "reads" { "subject history (100)" } else { "append" }, &run, secs).await];
     if scenario == "reads" {
