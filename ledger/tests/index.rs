@@ -143,3 +143,20 @@ fn request_tables_that_lost_writes_are_refilled_from_the_journal() {
     }
     assert_eq!(l.size(), 1_000);
 }
+
+/// A request table cut short (its size lost in an OS crash) is damage:
+/// the index is moved aside and rebuilt, and request ids dedup again.
+#[test]
+fn a_truncated_request_table_has_the_index_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = filled(dir.path());
+    l.close().unwrap();
+    drop(l);
+    let table = dir.path().join("index/requests-00.tbl");
+    std::fs::OpenOptions::new().write(true).open(&table).unwrap().set_len(10).unwrap();
+    let (l, report) = Ledger::open(dir.path(), common::options()).unwrap();
+    let (_, why) = report.index_rebuilt.expect("rebuilt");
+    assert!(why.contains("requests-00.tbl") && why.contains("shorter than its header"), "{why}");
+    let again = common::with_request_id(common::entry("stage4_incident", Some("INC-2"), 2), "req-2");
+    assert!(l.append(again).unwrap().duplicate);
+}

@@ -95,10 +95,15 @@ impl Level {
 
     fn open(path: PathBuf) -> Result<(Self, u64), IndexError> {
         let file = OpenOptions::new().read(true).write(true).open(&path).map_err(io(&path))?;
-        let mut h = [0u8; 32];
-        file.read_exact_at(&mut h, 0).map_err(io(&path))?;
         let bad =
             |reason: String| IndexError::Decode { tree: "request", reason: format!("{}: {reason}", path.display()) };
+        let mut h = [0u8; 32];
+        match file.read_exact_at(&mut h, 0) {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(bad("shorter than its header".into()));
+            }
+            r => r.map_err(io(&path))?,
+        }
         if &h[0..8] != MAGIC {
             return Err(bad("not a request table".into()));
         }
@@ -106,6 +111,11 @@ impl Level {
         let (bits, count, through) = (word(8) as u32, word(16), word(24));
         if !(FIRST_BITS..48).contains(&bits) {
             return Err(bad(format!("{bits} slot bits")));
+        }
+        let want = BLOCK + ((1u64 << bits) + OVERFLOW_SLOTS).div_ceil(BLOCK_SLOTS) * BLOCK;
+        let len = file.metadata().map_err(io(&path))?.len();
+        if len < want {
+            return Err(bad(format!("{len} bytes, expected {want}")));
         }
         Ok((Self { file, path, bits, count, filter: None }, through))
     }
