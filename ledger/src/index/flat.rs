@@ -11,15 +11,11 @@ use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use super::{IndexError, Position};
+use super::{IndexError, Position, io};
 use crate::hash::Hash;
 
 /// Bytes per position record.
 pub const POSITION_BYTES: u64 = 64;
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IndexError + '_ {
-    move |source| IndexError::Io { path: path.to_owned(), source }
-}
 
 /// One file of fixed-size records.
 struct RecordFile {

@@ -133,6 +133,11 @@ fn decode<T: Decode<()>>(tree: &'static str, bytes: &[u8]) -> Result<T, IndexErr
         .map_err(|e| IndexError::Decode { tree, reason: e.to_string() })
 }
 
+/// Maps an I/O error on an index file to `IndexError::Io` naming it.
+fn io(path: &Path) -> impl Fn(std::io::Error) -> IndexError + '_ {
+    move |source| IndexError::Io { path: path.to_owned(), source }
+}
+
 fn be_u64(tree: &'static str, b: &[u8]) -> Result<u64, IndexError> {
     let arr: [u8; 8] =
         b.try_into().map_err(|_| IndexError::Decode { tree, reason: format!("{} bytes, expected 8", b.len()) })?;

@@ -30,8 +30,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use super::IndexError;
 use super::filter::Filter;
+use super::{IndexError, io};
 
 /// Bytes per record.
 const RECORD: u64 = 16;
@@ -52,10 +52,6 @@ const MAGIC: &[u8; 8] = b"LRQTBL01";
 pub fn hash(request_id: &str) -> u64 {
     let h = blake3::hash(request_id.as_bytes());
     u64::from_le_bytes(h.as_bytes()[0..8].try_into().expect("8 bytes"))
-}
-
-fn io(path: &Path) -> impl Fn(std::io::Error) -> IndexError + '_ {
-    move |source| IndexError::Io { path: path.to_owned(), source }
 }
 
 /// One table file.
