@@ -183,7 +183,12 @@ pub async fn serve_with_metrics(
     if let Some(t) = tls {
         builder = builder.tls_config(t)?;
     }
-    let result = builder
+    let mut stopping = state.shutdown.clone();
+    let grace = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let serving = builder
         .max_concurrent_streams(Some(256))
         .add_service(health_svc)
         .add_service(reflection_v1)
@@ -192,17 +197,30 @@ pub async fn serve_with_metrics(
         .add_service(svc_artifact::service(state.clone()))
         .add_service(svc_keys::service(state.clone()))
         .add_service(svc_admin::service(state.clone()))
-        .serve_with_incoming_shutdown(incoming(listener), signal)
-        .await;
+        .serve_with_incoming_shutdown(incoming(listener), signal);
+    let result = tokio::select! {
+        r = serving => r,
+        () = grace => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "shutdown: connections still open after the grace period are closed");
+            Ok(())
+        }
+    };
     let st = state.clone();
     tokio::task::spawn_blocking(move || st.logs.stop()).await.expect("stop task");
-    if let Some(t) = metrics_task {
-        let _ = t.await;
+    if let Some(mut t) = metrics_task
+        && tokio::time::timeout(SHUTDOWN_GRACE, &mut t).await.is_err()
+    {
+        t.abort();
     }
     release(state).await;
     tracing::info!("ledgerd stopped");
     result.map_err(ServerError::from)
 }
+
+/// How long open connections may finish their requests after a shutdown
+/// signal; then they are closed (an idle or stuck client must not keep
+/// ledgerd from stopping). Queued appends are finished either way.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Waits (up to 5 s) for request tasks to let go of the logs, so that the
 /// index and journal are closed when `serve` returns.

@@ -653,3 +653,20 @@ async fn bad_requests_to_every_service_name_the_field_and_change_nothing() {
     );
     s.stop().await.unwrap();
 }
+
+/// A client that opens a connection and never speaks (a port scanner, a
+/// stuck proxy) does not keep ledgerd from stopping: open connections get a
+/// grace period, then are closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_does_not_block_shutdown() {
+    let mut s = TestServer::start(|_| {}).await;
+    s.ledger().await;
+    let _idle = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    tokio::time::timeout(std::time::Duration::from_secs(30), s.stop())
+        .await
+        .expect("ledgerd stopped within 30 s although a connection stayed open")
+        .unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1), "the connection got its grace period");
+}
