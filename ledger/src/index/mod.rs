@@ -323,10 +323,10 @@ impl Index {
         self.flat.position(seq)
     }
 
-    /// The seqs that may hold `request_id` (same 64-bit hash), ascending;
+    /// The seqs that may hold a request id whose `request_hash` is `h`, ascending;
     /// the caller confirms each against the entry's leaf.
-    pub fn request_candidates(&self, request_id: &str) -> Result<Vec<u64>, IndexError> {
-        self.requests.lookup(requests::hash(request_id))
+    pub fn request_candidates(&self, h: u64) -> Result<Vec<u64>, IndexError> {
+        self.requests.lookup(h)
     }
 
     fn tree(&self, s: Secondary) -> (&sled::Tree, &'static str) {
@@ -438,8 +438,8 @@ mod tests {
         let category = index.scan(Secondary::Category, "alert_ack", 0, 100, true, 100).unwrap();
         assert_eq!(category, (0..9).rev().collect::<Vec<u64>>());
         for seq in 0..9 {
-            assert_eq!(index.request_candidates(&format!("req-{seq}")).unwrap(), vec![seq]);
+            assert_eq!(index.request_candidates(request_hash(&format!("req-{seq}"))).unwrap(), vec![seq]);
         }
-        assert!(index.request_candidates("req-9").unwrap().is_empty());
+        assert!(index.request_candidates(request_hash("req-9")).unwrap().is_empty());
     }
 }

@@ -111,8 +111,8 @@ impl Recent {
         }
     }
 
-    fn contains(&self, id: &str) -> bool {
-        !self.hashes.is_empty() && self.hashes.contains_key(&crate::index::request_hash(id))
+    fn contains(&self, h: u64) -> bool {
+        self.hashes.contains_key(&h)
     }
 }
 
@@ -269,10 +269,11 @@ impl Batch<'_> {
             }
             return Err(AppendError::Conflict { request_id: id.to_owned(), seq: leaf.seq });
         }
-        if self.recent.contains(id) {
+        let h = crate::index::request_hash(id); // hashed once for both lookups
+        if self.recent.contains(h) {
             self.ledger.s.vis.drain(); // the index now holds every earlier batch
         }
-        for seq in self.ledger.s.index.request_candidates(id).map_err(storage)? {
+        for seq in self.ledger.s.index.request_candidates(h).map_err(storage)? {
             let stored = self.ledger.get(seq).map_err(storage)?;
             if stored.leaf.request_id != id {
                 continue; // another request id with the same 64-bit hash
