@@ -126,7 +126,11 @@ pub fn tls_hint(detail: String) -> String {
         " — ledgerd refused your client certificate (not signed by its client CA)"
     } else if detail.contains("InvalidContentType") || detail.contains("CorruptMessage") {
         " — the server does not speak TLS (drop --ca, or use a TLS-enabled ledgerd)"
-    } else if tls && ["connection closed", "broken pipe", "Connection reset"].iter().any(|m| detail.contains(m)) {
+    } else if tls
+        && ["connection closed", "broken pipe", "Connection reset", "connection was not ready"]
+            .iter()
+            .any(|m| detail.contains(m))
+    {
         " — ledgerd closed the connection: it refused your client certificate or got none (pass --cert and --key, issued by its client CA)"
     } else {
         ""
