@@ -377,7 +377,9 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
     s.ledger().await;
     let c = common::config(&s.data());
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = ledger_server::serve_with_metrics(c, l, None, std::future::pending()).await.unwrap_err().to_string();
+    let second = ledger_server::serve_with_metrics(c, l, None, std::future::pending());
+    let second = tokio::time::timeout(std::time::Duration::from_secs(30), second).await;
+    let err = second.expect("the second server must fail at once, not serve").unwrap_err().to_string();
     assert!(err.contains("in use by another ledgerd") && err.contains("LOCK"), "{err}");
     s.stop().await.unwrap();
 }

@@ -52,10 +52,17 @@ impl TestServer {
         self.data().join("logs/default")
     }
 
+    /// A channel to the server once it answers (a connect alone can succeed
+    /// through the listen backlog before the logs are open and locked).
     pub async fn channel(&self) -> Channel {
-        for _ in 0..100 {
+        use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+        for _ in 0..500 {
             if let Ok(c) = Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await {
-                return c;
+                let mut health = HealthClient::new(c.clone());
+                let check = health.check(HealthCheckRequest { service: String::new() });
+                if let Ok(Ok(_)) = tokio::time::timeout(std::time::Duration::from_secs(1), check).await {
+                    return c;
+                }
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
