@@ -169,6 +169,17 @@ async fn tail(ch: Channel, which: usize, subject: &str, c: Arc<Counts>) -> Vec<u
     seqs
 }
 
+/// Request-table levels for `entries` request ids: level `k` has
+/// `2^(16+k)` slots and takes records until half full (FORMAT.md §10.3).
+fn request_levels(entries: u64) -> u64 {
+    let (mut levels, mut capacity) = (1, 1u64 << 15);
+    while capacity < entries {
+        capacity += 1 << (15 + levels);
+        levels += 1;
+    }
+    levels
+}
+
 /// Runs the soak; returns false on failure.
 pub async fn run(ledgerd: &str, minutes: f64, rate: u64, preload: u64) -> bool {
     let dir = std::env::temp_dir().join(format!("ledger-soak-{}", std::process::id()));
@@ -176,8 +187,10 @@ pub async fn run(ledgerd: &str, minutes: f64, rate: u64, preload: u64) -> bool {
     let pid = server.pid().expect("running");
     // Open files are bounded by construction: what ledgerd opens at start,
     // plus at most 64 segment files in the reader cache, plus the soak's
-    // connections (16).
-    let fd_bound = sample(pid).1 + 64 + 16;
+    // connections (16), plus one file per request-table level the log will
+    // have at its end (FORMAT.md §10.3: a level per doubling).
+    let end = preload + (rate as f64 * minutes * 60.0) as u64;
+    let fd_bound = sample(pid).1 + 64 + 16 + request_levels(end);
     if preload > 0 {
         let t = Instant::now();
         crate::load::preload(&server.url, preload).await;
