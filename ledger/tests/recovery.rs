@@ -9,9 +9,9 @@ use ledger::journal::{Journal, JournalError, SegmentScanner, list_segments};
 use ledger::{Ledger, LedgerError};
 
 /// A log of `n` entries appended one per batch, dropped without close (as
-/// a crash would leave it). Returns the last segment and each entry's frame
-/// offset in it.
-fn crashed_log(dir: &Path, n: u64, opts: ledger::LogOptions) -> Vec<u64> {
+/// a crash would leave it). Returns each entry's frame offset in the last
+/// segment and the end of its frames (a zero tail follows, FORMAT.md §6.1).
+fn crashed_log(dir: &Path, n: u64, opts: ledger::LogOptions) -> (Vec<u64>, u64) {
     let l = common::open(dir, opts);
     for i in 0..n {
         l.append(common::entry("alert_ack", Some("INC-1"), i)).unwrap();
@@ -22,7 +22,7 @@ fn crashed_log(dir: &Path, n: u64, opts: ledger::LogOptions) -> Vec<u64> {
     while let Some((o, _)) = s.next_frame().unwrap() {
         offsets.push(o);
     }
-    offsets
+    (offsets, s.offset())
 }
 
 fn count_frames(dir: &Path) -> usize {
@@ -41,22 +41,32 @@ fn torn_last_frame_cut_at_every_byte_is_truncated_and_nothing_else_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let mut o = common::options();
     o.checkpoint_interval = 1_000_000;
-    let offsets = crashed_log(dir.path(), 20, o);
+    let (offsets, end) = crashed_log(dir.path(), 20, o);
     let (_, seg) = list_segments(&dir.path().join("journal")).unwrap().pop().unwrap();
     let full = std::fs::read(&seg).unwrap();
+    assert!(full.len() as u64 > end && full[end as usize..].iter().all(|&b| b == 0), "a zero tail follows the frames");
     let last = *offsets.last().unwrap() as usize;
-    assert!(full.len() - last > 100, "a real frame");
+    assert!(end as usize - last > 100, "a real frame");
     let work = tempfile::tempdir().unwrap();
     let wj = work.path().join("journal");
     std::fs::create_dir_all(&wj).unwrap();
-    for cut in last..full.len() {
-        std::fs::write(wj.join(seg.file_name().unwrap()), &full[..cut]).unwrap();
-        let j = Journal::open(&wj, 64 << 20).unwrap();
-        assert_eq!(j.len(), last as u64, "cut at {cut}");
-        assert_eq!(j.truncated_on_open().map(|t| t.2), (cut > last).then_some((cut - last) as u64));
-        drop(j);
-        assert_eq!(std::fs::metadata(wj.join(seg.file_name().unwrap())).unwrap().len(), last as u64);
-        assert_eq!(count_frames(&wj), 19, "cut at {cut}: the 19 earlier entries stay");
+    let name = wj.join(seg.file_name().unwrap());
+    for cut in last..end as usize {
+        // Torn at the end of the file, and torn inside the zero tail (the
+        // rest of the frame never reached the disk).
+        let mut padded = full[..cut].to_vec();
+        padded.resize(full.len(), 0);
+        for (bytes, zero_tail) in [(&full[..cut], false), (&padded[..], true)] {
+            std::fs::write(&name, bytes).unwrap();
+            let j = Journal::open(&wj, 64 << 20).unwrap();
+            assert_eq!(j.len(), last as u64, "cut at {cut}");
+            let cut_off = if zero_tail { full.len() - last } else { cut - last };
+            assert_eq!(j.truncated_on_open().map(|t| t.2), (cut > last).then_some(cut_off as u64), "cut at {cut}");
+            drop(j);
+            let kept = if cut == last && zero_tail { full.len() } else { last };
+            assert_eq!(std::fs::metadata(&name).unwrap().len(), kept as u64, "cut at {cut}");
+            assert_eq!(count_frames(&wj), 19, "cut at {cut}: the 19 earlier entries stay");
+        }
     }
 }
 
@@ -65,46 +75,94 @@ fn torn_tail_through_the_full_ledger_open_keeps_every_earlier_entry() {
     let dir = tempfile::tempdir().unwrap();
     let mut o = common::options();
     o.checkpoint_interval = 1_000_000;
-    let offsets = crashed_log(dir.path(), 20, o.clone());
+    let (offsets, end) = crashed_log(dir.path(), 20, o.clone());
     let (_, seg) = list_segments(&dir.path().join("journal")).unwrap().pop().unwrap();
     let full = std::fs::read(&seg).unwrap();
-    let last = *offsets.last().unwrap() as usize;
-    for cut in [last + 1, last + 7, last + 8, last + 9, full.len() - 1] {
-        // The frame was never acknowledged, so the index never saw it either.
-        std::fs::remove_dir_all(dir.path().join("index")).unwrap();
-        std::fs::write(&seg, &full[..cut]).unwrap();
-        let (l, rep) = Ledger::open(dir.path(), o.clone()).unwrap();
-        assert_eq!(rep.size, 19, "cut at {cut}");
-        assert_eq!(rep.caught_up, 19);
-        assert!(rep.truncated.is_some());
-        assert_eq!(l.get(18).unwrap().leaf.seq, 18);
-        let r = l.append(common::entry("alert_ack", Some("INC-1"), 99)).unwrap();
-        assert_eq!(r.seq, 19, "appends continue where the durable log ends");
-        assert_eq!(l.get(19).unwrap().leaf.subject_prev, 19, "subject chain continues from seq 18");
-        drop(l);
-        std::fs::write(&seg, &full).unwrap();
+    let (last, end) = (*offsets.last().unwrap() as usize, end as usize);
+    for cut in [last + 1, last + 7, last + 8, last + 9, end - 1] {
+        let mut padded = full[..cut].to_vec();
+        padded.resize(full.len(), 0);
+        for bytes in [&full[..cut], &padded[..]] {
+            // The frame was never acknowledged, so the index never saw it either.
+            std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+            std::fs::write(&seg, bytes).unwrap();
+            let (l, rep) = Ledger::open(dir.path(), o.clone()).unwrap();
+            assert_eq!(rep.size, 19, "cut at {cut}");
+            assert_eq!(rep.caught_up, 19);
+            assert!(rep.truncated.is_some());
+            assert_eq!(l.get(18).unwrap().leaf.seq, 18);
+            let r = l.append(common::entry("alert_ack", Some("INC-1"), 99)).unwrap();
+            assert_eq!(r.seq, 19, "appends continue where the durable log ends");
+            assert_eq!(l.get(19).unwrap().leaf.subject_prev, 19, "subject chain continues from seq 18");
+            drop(l);
+            std::fs::write(&seg, &full).unwrap();
+        }
     }
 }
 
 #[test]
 fn garbage_after_the_last_frame_is_truncated() {
     let dir = tempfile::tempdir().unwrap();
-    crashed_log(dir.path(), 5, common::options());
+    let (_, end) = crashed_log(dir.path(), 5, common::options());
     let (_, seg) = list_segments(&dir.path().join("journal")).unwrap().pop().unwrap();
-    let before = std::fs::metadata(&seg).unwrap().len();
-    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
-    std::io::Write::write_all(&mut f, &[0u8; 4096]).unwrap();
-    drop(f);
+    let len = std::fs::metadata(&seg).unwrap().len();
+    // Non-zero bytes where the zero tail was: a torn write, not an end.
+    use std::os::unix::fs::FileExt;
+    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().write_all_at(&[0xab; 4096], end).unwrap();
     let (_, rep) = Ledger::open(dir.path(), common::options()).unwrap();
-    assert_eq!(rep.truncated.unwrap().2, 4096);
-    assert_eq!(std::fs::metadata(&seg).unwrap().len(), before);
+    assert_eq!(rep.truncated.unwrap().2, len - end);
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), end);
     assert_eq!(rep.size, 5);
+}
+
+#[test]
+fn small_batches_go_into_a_zero_tail_that_reopening_keeps_and_closing_cuts() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = common::options();
+    let (_, end) = crashed_log(dir.path(), 5, o.clone());
+    let (first, seg) = list_segments(&dir.path().join("journal")).unwrap().pop().unwrap();
+    let len = std::fs::metadata(&seg).unwrap().len();
+    assert!(len > (1 << 20) && len > end, "preallocated ahead: {len} bytes for frames ending at {end}");
+    let (l, rep) = Ledger::open(dir.path(), o).unwrap();
+    assert_eq!((rep.size, rep.truncated.is_none()), (5, true), "a zero tail is the end, not a torn write");
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), len, "and it is kept");
+    l.append(common::entry("alert_ack", Some("INC-1"), 5)).unwrap();
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), len, "the next small batch is written in place");
+    let (vkeys, hmac) = (l.verifiers(), l.hmac_keys());
+    let journal = dir.path().join("journal");
+    let input = || ledger::verify::VerifyInput {
+        journal_dir: &journal,
+        vkeys: &vkeys,
+        hmac_keys: Some(&hmac),
+        trusted_checkpoint: None,
+        progress: None,
+        start: None,
+    };
+    let rep = ledger::verify::verify(&input()).unwrap();
+    assert!(rep.ok, "a running log's zero tail verifies: {}", rep.to_text());
+    assert_eq!(rep.entries, 6);
+    l.close().unwrap();
+    drop(l);
+    let mut s = SegmentScanner::open(&seg, first, None).unwrap();
+    while s.next_frame().unwrap().is_some() {}
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), s.offset(), "a clean shutdown cuts the tail");
+    // A non-zero byte after a zero header is damage, named with its offset.
+    let data = std::fs::read(&seg).unwrap();
+    let mut tailed = data.clone();
+    tailed.resize(data.len() + 8192, 0);
+    tailed[data.len() + 5000] = 1;
+    std::fs::write(&seg, &tailed).unwrap();
+    let rep = ledger::verify::verify(&input()).unwrap();
+    let f = &rep.findings[0];
+    assert_eq!(f.kind, ledger::verify::FindingKind::FrameCorrupt);
+    let want = format!("offset {}", data.len() + 5000);
+    assert!(f.detail.contains("zero frame header") && f.detail.contains(&want), "{}", f.detail);
 }
 
 #[test]
 fn corrupted_frame_in_the_middle_stops_the_open_naming_segment_and_offset() {
     let dir = tempfile::tempdir().unwrap();
-    let offsets = crashed_log(dir.path(), 20, common::options());
+    let (offsets, _) = crashed_log(dir.path(), 20, common::options());
     let (_, seg) = list_segments(&dir.path().join("journal")).unwrap().pop().unwrap();
     let mut b = std::fs::read(&seg).unwrap();
     let at = offsets[10];

@@ -32,6 +32,10 @@ pub enum FrameError {
     /// The CRC does not match.
     #[error("frame CRC mismatch")]
     CrcMismatch,
+    /// A zero frame header (the end of the frames, FORMAT.md §6.1) with
+    /// non-zero bytes after it.
+    #[error("a zero frame header (the end of the frames) is followed by non-zero bytes at offset {0}")]
+    DataAfterEnd(u64),
 }
 
 /// Parses the frame at the start of `buf`: `Ok(Some((record, frame len)))`,
@@ -130,6 +134,12 @@ impl SegmentScanner {
         }
         let len = u32::from_le_bytes(self.buf[0..4].try_into().expect("4 bytes"));
         let crc = u32::from_le_bytes(self.buf[4..8].try_into().expect("4 bytes"));
+        if len == 0 && crc == 0 {
+            return match self.first_non_zero()? {
+                None => Ok(None),
+                Some(o) => Err(corrupt(self, FrameError::DataAfterEnd(o))),
+            };
+        }
         if len == 0 || len > MAX_FRAME_LEN {
             return Err(corrupt(self, FrameError::BadLength(len)));
         }
@@ -144,6 +154,26 @@ impl SegmentScanner {
         let record = self.buf.split_to(end).freeze().slice(head..);
         self.offset += end as u64;
         Ok(Some((at, record)))
+    }
+}
+
+impl SegmentScanner {
+    /// Reads the rest of the file: the offset of its first non-zero byte,
+    /// `None` when it is all zero (a preallocated tail, FORMAT.md §6.1).
+    /// `offset` stays at the zero header: the end of the frames.
+    fn first_non_zero(&mut self) -> Result<Option<u64>, JournalError> {
+        let mut at = self.offset;
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b != 0) {
+                return Ok(Some(at + i as u64));
+            }
+            at += self.buf.len() as u64;
+            self.buf.clear();
+            if self.eof {
+                return Ok(None);
+            }
+            self.fill(READ_BLOCK)?;
+        }
     }
 }
 

@@ -1,8 +1,17 @@
 //! The journal writer: recovery of the tail on open, batch appends, one
-//! `fdatasync` per batch, segment rolling (FORMAT.md §6.1, §6.3).
+//! `fdatasync` per batch, segment rolling, the preallocated zero tail
+//! (FORMAT.md §6.1, §6.3).
+//!
+//! Small batches are written in place into zero-filled space ahead of them:
+//! an `fdatasync` then writes their data blocks only, where a write past the
+//! end of the file also commits the file's new size (measured on this
+//! project's disk: 114–145 µs against 160–580 µs). Large batches are written
+//! past the end (the size commit is a small part of their sync, and
+//! zero-filling would double their writes).
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::frame::parse_frame;
@@ -15,10 +24,18 @@ pub struct Journal {
     seg_first: u64,
     path: PathBuf,
     file: File,
+    /// where the next frame goes (the end of the frames)
     len: u64,
+    /// the file's length: `[len, alloc)` is the zero tail
+    alloc: u64,
     roll_bytes: u64,
     truncated: Option<(PathBuf, u64, u64)>,
 }
+
+/// Batches up to this size are written into the zero tail.
+const SMALL_BATCH: u64 = 64 << 10;
+/// Zero bytes written ahead at a time.
+const PREALLOCATE: u64 = 1 << 20;
 
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,15 +67,19 @@ impl Journal {
             return Self::create_segment(dir, first, roll_bytes);
         }
         check_header(&path, &data, first)?;
-        let good = recover_tail(&path, &data)?;
+        let (good, zero_tail) = recover_tail(&path, &data)?;
         let mut truncated = None;
-        if good < data.len() as u64 {
-            file.set_len(good).map_err(|e| JournalError::io(&path, e))?;
-            file.sync_all().map_err(|e| JournalError::io(&path, e))?;
-            truncated = Some((path.clone(), good, data.len() as u64 - good));
-        }
-        file.seek(SeekFrom::Start(good)).map_err(|e| JournalError::io(&path, e))?;
-        Ok(Self { dir: dir.to_owned(), seg_first: first, path, file, len: good, roll_bytes, truncated })
+        let alloc = if zero_tail {
+            data.len() as u64
+        } else {
+            if good < data.len() as u64 {
+                file.set_len(good).map_err(|e| JournalError::io(&path, e))?;
+                file.sync_all().map_err(|e| JournalError::io(&path, e))?;
+                truncated = Some((path.clone(), good, data.len() as u64 - good));
+            }
+            good
+        };
+        Ok(Self { dir: dir.to_owned(), seg_first: first, path, file, len: good, alloc, roll_bytes, truncated })
     }
 
     fn create_segment(dir: &Path, first_seq: u64, roll_bytes: u64) -> Result<Self, JournalError> {
@@ -79,6 +100,7 @@ impl Journal {
             path,
             file,
             len: SEGMENT_HEADER_LEN,
+            alloc: SEGMENT_HEADER_LEN,
             roll_bytes,
             truncated: None,
         })
@@ -110,8 +132,7 @@ impl Journal {
         if self.len < self.roll_bytes || next_seq == self.seg_first {
             return Ok(false);
         }
-        *self = Self::create_segment(&self.dir, next_seq, self.roll_bytes)?;
-        Ok(true)
+        self.roll(next_seq)
     }
 
     /// Seals the current segment now (if it holds any frame) and starts
@@ -120,21 +141,52 @@ impl Journal {
         if next_seq == self.seg_first {
             return Ok(false);
         }
+        self.cut_tail()?;
         *self = Self::create_segment(&self.dir, next_seq, self.roll_bytes)?;
         Ok(true)
+    }
+
+    /// Cuts the zero tail off (FORMAT.md §6.1) and makes that durable: at
+    /// sealing and at a clean shutdown. Appends after it preallocate again.
+    pub fn cut_tail(&mut self) -> Result<(), JournalError> {
+        if self.alloc > self.len {
+            self.file.set_len(self.len).map_err(|e| JournalError::io(&self.path, e))?;
+            self.file.sync_all().map_err(|e| JournalError::io(&self.path, e))?;
+            self.alloc = self.len;
+        }
+        Ok(())
     }
 
     /// Appends encoded frames; returns the offset of the first. On failure
     /// the segment is cut back to where it was, so no partial frame stays.
     pub fn append(&mut self, frames: &[u8]) -> Result<u64, JournalError> {
         let at = self.len;
-        if let Err(e) = self.file.write_all(frames) {
+        let end = at + frames.len() as u64;
+        let written = self.preallocate(end, frames.len() as u64).and_then(|()| self.file.write_all_at(frames, at));
+        if let Err(e) = written {
             let _ = self.file.set_len(at);
-            let _ = self.file.seek(SeekFrom::Start(at));
+            self.alloc = at;
             return Err(JournalError::io(&self.path, e));
         }
-        self.len += frames.len() as u64;
+        self.len = end;
+        self.alloc = self.alloc.max(end);
         Ok(at)
+    }
+
+    /// Zero-fills ahead when a small batch would not fit in the zero tail.
+    /// The zeros become durable with the batch's own `fdatasync`.
+    fn preallocate(&mut self, end: u64, batch: u64) -> std::io::Result<()> {
+        if end <= self.alloc || batch > SMALL_BATCH {
+            return Ok(());
+        }
+        let target = end + PREALLOCATE;
+        let zeros = vec![0u8; (target - self.alloc).min(PREALLOCATE) as usize];
+        while self.alloc < target {
+            let n = (target - self.alloc).min(zeros.len() as u64) as usize;
+            self.file.write_all_at(&zeros[..n], self.alloc)?;
+            self.alloc += n as u64;
+        }
+        Ok(())
     }
 
     /// `fdatasync`: after it returns, every appended frame is durable.
@@ -146,20 +198,22 @@ impl Journal {
     /// failed, so nothing unacknowledged stays in front of later frames).
     pub fn truncate_to(&mut self, len: u64) -> Result<(), JournalError> {
         self.file.set_len(len).map_err(|e| JournalError::io(&self.path, e))?;
-        self.file.seek(SeekFrom::Start(len)).map_err(|e| JournalError::io(&self.path, e))?;
         self.len = len;
+        self.alloc = len;
         Ok(())
     }
 }
 
-/// The length of the valid prefix of the last segment. A damaged frame is a
-/// torn tail only if no valid frame starts anywhere after it.
-fn recover_tail(path: &Path, data: &[u8]) -> Result<u64, JournalError> {
+/// The length of the valid prefix of the last segment, and whether the rest
+/// is a zero tail (FORMAT.md §6.1). A damaged frame is a torn tail only if
+/// no valid frame starts anywhere after it.
+fn recover_tail(path: &Path, data: &[u8]) -> Result<(u64, bool), JournalError> {
     let mut at = SEGMENT_HEADER_LEN as usize;
     loop {
         match parse_frame(&data[at..]) {
-            Ok(None) => return Ok(at as u64),
+            Ok(None) => return Ok((at as u64, false)),
             Ok(Some((_, n))) => at += n,
+            Err(_) if data[at..].iter().all(|&b| b == 0) => return Ok((at as u64, true)),
             Err(e) => {
                 if let Some(next) = (at + 1..data.len()).find(|&o| matches!(parse_frame(&data[o..]), Ok(Some(_)))) {
                     return Err(JournalError::Corrupt {
@@ -168,7 +222,7 @@ fn recover_tail(path: &Path, data: &[u8]) -> Result<u64, JournalError> {
                         reason: format!("{e}, and a valid frame follows at offset {next}: not a torn write"),
                     });
                 }
-                return Ok(at as u64);
+                return Ok((at as u64, false));
             }
         }
     }

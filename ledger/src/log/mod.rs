@@ -348,7 +348,8 @@ impl Ledger {
     }
 
     /// Writes a final history checkpoint frame (if the tree grew since the
-    /// last one), fsyncs, and flushes the index. Call on shutdown.
+    /// last one), fsyncs, cuts the journal's zero tail (FORMAT.md §6.1), and
+    /// flushes the index. Call on shutdown.
     pub fn close(&self) -> Result<(), LedgerError> {
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         self.s.vis.drain();
@@ -364,6 +365,7 @@ impl Ledger {
             self.s.index.apply(b)?;
             w.tip.last_history = w.tip.next_seq;
         }
+        w.journal.cut_tail()?;
         self.s.index.flush()?;
         Ok(())
     }
