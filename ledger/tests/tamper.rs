@@ -231,6 +231,35 @@ fn hmac_tag_forged() {
 }
 
 #[test]
+fn an_hmac_key_used_outside_its_validity_is_reported_per_entry() {
+    let fx = fixture();
+    // The log's own HMAC key, but with a validity window that starts after
+    // every entry was recorded.
+    let ring = std::fs::read_to_string(fx.data.join("keys/keyring.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&ring).unwrap();
+    for k in v["keys"].as_array_mut().unwrap() {
+        if k["kind"] == "hmac-sha256" {
+            k["created_at_ns"] = serde_json::json!(9_000_000_000_000_000_000i64);
+            k["not_after_ns"] = serde_json::json!(9_100_000_000_000_000_000i64);
+        }
+    }
+    let keys = HmacKeySet::from_json(Path::new("auditor.json"), &v.to_string()).unwrap();
+    let r = verify(&VerifyInput {
+        journal_dir: &fx.data.join("journal"),
+        vkeys: &fx.vkeys,
+        hmac_keys: Some(&keys),
+        trusted_checkpoint: None,
+        progress: None,
+        start: None,
+    })
+    .unwrap();
+    assert_eq!((r.hmac_checked, r.finding_count), (50, 50), "{}", r.to_text());
+    assert_eq!(r.finding_counts.get(&K::HmacKeyNotValid), Some(&50));
+    assert_eq!(found(&r)[..2], [(K::HmacKeyNotValid, Some(0)), (K::HmacKeyNotValid, Some(1))]);
+    assert!(r.findings[0].detail.contains("was not valid at recorded_at"), "{}", r.findings[0].detail);
+}
+
+#[test]
 fn wrong_hmac_key() {
     let fx = fixture();
     let other = HmacKey::new([9u8; 32]);

@@ -103,13 +103,20 @@ impl SegmentScanner {
         self.offset
     }
 
-    /// Reads until `want` bytes are buffered or the file ends.
+    /// Reads until `want` bytes are buffered or the file ends. Each block is
+    /// a new buffer (records handed out keep theirs alive); `read_to_end`
+    /// reads into it without zero-filling it first.
     fn fill(&mut self, want: usize) -> Result<(), JournalError> {
         while self.buf.len() < want && !self.eof {
             let have = self.buf.len();
-            self.buf.resize(have + READ_BLOCK.max(want - have), 0);
-            let got = read_full(&mut self.file, &mut self.buf[have..]).map_err(|e| JournalError::io(&self.path, e))?;
-            self.buf.truncate(have + got);
+            let block = READ_BLOCK.max(want - have);
+            let mut next = Vec::with_capacity(have + block);
+            next.extend_from_slice(&self.buf);
+            let got = (&mut self.file)
+                .take(block as u64)
+                .read_to_end(&mut next)
+                .map_err(|e| JournalError::io(&self.path, e))?;
+            self.buf = BytesMut::from(bytes::Bytes::from(next));
             self.eof = got == 0;
         }
         Ok(())
@@ -175,18 +182,4 @@ impl SegmentScanner {
             self.fill(READ_BLOCK)?;
         }
     }
-}
-
-/// Reads until `buf` is full or EOF; returns the bytes read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }

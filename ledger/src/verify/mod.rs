@@ -19,7 +19,7 @@ use crate::hash::{Hash, to_hex};
 use crate::keys::HmacKeySet;
 use crate::merkle::CompactRange;
 use crate::note::{Checkpoint, Note, NoteError, NoteVerifier};
-use produce::{Chunk, Item, LeafItem};
+use produce::{Chunk, HmacOutcome, Item, LeafItem};
 
 /// Decoding and hashing threads at most (one per core below that).
 const MAX_WORKERS: usize = 8;
@@ -106,7 +106,7 @@ pub fn verify(input: &VerifyInput<'_>) -> Result<Report, VerifyError> {
         scope.spawn(move || produce::read(&segments, &raw_tx));
         for _ in 0..workers {
             let (tx, raw_rx) = (tx.clone(), &raw_rx);
-            scope.spawn(move || produce::work(raw_rx, &tx));
+            scope.spawn(move || produce::work(raw_rx, &tx, input.hmac_keys));
         }
         drop(tx);
         let (mut waiting, mut next) = (std::collections::BTreeMap::new(), 0u64);
@@ -332,33 +332,28 @@ impl<'a> Replay<'a> {
         }
     }
 
+    /// Reports the HMAC outcome the worker found (FORMAT.md §5).
     fn hmac_check(&mut self, leaf: &crate::leaf::Leaf, l: &LeafItem) {
-        let Some(keys) = self.input.hmac_keys else {
+        let Some(outcome) = l.hmac else {
             return;
         };
-        let seq = leaf.seq;
-        match keys.get(&l.hmac_key_id) {
-            None => self.find(
-                FindingKind::HmacKeyUnknown,
-                Some(seq),
-                format!("HMAC key {:?} is not in the key file", l.hmac_key_id),
-            ),
-            Some((key, entry)) => {
-                self.report.hmac_checked += 1;
-                if !key.verify(&l.leaf_hash, &l.hmac) {
-                    self.find(
-                        FindingKind::HmacMismatch,
-                        Some(seq),
-                        format!("HMAC tag does not verify under key {}", l.hmac_key_id),
-                    );
-                } else if !entry.valid_at(leaf.recorded_at) {
-                    self.find(
-                        FindingKind::HmacKeyNotValid,
-                        Some(seq),
-                        format!("key {} was not valid at recorded_at {}", l.hmac_key_id, leaf.recorded_at),
-                    );
-                }
+        let (seq, id) = (leaf.seq, &l.hmac_key_id);
+        if outcome != HmacOutcome::UnknownKey {
+            self.report.hmac_checked += 1;
+        }
+        match outcome {
+            HmacOutcome::Ok => {}
+            HmacOutcome::UnknownKey => {
+                self.find(FindingKind::HmacKeyUnknown, Some(seq), format!("HMAC key {id:?} is not in the key file"))
             }
+            HmacOutcome::Mismatch => {
+                self.find(FindingKind::HmacMismatch, Some(seq), format!("HMAC tag does not verify under key {id}"))
+            }
+            HmacOutcome::KeyNotValid => self.find(
+                FindingKind::HmacKeyNotValid,
+                Some(seq),
+                format!("key {id} was not valid at recorded_at {}", leaf.recorded_at),
+            ),
         }
     }
 

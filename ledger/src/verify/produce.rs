@@ -11,6 +11,7 @@ use prost::Message as _;
 use super::FindingKind;
 use crate::hash::{Hash, leaf_hash, sha256};
 use crate::journal::{FRAME_HEADER_LEN, JournalError, SegmentScanner};
+use crate::keys::HmacKeySet;
 use crate::leaf::{Leaf, LeafError, decode_leaf};
 use crate::record::{self, Decoded};
 
@@ -27,8 +28,31 @@ pub(super) struct LeafItem {
     pub payload_hash: Hash,
     pub payload_len: u64,
     pub hmac_key_id: String,
-    pub hmac: bytes::Bytes,
+    /// the HMAC check, done here when the auditor holds the keys
+    pub hmac: Option<HmacOutcome>,
     pub redacted_by: u64,
+}
+
+/// The HMAC tag of one entry against the auditor's keys (FORMAT.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HmacOutcome {
+    /// the key id is not among the keys
+    UnknownKey,
+    /// the tag does not verify
+    Mismatch,
+    /// the tag verifies but the key was not valid at `recorded_at`
+    KeyNotValid,
+    /// the tag verifies under a key valid at `recorded_at`
+    Ok,
+}
+
+fn hmac_outcome(keys: &HmacKeySet, key_id: &str, leaf_hash: &Hash, tag: &[u8], leaf: Option<&Leaf>) -> HmacOutcome {
+    match keys.get(key_id) {
+        None => HmacOutcome::UnknownKey,
+        Some((key, _)) if !key.verify(leaf_hash, tag) => HmacOutcome::Mismatch,
+        Some((_, entry)) if leaf.is_some_and(|l| !entry.valid_at(l.recorded_at)) => HmacOutcome::KeyNotValid,
+        Some(_) => HmacOutcome::Ok,
+    }
 }
 
 /// What the reading thread hands over.
@@ -49,8 +73,13 @@ pub(super) enum Raw {
 /// A numbered chunk (the replay applies chunks in number order).
 pub(super) type Chunk<T> = (u64, Vec<T>);
 
-/// Decodes and hashes chunks until the reader is done.
-pub(super) fn work(rx: &std::sync::Mutex<Receiver<Chunk<Raw>>>, tx: &SyncSender<Chunk<Item>>) {
+/// Decodes, hashes and checks HMAC tags (with `keys`) of chunks until the
+/// reader is done.
+pub(super) fn work(
+    rx: &std::sync::Mutex<Receiver<Chunk<Raw>>>,
+    tx: &SyncSender<Chunk<Item>>,
+    keys: Option<&HmacKeySet>,
+) {
     loop {
         let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
         let Ok((n, raws)) = next else { return };
@@ -59,7 +88,7 @@ pub(super) fn work(rx: &std::sync::Mutex<Receiver<Chunk<Raw>>>, tx: &SyncSender<
             .map(|r| match r {
                 Raw::Segment { first_seq } => Item::Segment { first_seq },
                 Raw::Bad { kind, detail, bytes } => Item::Bad { kind, detail, bytes },
-                Raw::Frame { path, offset, bytes } => item(path, offset, bytes),
+                Raw::Frame { path, offset, bytes } => item(path, offset, bytes, keys),
             })
             .collect();
         if tx.send((n, items)).is_err() {
@@ -112,7 +141,7 @@ pub(super) fn read(segments: &[(u64, std::path::PathBuf)], tx: &SyncSender<Chunk
     let _ = tx.send((n, chunk));
 }
 
-fn item(path: Arc<Path>, offset: u64, bytes: bytes::Bytes) -> Item {
+fn item(path: Arc<Path>, offset: u64, bytes: bytes::Bytes, keys: Option<&HmacKeySet>) -> Item {
     let frame_bytes = FRAME_HEADER_LEN + bytes.len() as u64;
     match record::decode(bytes) {
         Err(e) => Item::Bad {
@@ -129,17 +158,19 @@ fn item(path: Arc<Path>, offset: u64, bytes: bytes::Bytes) -> Item {
                 }
                 Err(x) => (None, Some(format!("{} offset {offset}: {x}", path.display()))),
             };
+            let leaf_hash = leaf_hash(&e.leaf);
+            let hmac = keys.map(|k| hmac_outcome(k, &e.hmac_key_id, &leaf_hash, &e.hmac, leaf.as_ref()));
             Item::Leaf(Box::new(LeafItem {
                 segment: path,
                 offset,
                 bytes: frame_bytes,
                 leaf,
                 leaf_error,
-                leaf_hash: leaf_hash(&e.leaf),
+                leaf_hash,
                 payload_hash: sha256(&e.payload),
                 payload_len: e.payload.len() as u64,
                 hmac_key_id: e.hmac_key_id,
-                hmac: e.hmac,
+                hmac,
                 redacted_by: e.redacted_by,
             }))
         }
