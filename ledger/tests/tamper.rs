@@ -105,6 +105,19 @@ fn run(fx: &Fixture, journal: &Path, trusted: Option<&str>) -> Report {
     .unwrap()
 }
 
+/// Verifies the fixture's journal with an auditor's own HMAC key file.
+fn run_with_keys(fx: &Fixture, keys: &HmacKeySet) -> Report {
+    verify(&VerifyInput {
+        journal_dir: &fx.data.join("journal"),
+        vkeys: &fx.vkeys,
+        hmac_keys: Some(keys),
+        trusted_checkpoint: None,
+        progress: None,
+        start: None,
+    })
+    .unwrap()
+}
+
 /// (kind, seq) of every finding.
 fn found(r: &Report) -> Vec<(K, Option<u64>)> {
     r.findings.iter().map(|f| (f.kind, f.seq)).collect()
@@ -244,15 +257,7 @@ fn an_hmac_key_used_outside_its_validity_is_reported_per_entry() {
         }
     }
     let keys = HmacKeySet::from_json(Path::new("auditor.json"), &v.to_string()).unwrap();
-    let r = verify(&VerifyInput {
-        journal_dir: &fx.data.join("journal"),
-        vkeys: &fx.vkeys,
-        hmac_keys: Some(&keys),
-        trusted_checkpoint: None,
-        progress: None,
-        start: None,
-    })
-    .unwrap();
+    let r = run_with_keys(&fx, &keys);
     assert_eq!((r.hmac_checked, r.finding_count), (50, 50), "{}", r.to_text());
     assert_eq!(r.finding_counts.get(&K::HmacKeyNotValid), Some(&50));
     assert_eq!(found(&r)[..2], [(K::HmacKeyNotValid, Some(0)), (K::HmacKeyNotValid, Some(1))]);
@@ -268,15 +273,7 @@ fn wrong_hmac_key() {
         other.id()
     );
     let keys = HmacKeySet::from_json(Path::new("auditor.json"), &json).unwrap();
-    let r = verify(&VerifyInput {
-        journal_dir: &fx.data.join("journal"),
-        vkeys: &fx.vkeys,
-        hmac_keys: Some(&keys),
-        trusted_checkpoint: None,
-        progress: None,
-        start: None,
-    })
-    .unwrap();
+    let r = run_with_keys(&fx, &keys);
     assert_eq!(r.finding_count, 50);
     assert_eq!(r.finding_counts.get(&K::HmacKeyUnknown), Some(&50));
     assert_eq!(r.findings[0].seq, Some(0));
