@@ -146,8 +146,16 @@ fn small_batches_go_into_a_zero_tail_that_reopening_keeps_and_closing_cuts() {
     let mut s = SegmentScanner::open(&seg, first, None).unwrap();
     while s.next_frame().unwrap().is_some() {}
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), s.offset(), "a clean shutdown cuts the tail");
-    // A non-zero byte after a zero header is damage, named with its offset.
+    // A zero tail shorter than a frame header is an end too, for verify and for the open.
     let data = std::fs::read(&seg).unwrap();
+    let mut short = data.clone();
+    short.extend_from_slice(&[0; 3]);
+    std::fs::write(&seg, &short).unwrap();
+    assert!(ledger::verify::verify(&input()).unwrap().ok, "three zero bytes after the frames");
+    let j = Journal::open(&journal, 64 << 20).unwrap();
+    assert_eq!((j.len(), j.truncated_on_open().is_none()), (data.len() as u64, true));
+    drop(j);
+    // A non-zero byte after a zero header is damage, named with its offset.
     let mut tailed = data.clone();
     tailed.resize(data.len() + 8192, 0);
     tailed[data.len() + 5000] = 1;
@@ -216,6 +224,12 @@ fn segments_roll_and_sealed_segments_never_change() {
             let seq = ledger::leaf::decode_leaf(&e.leaf).unwrap().seq;
             assert_eq!(seq, *first, "segment named after its first entry");
         }
+    }
+    // Sealing cut the zero tail (FORMAT.md §6.1): a sealed segment ends at its last frame.
+    for (first, p) in &segs[..segs.len() - 1] {
+        let mut s = SegmentScanner::open(p, *first, None).unwrap();
+        while s.next_frame().unwrap().is_some() {}
+        assert_eq!(std::fs::metadata(p).unwrap().len(), s.offset(), "{} keeps a zero tail", p.display());
     }
     l.close().unwrap();
     drop(l);

@@ -136,17 +136,17 @@ impl SegmentScanner {
         if self.buf.is_empty() {
             return Ok(None);
         }
-        if self.buf.len() < head {
-            return Err(corrupt(self, FrameError::Truncated));
-        }
-        let len = u32::from_le_bytes(self.buf[0..4].try_into().expect("4 bytes"));
-        let crc = u32::from_le_bytes(self.buf[4..8].try_into().expect("4 bytes"));
-        if len == 0 && crc == 0 {
+        if self.buf[..head.min(self.buf.len())].iter().all(|&b| b == 0) {
             return match self.first_non_zero()? {
                 None => Ok(None),
                 Some(o) => Err(corrupt(self, FrameError::DataAfterEnd(o))),
             };
         }
+        if self.buf.len() < head {
+            return Err(corrupt(self, FrameError::Truncated));
+        }
+        let len = u32::from_le_bytes(self.buf[0..4].try_into().expect("4 bytes"));
+        let crc = u32::from_le_bytes(self.buf[4..8].try_into().expect("4 bytes"));
         if len == 0 || len > MAX_FRAME_LEN {
             return Err(corrupt(self, FrameError::BadLength(len)));
         }
@@ -162,9 +162,7 @@ impl SegmentScanner {
         self.offset += end as u64;
         Ok(Some((at, record)))
     }
-}
 
-impl SegmentScanner {
     /// Reads the rest of the file: the offset of its first non-zero byte,
     /// `None` when it is all zero (a preallocated tail, FORMAT.md §6.1).
     /// `offset` stays at the zero header: the end of the frames.

@@ -173,19 +173,15 @@ impl Journal {
         Ok(at)
     }
 
-    /// Zero-fills ahead when a small batch would not fit in the zero tail.
-    /// The zeros become durable with the batch's own `fdatasync`.
+    /// Zero-fills `PREALLOCATE` bytes past `end` when a small batch would
+    /// not fit in the zero tail (the batch itself covers up to `end`). The
+    /// zeros become durable with the batch's own `fdatasync`.
     fn preallocate(&mut self, end: u64, batch: u64) -> std::io::Result<()> {
         if end <= self.alloc || batch > SMALL_BATCH {
             return Ok(());
         }
-        let target = end + PREALLOCATE;
-        let zeros = vec![0u8; (target - self.alloc).min(PREALLOCATE) as usize];
-        while self.alloc < target {
-            let n = (target - self.alloc).min(zeros.len() as u64) as usize;
-            self.file.write_all_at(&zeros[..n], self.alloc)?;
-            self.alloc += n as u64;
-        }
+        self.file.write_all_at(&vec![0u8; PREALLOCATE as usize], end)?;
+        self.alloc = end + PREALLOCATE;
         Ok(())
     }
 
