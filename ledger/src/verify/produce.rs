@@ -28,7 +28,8 @@ pub(super) struct LeafItem {
     pub payload_hash: Hash,
     pub payload_len: u64,
     pub hmac_key_id: String,
-    /// the HMAC check, done here when the auditor holds the keys
+    /// the HMAC check, done here when the auditor holds the keys and the
+    /// leaf decodes
     pub hmac: Option<HmacOutcome>,
     pub redacted_by: u64,
 }
@@ -46,11 +47,11 @@ pub(super) enum HmacOutcome {
     Ok,
 }
 
-fn hmac_outcome(keys: &HmacKeySet, key_id: &str, leaf_hash: &Hash, tag: &[u8], leaf: Option<&Leaf>) -> HmacOutcome {
+fn hmac_outcome(keys: &HmacKeySet, key_id: &str, leaf_hash: &Hash, tag: &[u8], leaf: &Leaf) -> HmacOutcome {
     match keys.get(key_id) {
         None => HmacOutcome::UnknownKey,
         Some((key, _)) if !key.verify(leaf_hash, tag) => HmacOutcome::Mismatch,
-        Some((_, entry)) if leaf.is_some_and(|l| !entry.valid_at(l.recorded_at)) => HmacOutcome::KeyNotValid,
+        Some((_, entry)) if !entry.valid_at(leaf.recorded_at) => HmacOutcome::KeyNotValid,
         Some(_) => HmacOutcome::Ok,
     }
 }
@@ -159,7 +160,8 @@ fn item(path: Arc<Path>, offset: u64, bytes: bytes::Bytes, keys: Option<&HmacKey
                 Err(x) => (None, Some(format!("{} offset {offset}: {x}", path.display()))),
             };
             let leaf_hash = leaf_hash(&e.leaf);
-            let hmac = keys.map(|k| hmac_outcome(k, &e.hmac_key_id, &leaf_hash, &e.hmac, leaf.as_ref()));
+            // An entry without a leaf gets no HMAC outcome: the replay reports the leaf.
+            let hmac = keys.zip(leaf.as_ref()).map(|(k, l)| hmac_outcome(k, &e.hmac_key_id, &leaf_hash, &e.hmac, l));
             Item::Leaf(Box::new(LeafItem {
                 segment: path,
                 offset,
