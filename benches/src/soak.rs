@@ -169,15 +169,13 @@ async fn tail(ch: Channel, which: usize, subject: &str, c: Arc<Counts>) -> Vec<u
     seqs
 }
 
-/// Request-table levels for `entries` request ids: level `k` has
-/// `2^(16+k)` slots and takes records until half full (FORMAT.md §10.3).
-fn request_levels(entries: u64) -> u64 {
-    let (mut levels, mut capacity) = (1, 1u64 << 15);
-    while capacity < entries {
-        capacity += 1 << (15 + levels);
-        levels += 1;
-    }
-    levels
+/// Request-table level files of the default log (FORMAT.md §10.3): each
+/// stays open, and their number grows with log₂ of the log.
+fn request_levels(data: &std::path::Path) -> u64 {
+    let index = ledger::layout::log_dir(data, "default").join("index");
+    let is_level = |n: &str| n.starts_with("requests-") && n.ends_with(".tbl");
+    std::fs::read_dir(index)
+        .map_or(0, |d| d.filter_map(|e| e.ok()).filter(|e| is_level(&e.file_name().to_string_lossy())).count() as u64)
 }
 
 /// Runs the soak; returns false on failure.
@@ -187,10 +185,9 @@ pub async fn run(ledgerd: &str, minutes: f64, rate: u64, preload: u64) -> bool {
     let pid = server.pid().expect("running");
     // Open files are bounded by construction: what ledgerd opens at start,
     // plus at most 64 segment files in the reader cache, plus the soak's
-    // connections (16), plus one file per request-table level the log will
-    // have at its end (FORMAT.md §10.3: a level per doubling).
-    let end = preload + (rate as f64 * minutes * 60.0) as u64;
-    let fd_bound = sample(pid).1 + 64 + 16 + request_levels(end);
+    // connections (16), plus the request-table levels added since (counted
+    // at each sample).
+    let fd_base = sample(pid).1 - request_levels(&dir) + 64 + 16;
     if preload > 0 {
         let t = Instant::now();
         crate::load::preload(&server.url, preload).await;
@@ -219,6 +216,7 @@ pub async fn run(ledgerd: &str, minutes: f64, rate: u64, preload: u64) -> bool {
     while Instant::now() < until {
         tokio::time::sleep(Duration::from_secs(10)).await;
         let (rss, fds) = sample(pid);
+        let bound = fd_base + request_levels(&dir);
         let t = started.elapsed().as_secs();
         println!(
             "{t:>6} {:>10} {:>9} {:>8} {rss:>10} {fds:>8} {:>7}",
@@ -227,7 +225,7 @@ pub async fn run(ledgerd: &str, minutes: f64, rate: u64, preload: u64) -> bool {
             c.proofs.load(Relaxed),
             c.errors.load(Relaxed)
         );
-        samples.push((t, rss, fds));
+        samples.push((t, rss, fds, bound));
     }
     for l in load {
         let _ = l.await;
@@ -249,9 +247,9 @@ pub async fn run(ledgerd: &str, minutes: f64, rate: u64, preload: u64) -> bool {
         && tail_sub_ok
         && code == Some(0)
         && rss_growth < 1.25
-        && samples.iter().all(|s| s.2 <= fd_bound);
+        && samples.iter().all(|s| s.2 <= s.3);
     println!(
-        "soak {minutes} min: {appended} appended, {} queries, {} proofs checked, tails {}+{} entries (complete and in order: {tail_ok}), errors {}, RSS {} -> {} KiB (x{rss_growth:.2} after the first minute), fds {} -> {} (bound {fd_bound}), ledgerd exit {code:?}: {}",
+        "soak {minutes} min: {appended} appended, {} queries, {} proofs checked, tails {}+{} entries (complete and in order: {tail_ok}), errors {}, RSS {} -> {} KiB (x{rss_growth:.2} after the first minute), fds {} -> {} (bound {}), ledgerd exit {code:?}: {}",
         c.queries.load(Relaxed),
         c.proofs.load(Relaxed),
         seqs[0].len(),
@@ -261,6 +259,7 @@ pub async fn run(ledgerd: &str, minutes: f64, rate: u64, preload: u64) -> bool {
         last.1,
         warm.2,
         last.2,
+        last.3,
         if ok { "PASS" } else { "FAIL" }
     );
     let _ = std::fs::remove_dir_all(&dir);
