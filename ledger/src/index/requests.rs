@@ -175,12 +175,13 @@ impl Level {
         Ok(())
     }
 
-    /// Inserts records (skipping one already there); one read and one write
-    /// per probe window touched (`PROBE_SLOTS` slots, 256 bytes: a 4 KiB
+    /// Inserts records (skipping one already there); one read per probe
+    /// window touched and one write per window that took a record (`PROBE_SLOTS` slots, 256 bytes: a 4 KiB
     /// block per window was 16× the copying for one 16-byte record).
     fn insert(&mut self, records: &[(u64, u64)]) -> Result<(), IndexError> {
         const WINDOW: usize = (PROBE_SLOTS * RECORD) as usize;
-        let mut windows: std::collections::HashMap<u64, [u8; WINDOW]> = std::collections::HashMap::new();
+        // window → (its slots, whether a record was put in it)
+        let mut windows: std::collections::HashMap<u64, ([u8; WINDOW], bool)> = std::collections::HashMap::new();
         for &(h, seq) in records {
             let mut slot = self.home(h);
             loop {
@@ -188,12 +189,12 @@ impl Level {
                     return Err(IndexError::Decode { tree: "request", reason: "request table overflow".into() });
                 }
                 let w = slot / PROBE_SLOTS;
-                let buf = match windows.entry(w) {
+                let (buf, dirty) = match windows.entry(w) {
                     std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                     std::collections::hash_map::Entry::Vacant(v) => {
                         let mut buf = [0u8; WINDOW];
                         self.file.read_exact_at(&mut buf, BLOCK + w * WINDOW as u64).map_err(io(&self.path))?;
-                        v.insert(buf)
+                        v.insert((buf, false))
                     }
                 };
                 let i = slot % PROBE_SLOTS;
@@ -202,6 +203,7 @@ impl Level {
                     let at = (i * RECORD) as usize;
                     buf[at..at + 8].copy_from_slice(&h.to_le_bytes());
                     buf[at + 8..at + 16].copy_from_slice(&(seq + 1).to_le_bytes());
+                    *dirty = true;
                     self.count += 1;
                     break;
                 }
@@ -211,7 +213,7 @@ impl Level {
                 slot += 1;
             }
         }
-        let mut dirty: Vec<_> = windows.into_iter().collect();
+        let mut dirty: Vec<_> = windows.into_iter().filter(|(_, (_, d))| *d).map(|(w, (buf, _))| (w, buf)).collect();
         dirty.sort_unstable_by_key(|(w, _)| *w);
         for (w, buf) in dirty {
             self.file.write_all_at(&buf, BLOCK + w * WINDOW as u64).map_err(io(&self.path))?;
