@@ -18,6 +18,8 @@ pub struct IndexBatch {
     pub(super) checkpoints: Vec<(u64, String)>,
     pub(super) artifacts: Vec<(Hash, ArtifactRow)>,
     pub(super) through: Option<u64>,
+    /// re-indexes entries a previous process may have indexed (catch-up)
+    pub(super) replayed: bool,
 }
 
 /// The indexed fields of one entry.
@@ -121,6 +123,15 @@ impl IndexBatch {
         self.checkpoints.extend(next.checkpoints);
         self.artifacts.extend(next.artifacts);
         self.through = self.through.max(next.through);
+        self.replayed |= next.replayed;
+    }
+
+    /// Marks the batch as re-indexing entries that sled may already hold
+    /// beyond its `indexed_through` (catch-up on open): each value's last
+    /// seq in sled is looked up, so no seq is added twice.
+    pub fn replayed(mut self) -> Self {
+        self.replayed = true;
+        self
     }
 
     /// True when it writes nothing.

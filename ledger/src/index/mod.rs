@@ -11,10 +11,12 @@ mod filter;
 mod flat;
 mod postings;
 mod requests;
+mod tail;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use bincode::{Decode, Encode};
 use serde::Serialize;
@@ -29,8 +31,6 @@ const THROUGH_KEY: &[u8] = b"indexed_through";
 /// The index layout version (FORMAT.md §10); another one is rebuilt.
 const FORMAT_KEY: &[u8] = b"index_format";
 const FORMAT: u64 = 3;
-/// Most seqs in one postings list (a list grows until then, batch by batch).
-const POSTINGS_MAX: usize = 128;
 /// sled's page cache (its default is 1 GiB; the hot data, positions and Merkle
 /// nodes, lives in the flat files and the OS page cache).
 const SLED_CACHE_BYTES: u64 = 64 << 20;
@@ -165,7 +165,12 @@ fn open_db(path: &Path) -> Result<sled::Db, IndexError> {
 pub struct Index {
     db: sled::Db,
     flat: Arc<flat::FlatStore>,
-    flat_start: Arc<std::sync::atomic::AtomicU64>,
+    flat_start: Arc<AtomicU64>,
+    /// entries whose postings are in sled or the tail (sled's own mark, `indexed_through`, moves only when the tail is written out)
+    postings_through: Arc<AtomicU64>,
+    /// sled's `indexed_through` as last read or written
+    sled_mark: Arc<AtomicU64>,
+    tail: Arc<RwLock<tail::Tail>>,
     meta: sled::Tree,
     requests: Arc<requests::RequestIndex>,
     category: sled::Tree,
@@ -200,6 +205,9 @@ impl Index {
         let index = Self {
             flat: Arc::new(flat::FlatStore::open(path)?),
             flat_start: Arc::default(),
+            postings_through: Arc::default(),
+            sled_mark: Arc::default(),
+            tail: Arc::default(),
             meta: t("meta")?,
             requests: Arc::new(requests),
             category: t("category")?,
@@ -212,9 +220,12 @@ impl Index {
         index.check_layout()?;
         // The flat files and sled are flushed independently: the flat files
         // keep what they hold completely; catch-up redoes the rest.
-        let kept = index.flat.reconcile(index.sled_through()?)?;
+        let sled_through = index.sled_through()?;
+        let kept = index.flat.reconcile(sled_through)?;
         // The request tables are durable through their own mark (synced about once a second).
-        index.flat_start.store(kept.min(requests_through), std::sync::atomic::Ordering::SeqCst);
+        index.flat_start.store(kept.min(requests_through), Ordering::SeqCst);
+        index.postings_through.store(sled_through, Ordering::SeqCst);
+        index.sled_mark.store(sled_through, Ordering::SeqCst);
         Ok(index)
     }
 
@@ -240,37 +251,46 @@ impl Index {
         self.requests.insert(records, through)
     }
 
-    /// Adds a batch's postings: each value's seqs extend its last list
-    /// while that holds fewer than POSTINGS_MAX (a replayed batch adds
-    /// nothing); otherwise they start a new list.
-    fn apply_postings(&self, postings: &HashMap<(Secondary, String), Vec<u64>>) -> Result<(), IndexError> {
+    /// Adds a batch's postings to the tail (FORMAT.md §10.2) and writes
+    /// the lists that are ready (`all`: every one, and then the tail is
+    /// empty). In a replayed batch, a value the tail does not know first
+    /// looks up its last seq in sled, so nothing is written twice. Returns
+    /// whether the tail is empty.
+    fn apply_postings(
+        &self,
+        postings: &HashMap<tail::Key, Vec<u64>>,
+        replayed: bool,
+        all: bool,
+    ) -> Result<bool, IndexError> {
+        let mut written = HashMap::new();
+        if replayed {
+            let tail = self.tail.read().unwrap_or_else(|p| p.into_inner());
+            for key in postings.keys().filter(|k| !tail.knows(k)) {
+                let (tree, name) = self.tree(key.0);
+                let last = postings::scan(tree, name, &key.1, (0, u64::MAX), true, 1)?.first().copied();
+                written.insert(key, last);
+            }
+        }
+        let ready = {
+            let mut tail = self.tail.write().unwrap_or_else(|p| p.into_inner());
+            for (key, seqs) in postings {
+                tail.add(key, seqs, written.get(key).copied().flatten());
+            }
+            tail.ready(all)
+        };
+        // Written before they leave the tail: a reader looks at the tail first, then sled.
         let mut lists: [sled::Batch; 3] = Default::default();
-        for ((s, value), seqs) in postings {
-            let (tree, name) = self.tree(*s);
-            let mut prefix = value.as_bytes().to_vec();
-            prefix.push(0);
-            let mut merged = Vec::new();
-            if let Some(kv) = tree.scan_prefix(&prefix).next_back() {
-                let (k, v) = kv?;
-                let old = postings::decode(name, &v)?;
-                let last = old.last().copied().unwrap_or(0);
-                if old.len() < POSTINGS_MAX {
-                    lists[s.slot()].remove(k);
-                    merged = old;
-                }
-                merged.extend(seqs.iter().filter(|&&x| x > last));
-            } else {
-                merged.extend_from_slice(seqs);
-            }
-            if let Some(&last) = merged.last() {
-                lists[s.slot()].insert(postings::key(value, last), postings::encode(&merged));
-            }
+        for ((s, value), seqs) in &ready {
+            let last = *seqs.last().expect("lists are not empty");
+            lists[s.slot()].insert(postings::key(value, last), postings::encode(seqs));
         }
         let [c, sj, a] = lists;
         self.category.apply_batch(c)?;
         self.subject.apply_batch(sj)?;
         self.actor.apply_batch(a)?;
-        Ok(())
+        let mut tail = self.tail.write().unwrap_or_else(|p| p.into_inner());
+        tail.written(&ready);
+        Ok(tail.is_empty())
     }
 
     /// Applies a batch; `indexed_through` moves only after every tree.
@@ -282,7 +302,12 @@ impl Index {
             self.flat.write_nodes(*level, *first, bytes)?;
         }
         self.apply_requests(&b.requests, b.through)?;
-        self.apply_postings(&b.postings)?;
+        if let Some(t) = b.through {
+            self.postings_through.fetch_max(t, Ordering::SeqCst);
+        }
+        let due =
+            self.postings_through.load(Ordering::SeqCst) >= self.sled_mark.load(Ordering::SeqCst) + tail::FLUSH_ENTRIES;
+        let tail_empty = self.apply_postings(&b.postings, b.replayed, due)?;
         let mut checkpoints = sled::Batch::default();
         for (size, note) in &b.checkpoints {
             checkpoints.insert(&size.to_be_bytes(), note.as_bytes());
@@ -294,26 +319,43 @@ impl Index {
             let _ = self.artifact.compare_and_swap(b3, None as Option<&[u8]>, Some(value))?;
         }
         if let Some(t) = b.through {
-            self.flat_start.fetch_max(t, std::sync::atomic::Ordering::SeqCst);
-            let sled = self.sled_through()?;
-            self.meta.insert(THROUGH_KEY, &t.max(sled).to_be_bytes())?;
+            self.flat_start.fetch_max(t, Ordering::SeqCst);
+        }
+        if tail_empty {
+            self.mark_sled_through()?;
         }
         Ok(())
     }
 
-    /// Asks sled to write its buffers (not an fsync guarantee; sled#1452).
+    /// Moves sled's `indexed_through` to every entry applied (the tail is
+    /// empty: sled holds their postings).
+    fn mark_sled_through(&self) -> Result<(), IndexError> {
+        let t = self.postings_through.load(Ordering::SeqCst);
+        if t > self.sled_mark.load(Ordering::SeqCst) {
+            self.meta.insert(THROUGH_KEY, &t.to_be_bytes())?;
+            self.sled_mark.store(t, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Writes the postings tail out, then asks sled to write its buffers
+    /// (not an fsync guarantee; sled#1452).
     pub fn flush(&self) -> Result<(), IndexError> {
+        if self.apply_postings(&HashMap::new(), false, true)? {
+            self.mark_sled_through()?;
+        }
         self.requests.sync()?;
         self.db.flush()?;
         Ok(())
     }
 
-    /// Number of entries indexed in every part (flat files and sled).
+    /// Number of entries indexed in every part (flat files, sled and the
+    /// postings tail).
     pub fn indexed_through(&self) -> Result<u64, IndexError> {
-        Ok(self.sled_through()?.min(self.flat_start.load(std::sync::atomic::Ordering::SeqCst)))
+        Ok(self.postings_through.load(Ordering::SeqCst).min(self.flat_start.load(Ordering::SeqCst)))
     }
 
-    /// Number of entries sled's trees hold.
+    /// Number of entries sled's trees hold (durably, as far as sled is).
     pub fn sled_through(&self) -> Result<u64, IndexError> {
         self.meta.get(THROUGH_KEY)?.map_or(Ok(0), |v| be_u64("meta", &v))
     }
@@ -348,8 +390,21 @@ impl Index {
         desc: bool,
         limit: usize,
     ) -> Result<Vec<u64>, IndexError> {
+        // The tail first, then sled: a list leaves the tail only after it is in sled.
+        let held = self.tail.read().unwrap_or_else(|p| p.into_inner()).seqs(&(s, value.to_owned()));
+        let in_sled = to.min(held.first().copied().unwrap_or(u64::MAX));
+        let held = held.into_iter().filter(|x| (from..to).contains(x));
         let (tree, name) = self.tree(s);
-        postings::scan(tree, name, value, (from, to), desc, limit)
+        if desc {
+            let mut out: Vec<u64> = held.rev().take(limit).collect();
+            let more = postings::scan(tree, name, value, (from, in_sled), true, limit - out.len())?;
+            out.extend(more);
+            return Ok(out);
+        }
+        let mut out = postings::scan(tree, name, value, (from, in_sled), false, limit)?;
+        let room = limit - out.len();
+        out.extend(held.take(room));
+        Ok(out)
     }
 
     /// The last seq below `before` with this subject.
@@ -441,5 +496,47 @@ mod tests {
             assert_eq!(index.request_candidates(request_hash(&format!("req-{seq}"))).unwrap(), vec![seq]);
         }
         assert!(index.request_candidates(request_hash("req-9")).unwrap().is_empty());
+    }
+
+    /// Postings written out (a full flush, then a reopen) are not added
+    /// again by a replayed batch that overlaps them, and the tail and sled
+    /// read as one list.
+    #[test]
+    fn a_replayed_batch_after_a_flush_adds_no_written_postings() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let index = Index::open(dir.path()).unwrap();
+            index.apply(batch(0..300)).unwrap();
+            index.flush().unwrap();
+            assert_eq!(index.sled_through().unwrap(), 300);
+        }
+        let index = Index::open(dir.path()).unwrap();
+        index.apply(batch(250..400).replayed()).unwrap();
+        assert!(!index.tail.read().unwrap().is_empty(), "seqs 300..400 wait in the tail");
+        assert_eq!(index.sled_through().unwrap(), 300, "sled's mark waits for the tail");
+        assert_eq!(index.indexed_through().unwrap(), 400);
+        let all = index.scan(Secondary::Subject, "INC-1", 0, 1000, false, 1000).unwrap();
+        assert_eq!(all, (0..400).collect::<Vec<u64>>());
+        let all = index.scan(Secondary::Category, "alert_ack", 0, 1000, true, 1000).unwrap();
+        assert_eq!(all, (0..400).rev().collect::<Vec<u64>>());
+        let newest = index.scan(Secondary::Subject, "INC-1", 100, 350, true, 60).unwrap();
+        assert_eq!(newest, (290..350).rev().collect::<Vec<u64>>());
+        assert_eq!(index.last_with_subject("INC-1", 299).unwrap(), Some(298));
+    }
+
+    /// The whole tail is written every `FLUSH_ENTRIES` entries, so sled's
+    /// mark (and the catch-up after a crash) never lags further.
+    #[test]
+    fn the_tail_is_written_out_every_flush_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path()).unwrap();
+        index.apply(batch(0..1000)).unwrap();
+        assert_eq!(index.sled_through().unwrap(), 0);
+        let end = tail::FLUSH_ENTRIES + 10;
+        index.apply(batch(1000..end)).unwrap();
+        assert_eq!(index.sled_through().unwrap(), end);
+        assert!(index.tail.read().unwrap().is_empty());
+        let newest = index.scan(Secondary::Subject, "INC-1", 0, end, true, 3).unwrap();
+        assert_eq!(newest, vec![end - 1, end - 2, end - 3]);
     }
 }

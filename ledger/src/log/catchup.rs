@@ -47,13 +47,13 @@ pub(super) fn catch_up(index: &Index, dir: &Path) -> Result<u64, LedgerError> {
                     range.push(h, |l, i, n| batch.add_node(l, i, n));
                     expect += 1;
                     if (expect - through) % CHUNK == 0 {
-                        index.apply(std::mem::take(&mut batch))?;
+                        index.apply(std::mem::take(&mut batch).replayed())?;
                     }
                 }
             }
         }
     }
-    index.apply(batch)?;
+    index.apply(batch.replayed())?;
     Ok(expect - through)
 }
 
