@@ -116,9 +116,7 @@ impl Policy {
         {
             return Err(PolicyError::NotAllowed { actor: e.actor.to_string(), category: category.to_owned() });
         }
-        let obj = e.payload.object();
-        let missing: Vec<String> =
-            rule.required.iter().filter(|f| obj.get(f.as_str()).is_none_or(|v| v.is_null())).cloned().collect();
+        let missing: Vec<String> = rule.required.iter().filter(|f| !e.payload.has_field(f)).cloned().collect();
         if !missing.is_empty() {
             return Err(PolicyError::MissingFields { category: category.to_owned(), fields: missing });
         }

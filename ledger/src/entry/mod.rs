@@ -4,6 +4,8 @@
 //!
 //! Owns: input limits and checks. Must not: assign seq, time or hashes.
 
+mod payload_json;
+
 use serde::{Deserialize, Serialize};
 
 /// A field that failed validation, and why.
@@ -151,7 +153,7 @@ impl RequestId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payload {
     bytes: Vec<u8>,
-    object: serde_json::Map<String, serde_json::Value>,
+    fields: payload_json::Fields,
 }
 
 impl Payload {
@@ -161,18 +163,21 @@ impl Payload {
             let max = limits.max_payload_bytes;
             return Err(ValidationError::new("payload", format!("{} bytes, at most {max} allowed", bytes.len())));
         }
-        let depth = json_depth(&bytes);
-        if depth > limits.max_payload_depth {
-            let max = limits.max_payload_depth;
-            return Err(ValidationError::new("payload", format!("nesting depth {depth} exceeds {max}")));
-        }
         let text =
             std::str::from_utf8(&bytes).map_err(|e| ValidationError::new("payload", format!("not UTF-8: {e}")))?;
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| ValidationError::new("payload", format!("not valid JSON: {e}")))?;
-        match value {
-            serde_json::Value::Object(object) => Ok(Self { bytes, object }),
-            other => Err(ValidationError::new("payload", format!("must be a JSON object, got {}", json_kind(&other)))),
+        let too_deep = |depth: usize| {
+            let max = limits.max_payload_depth;
+            ValidationError::new("payload", format!("nesting depth {depth} exceeds {max}"))
+        };
+        match payload_json::shape(text) {
+            Ok((_, depth)) if depth > limits.max_payload_depth => Err(too_deep(depth)),
+            Ok((payload_json::Shape::Object(fields), _)) => Ok(Self { bytes, fields }),
+            Ok((payload_json::Shape::Other(kind), _)) => {
+                Err(ValidationError::new("payload", format!("must be a JSON object, got {kind}")))
+            }
+            // Too deep for the parser, or invalid: a depth over the limit is named first.
+            Err(_) if json_depth(&bytes) > limits.max_payload_depth => Err(too_deep(json_depth(&bytes))),
+            Err(e) => Err(ValidationError::new("payload", format!("not valid JSON: {e}"))),
         }
     }
 
@@ -182,30 +187,20 @@ impl Payload {
     }
 
     /// Moves the bytes out (the writer, once the leaf commits to them),
-    /// leaving the parsed object.
+    /// leaving the top-level fields.
     pub(crate) fn take_bytes(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.bytes)
     }
 
-    /// The parsed object.
-    pub fn object(&self) -> &serde_json::Map<String, serde_json::Value> {
-        &self.object
+    /// Whether the top-level field `name` is present and not null (a
+    /// repeated name: its last value counts, as in `serde_json::Value`).
+    pub fn has_field(&self, name: &str) -> bool {
+        self.fields.iter().rev().find(|(n, _)| n == name).is_some_and(|f| f.1)
     }
 }
 
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
-    }
-}
-
-/// Maximum nesting of `[`/`{` outside strings (checked before parsing so a
-/// deep document cannot exhaust the parser's stack).
+/// Maximum nesting of `[`/`{` outside strings: the depth named when a text
+/// the walk refused is too deep (serde_json stops at 128 levels).
 fn json_depth(bytes: &[u8]) -> usize {
     let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
     for &b in bytes {
