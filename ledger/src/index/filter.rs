@@ -1,5 +1,5 @@
-//! Bloom filters over the request tables' sealed levels (FORMAT.md §10.3),
-//! so a lookup of a new request id reads only the newest level from disk.
+//! Bloom filters over the request tables' levels (FORMAT.md §10.3), so a
+//! lookup of a new request id usually reads no level from disk.
 //!
 //! A filter file `requests-<KK>.flt` is `magic ‖ u64le bits ‖ u32le crc32c
 //! of the bit array ‖ bit array`; a missing or damaged one is rebuilt from

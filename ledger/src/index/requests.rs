@@ -12,8 +12,9 @@
 //! (hash collisions are possible, wrong answers are not).
 //!
 //! A level that is no longer the newest is sealed: it never changes again
-//! and gets a Bloom filter (`filter`), so a lookup of a new request id
-//! usually reads only the newest level.
+//! and gets a Bloom filter (`filter`) on disk. The newest level's filter is
+//! kept in memory (built in the background on open), so a lookup of a new
+//! request id usually reads no level at all.
 //!
 //! Durability: inserts are written at once and fdatasynced about once a
 //! second; after each sync the newest header's `through` says which entries'
@@ -28,7 +29,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use super::filter::Filter;
 use super::{IndexError, io};
@@ -61,8 +62,11 @@ struct Level {
     bits: u32,
     /// records in it
     count: u64,
-    /// a Bloom filter of its hashes, once it is sealed (no longer the newest)
+    /// a Bloom filter of its hashes: a sealed level's from its `.flt` file;
+    /// the newest level's kept in memory (`None` while it is being built)
     filter: Option<Filter>,
+    /// hashes inserted while the newest level's filter is being built
+    building: Option<Vec<u64>>,
 }
 
 impl Level {
@@ -78,7 +82,9 @@ impl Level {
         let path = dir.join(format!("requests-{k:02}.tbl"));
         let file =
             OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).map_err(io(&path))?;
-        let level = Self { file, path, bits: FIRST_BITS + k, count: 0, filter: None };
+        let bits = FIRST_BITS + k;
+        let filter = Some(Filter::with_capacity(1u64 << (bits - 1)));
+        let level = Self { file, path, bits, count: 0, filter, building: None };
         let blocks = level.slots().div_ceil(BLOCK_SLOTS);
         level.file.set_len(BLOCK + blocks * BLOCK).map_err(io(&level.path))?;
         level.write_header(through)?;
@@ -109,7 +115,7 @@ impl Level {
         if len < want {
             return Err(bad(format!("{len} bytes, expected {want}")));
         }
-        Ok((Self { file, path, bits, count, filter: None }, through))
+        Ok((Self { file, path, bits, count, filter: None, building: None }, through))
     }
 
     fn write_header(&self, through: u64) -> Result<(), IndexError> {
@@ -121,32 +127,34 @@ impl Level {
         self.file.write_all_at(&h, 0).map_err(io(&self.path))
     }
 
-    /// Gives a sealed level its filter: loaded from `requests-<KK>.flt`, or
-    /// built from the level (reading it once) and saved.
+    /// Gives a sealed level its filter: the one kept while it was the
+    /// newest (saved), else loaded from `requests-<KK>.flt`, else built from
+    /// the level (reading it once) and saved.
     fn seal(&mut self) -> Result<(), IndexError> {
         let path = self.path.with_extension("flt");
+        self.building = None;
+        if let Some(f) = &self.filter {
+            return f.save(&path).map_err(io(&path));
+        }
         if let Some(f) = Filter::load(&path) {
             self.filter = Some(f);
             return Ok(());
         }
-        let mut f = Filter::with_capacity(1u64 << (self.bits - 1));
-        let mut buf = vec![0u8; 1 << 20];
-        let total = self.slots() * RECORD;
-        let mut at = 0;
-        while at < total {
-            let n = (total - at).min(buf.len() as u64) as usize;
-            self.file.read_exact_at(&mut buf[..n], BLOCK + at).map_err(io(&self.path))?;
-            for i in 0..(n as u64 / RECORD) {
-                let (h, seq1) = record_at(&buf, i);
-                if seq1 != 0 {
-                    f.add(h);
-                }
-            }
-            at += n as u64;
-        }
+        let f = scan_filter(&self.file, &self.path, self.bits)?;
         f.save(&path).map_err(io(&path))?;
         self.filter = Some(f);
         Ok(())
+    }
+
+    /// Notes a record put into the level in its filter (or, while that is
+    /// being built, for it).
+    fn note(&mut self, h: u64) {
+        if let Some(f) = &mut self.filter {
+            f.add(h);
+        }
+        if let Some(b) = &mut self.building {
+            b.push(h);
+        }
     }
 
     /// Seqs recorded under `h`: reads `PROBE_SLOTS` slots at a time from
@@ -182,6 +190,7 @@ impl Level {
         const WINDOW: usize = (PROBE_SLOTS * RECORD) as usize;
         // window → (its slots, whether a record was put in it)
         let mut windows: std::collections::HashMap<u64, ([u8; WINDOW], bool)> = std::collections::HashMap::new();
+        let mut pending = Vec::new();
         for &(h, seq) in records {
             let mut slot = self.home(h);
             loop {
@@ -205,6 +214,7 @@ impl Level {
                     buf[at + 8..at + 16].copy_from_slice(&(seq + 1).to_le_bytes());
                     *dirty = true;
                     self.count += 1;
+                    pending.push(h);
                     break;
                 }
                 if (rh, seq1) == (h, seq + 1) {
@@ -218,7 +228,70 @@ impl Level {
         for (w, buf) in dirty {
             self.file.write_all_at(&buf, BLOCK + w * WINDOW as u64).map_err(io(&self.path))?;
         }
+        for h in pending {
+            self.note(h);
+        }
         Ok(())
+    }
+}
+
+/// Builds the filter of a level by reading all of its slots once.
+fn scan_filter(file: &File, path: &Path, bits: u32) -> Result<Filter, IndexError> {
+    let mut f = Filter::with_capacity(1u64 << (bits - 1));
+    let mut buf = vec![0u8; 1 << 20];
+    let total = ((1u64 << bits) + OVERFLOW_SLOTS) * RECORD;
+    let mut at = 0;
+    while at < total {
+        let n = (total - at).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], BLOCK + at).map_err(io(path))?;
+        for i in 0..(n as u64 / RECORD) {
+            let (h, seq1) = record_at(&buf, i);
+            if seq1 != 0 {
+                f.add(h);
+            }
+        }
+        at += n as u64;
+    }
+    Ok(f)
+}
+
+/// Builds the newest level's filter on a thread of its own (a large level
+/// takes a while to read; lookups read the level until it is there). The
+/// level notes what is inserted meanwhile, and those hashes are added last.
+fn build_newest_filter(levels: &Arc<RwLock<Vec<Level>>>) -> Result<(), IndexError> {
+    let (k, file, path, bits) = {
+        let mut lv = levels.write().unwrap_or_else(|p| p.into_inner());
+        let k = lv.len() - 1;
+        let newest = &mut lv[k];
+        if newest.filter.is_some() {
+            return Ok(()); // created empty: its filter is complete
+        }
+        let file = newest.file.try_clone().map_err(io(&newest.path))?;
+        newest.building = Some(Vec::new());
+        (k, file, newest.path.clone(), newest.bits)
+    };
+    let levels = Arc::clone(levels);
+    let thread_path = path.clone();
+    let build = move || {
+        let built = scan_filter(&file, &path, bits);
+        finish_filter(&mut levels.write().unwrap_or_else(|p| p.into_inner())[k], built);
+    };
+    std::thread::Builder::new().name("ledger-reqfilter".into()).spawn(build).map_err(io(&thread_path))?;
+    Ok(())
+}
+
+/// Installs a filter built from the level's file, plus what was inserted
+/// while it was read; a level sealed meanwhile has its filter already, and
+/// an unreadable one keeps none (lookups read the level).
+fn finish_filter(level: &mut Level, built: Result<Filter, IndexError>) {
+    match (built, level.building.take()) {
+        (Ok(mut f), Some(meanwhile)) if level.filter.is_none() => {
+            for h in meanwhile {
+                f.add(h);
+            }
+            level.filter = Some(f);
+        }
+        _ => {}
     }
 }
 
@@ -231,7 +304,7 @@ fn record_at(block: &[u8], i: u64) -> (u64, u64) {
 /// The levels of one index.
 pub(super) struct RequestIndex {
     dir: PathBuf,
-    levels: RwLock<Vec<Level>>,
+    levels: Arc<RwLock<Vec<Level>>>,
     sync: std::sync::Mutex<SyncState>,
 }
 
@@ -271,8 +344,10 @@ impl RequestIndex {
         for level in &mut levels[..sealed] {
             level.seal()?;
         }
+        let levels = Arc::new(RwLock::new(levels));
+        build_newest_filter(&levels)?;
         let sync = SyncState { synced: through, written: through, dirty: Vec::new(), last: std::time::Instant::now() };
-        Ok((Self { dir: dir.to_owned(), levels: RwLock::new(levels), sync: std::sync::Mutex::new(sync) }, through))
+        Ok((Self { dir: dir.to_owned(), levels, sync: std::sync::Mutex::new(sync) }, through))
     }
 
     /// The seqs that may hold `h`, ascending.
@@ -373,6 +448,40 @@ mod tests {
         }
         assert_eq!(t.lookup(7).unwrap(), vec![1, 8]);
         assert_eq!(hash("req-1"), hash("req-1"));
+        // The newest level's filter is built in the background after a reopen.
+        let waited = std::time::Instant::now();
+        while t.levels.read().unwrap().last().unwrap().filter.is_none() {
+            assert!(waited.elapsed().as_secs() < 30, "the newest level's filter is never built");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        for &(h, s) in many.iter().step_by(997) {
+            assert!(t.lookup(h).unwrap().contains(&s));
+        }
+    }
+
+    /// Records inserted while the newest level's filter is read from its
+    /// file are added to it: the filter never says "absent" for a record.
+    #[test]
+    fn records_inserted_while_the_newest_filter_is_built_are_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (t, _) = RequestIndex::open(dir.path()).unwrap();
+        let early: Vec<(u64, u64)> = (0..500u64).map(|s| (hash(&format!("early-{s}")), s)).collect();
+        t.insert(&early, 500).unwrap();
+        let late: Vec<(u64, u64)> = (500..1000u64).map(|s| (hash(&format!("late-{s}")), s)).collect();
+        {
+            let mut lv = t.levels.write().unwrap();
+            let newest = lv.last_mut().unwrap();
+            (newest.filter, newest.building) = (None, Some(Vec::new()));
+            let read = scan_filter(&newest.file, &newest.path, newest.bits);
+            newest.insert(&late).unwrap(); // after the file was read
+            finish_filter(newest, read);
+            let f = newest.filter.as_ref().expect("installed");
+            assert!(early.iter().chain(&late).all(|&(h, _)| f.may_contain(h)));
+            assert!(newest.building.is_none());
+        }
+        for &(h, s) in early.iter().chain(&late) {
+            assert_eq!(t.lookup(h).unwrap(), vec![s]);
+        }
     }
 
     #[test]
