@@ -6,7 +6,7 @@
 //!
 //! Owns: that walk. Must not: accept a text `serde_json::Value` refuses.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use serde::Deserializer;
 use serde::de::{DeserializeSeed, Error, MapAccess, SeqAccess, Visitor};
@@ -27,114 +27,88 @@ pub(super) enum Shape {
 /// (of `[`/`{`, as `json_depth` counts it). serde_json's recursion limit
 /// (128) bounds the stack; a deeper text is an error here.
 pub(super) fn shape(text: &str) -> Result<(Shape, usize), serde_json::Error> {
-    let max = Cell::new(0);
+    let (max, fields) = (Cell::new(0), RefCell::new(Vec::new()));
     let mut de = serde_json::Deserializer::from_str(text);
-    let shape = de.deserialize_any(ShapeVisitor { max: &max })?;
+    let kind = de.deserialize_any(Walk { depth: 0, max: &max, fields: Some(&fields) })?;
     de.end()?;
+    let shape = match kind {
+        "an object" => Shape::Object(fields.into_inner()),
+        other => Shape::Other(other),
+    };
     Ok((shape, max.get()))
 }
 
-struct ShapeVisitor<'a> {
-    max: &'a Cell<usize>,
-}
-
-impl<'de> Visitor<'de> for ShapeVisitor<'_> {
-    type Value = Shape;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_unit<E: Error>(self) -> Result<Shape, E> {
-        Ok(Shape::Other("null"))
-    }
-    fn visit_bool<E: Error>(self, _: bool) -> Result<Shape, E> {
-        Ok(Shape::Other("a boolean"))
-    }
-    fn visit_i64<E: Error>(self, _: i64) -> Result<Shape, E> {
-        Ok(Shape::Other("a number"))
-    }
-    fn visit_u64<E: Error>(self, _: u64) -> Result<Shape, E> {
-        Ok(Shape::Other("a number"))
-    }
-    fn visit_f64<E: Error>(self, _: f64) -> Result<Shape, E> {
-        Ok(Shape::Other("a number"))
-    }
-    fn visit_str<E: Error>(self, _: &str) -> Result<Shape, E> {
-        Ok(Shape::Other("a string"))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Shape, A::Error> {
-        Walk { depth: 0, max: self.max }.visit_seq(seq)?;
-        Ok(Shape::Other("an array"))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
-        self.max.set(self.max.get().max(1));
-        let mut fields = Vec::new();
-        while let Some(name) = map.next_key::<String>()? {
-            let not_null = map.next_value_seed(Walk { depth: 1, max: self.max })?;
-            fields.push((name, not_null));
-        }
-        Ok(Shape::Object(fields))
-    }
-}
-
 /// Walks one JSON value nested `depth` deep, keeping the deepest nesting in
-/// `max`; yields `true` unless the value is null.
+/// `max`; yields the value's kind ("null", "an object", …). With `fields`
+/// (the top level), an object's names are kept there.
 #[derive(Clone, Copy)]
 struct Walk<'a> {
     depth: usize,
     max: &'a Cell<usize>,
+    fields: Option<&'a RefCell<Fields>>,
 }
 
 impl Walk<'_> {
+    /// The walk of the values inside this one.
     fn inner(self) -> Self {
         self.max.set(self.max.get().max(self.depth + 1));
-        Self { depth: self.depth + 1, max: self.max }
+        Self { depth: self.depth + 1, max: self.max, fields: None }
     }
 }
 
 impl<'de> DeserializeSeed<'de> for Walk<'_> {
-    type Value = bool;
+    type Value = &'static str;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<&'static str, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for Walk<'_> {
-    type Value = bool;
+    type Value = &'static str;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a JSON value")
     }
-    fn visit_unit<E: Error>(self) -> Result<bool, E> {
-        Ok(false)
+    fn visit_unit<E: Error>(self) -> Result<&'static str, E> {
+        Ok("null")
     }
-    fn visit_bool<E: Error>(self, _: bool) -> Result<bool, E> {
-        Ok(true)
+    fn visit_bool<E: Error>(self, _: bool) -> Result<&'static str, E> {
+        Ok("a boolean")
     }
-    fn visit_i64<E: Error>(self, _: i64) -> Result<bool, E> {
-        Ok(true)
+    fn visit_i64<E: Error>(self, _: i64) -> Result<&'static str, E> {
+        Ok("a number")
     }
-    fn visit_u64<E: Error>(self, _: u64) -> Result<bool, E> {
-        Ok(true)
+    fn visit_u64<E: Error>(self, _: u64) -> Result<&'static str, E> {
+        Ok("a number")
     }
-    fn visit_f64<E: Error>(self, _: f64) -> Result<bool, E> {
-        Ok(true)
+    fn visit_f64<E: Error>(self, _: f64) -> Result<&'static str, E> {
+        Ok("a number")
     }
-    fn visit_str<E: Error>(self, _: &str) -> Result<bool, E> {
-        Ok(true)
+    fn visit_str<E: Error>(self, _: &str) -> Result<&'static str, E> {
+        Ok("a string")
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<&'static str, A::Error> {
         let inner = self.inner();
         while seq.next_element_seed(inner)?.is_some() {}
-        Ok(true)
+        Ok("an array")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<&'static str, A::Error> {
         let inner = self.inner();
-        while map.next_key_seed(inner)?.is_some() {
-            map.next_value_seed(inner)?;
+        match self.fields {
+            Some(fields) => {
+                while let Some(name) = map.next_key::<String>()? {
+                    let kind = map.next_value_seed(inner)?;
+                    fields.borrow_mut().push((name, kind != "null"));
+                }
+            }
+            None => {
+                while map.next_key_seed(inner)?.is_some() {
+                    map.next_value_seed(inner)?;
+                }
+            }
         }
-        Ok(true)
+        Ok("an object")
     }
 }
 
