@@ -303,6 +303,7 @@ impl Index {
         }
         self.apply_requests(&b.requests, b.through)?;
         if let Some(t) = b.through {
+            self.flat_start.fetch_max(t, Ordering::SeqCst);
             self.postings_through.fetch_max(t, Ordering::SeqCst);
         }
         let due =
@@ -317,9 +318,6 @@ impl Index {
             let value = bincode::encode_to_vec(&row, cfg()).expect("encodable");
             // The first registration wins: later references keep its row.
             let _ = self.artifact.compare_and_swap(b3, None as Option<&[u8]>, Some(value))?;
-        }
-        if let Some(t) = b.through {
-            self.flat_start.fetch_max(t, Ordering::SeqCst);
         }
         if tail_empty {
             self.mark_sled_through()?;

@@ -35,6 +35,8 @@ struct Held {
 pub(super) struct Tail {
     values: HashMap<Key, Held>,
     held: usize,
+    /// values holding a full list (so `ready` need not look at every value)
+    full: Vec<Key>,
 }
 
 impl Tail {
@@ -51,12 +53,16 @@ impl Tail {
             Some(h) => h,
             None => self.values.entry(key.clone()).or_insert(Held { seqs: Vec::new(), last: written }),
         };
+        let before = held.seqs.len();
         for &s in seqs {
             if held.last.is_none_or(|l| s > l) {
                 held.seqs.push(s);
                 held.last = Some(s);
                 self.held += 1;
             }
+        }
+        if before < POSTINGS_MAX && held.seqs.len() >= POSTINGS_MAX {
+            self.full.push(key.clone());
         }
     }
 
@@ -65,19 +71,24 @@ impl Tail {
     /// afterwards.
     pub fn ready(&self, all: bool) -> Vec<(Key, Vec<u64>)> {
         let mut out = Vec::new();
-        for (key, held) in &self.values {
-            for chunk in held.seqs.chunks(POSTINGS_MAX) {
-                if chunk.len() == POSTINGS_MAX || all {
-                    out.push((key.clone(), chunk.to_vec()));
-                }
+        let mut add = |key: &Key, held: &Held| {
+            for chunk in held.seqs.chunks(POSTINGS_MAX).filter(|c| all || c.len() == POSTINGS_MAX) {
+                out.push((key.clone(), chunk.to_vec()));
             }
+        };
+        if all {
+            self.values.iter().for_each(|(key, held)| add(key, held));
+        } else {
+            self.full.iter().for_each(|key| add(key, &self.values[key]));
         }
         out
     }
 
-    /// Drops what `ready` returned, once it is in sled; forgets the values
+    /// Drops what `ready` returned, once it is in sled (every full list of
+    /// a value, so none holds a full list afterwards); forgets the values
     /// that hold nothing when the tail is empty.
     pub fn written(&mut self, lists: &[(Key, Vec<u64>)]) {
+        self.full.clear();
         for (key, seqs) in lists {
             if let Some(h) = self.values.get_mut(key) {
                 debug_assert!(h.seqs.starts_with(seqs), "written lists are a value's first seqs");
@@ -125,6 +136,27 @@ mod tests {
         t.written(&rest);
         assert!(t.is_empty());
         assert!(!t.knows(&key("a")), "an empty tail forgets its values");
+    }
+
+    /// A value that fills a list again after its full lists were written
+    /// is ready again; one that filled none is not.
+    #[test]
+    fn a_value_is_ready_each_time_it_fills_a_list() {
+        let mut t = Tail::default();
+        t.add(&key("a"), &(0..100).collect::<Vec<u64>>(), None);
+        t.add(&key("b"), &[1], None);
+        assert!(t.ready(false).is_empty());
+        t.add(&key("a"), &(100..130).collect::<Vec<u64>>(), None);
+        let ready = t.ready(false);
+        assert_eq!(ready, vec![(key("a"), (0..128).collect::<Vec<u64>>())]);
+        t.written(&ready);
+        assert!(t.ready(false).is_empty(), "a holds 2 seqs");
+        t.add(&key("a"), &(130..400).collect::<Vec<u64>>(), None);
+        let ready = t.ready(false);
+        assert_eq!(ready.len(), 2, "272 held: two full lists");
+        t.written(&ready);
+        assert_eq!(t.seqs(&key("a")), (384..400).collect::<Vec<u64>>());
+        assert_eq!(t.seqs(&key("b")), vec![1]);
     }
 
     #[test]
