@@ -27,17 +27,16 @@ impl Filter {
         Self { bits: vec![0; (nbits / 64) as usize], mask: nbits - 1 }
     }
 
-    fn positions(&self, h: u64) -> impl Iterator<Item = u64> + '_ {
+    fn positions(&self, h: u64) -> impl Iterator<Item = u64> + use<> {
         // The home slot uses h's top bits; mix so the probes do not follow it.
         let a = h.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let (p1, p2) = (a >> 32, (a & 0xffff_ffff) | 1);
-        (0..PROBES).map(move |i| p1.wrapping_add(i.wrapping_mul(p2)) & self.mask)
+        let (p1, p2, mask) = (a >> 32, (a & 0xffff_ffff) | 1, self.mask);
+        (0..PROBES).map(move |i| p1.wrapping_add(i.wrapping_mul(p2)) & mask)
     }
 
     /// Adds a hash.
     pub fn add(&mut self, h: u64) {
-        let pos: Vec<u64> = self.positions(h).collect();
-        for p in pos {
+        for p in self.positions(h) {
             self.bits[(p / 64) as usize] |= 1 << (p % 64);
         }
     }

@@ -14,7 +14,8 @@
 //! A level that is no longer the newest is sealed: it never changes again
 //! and gets a Bloom filter (`filter`) on disk. The newest level's filter is
 //! kept in memory (built in the background on open), so a lookup of a new
-//! request id usually reads no level at all.
+//! request id usually reads no level at all; with it the newest level's used
+//! slots, so inserting a new record is one 16-byte write and no read.
 //!
 //! Durability: inserts are written at once and fdatasynced about once a
 //! second; after each sync the newest header's `through` says which entries'
@@ -65,8 +66,30 @@ struct Level {
     /// a Bloom filter of its hashes: a sealed level's from its `.flt` file;
     /// the newest level's kept in memory (`None` while it is being built)
     filter: Option<Filter>,
-    /// hashes inserted while the newest level's filter is being built
-    building: Option<Vec<u64>>,
+    /// the newest level's used slots, kept with its filter (built with it;
+    /// `None` for a sealed level): a record its filter lacks is written
+    /// straight into its first free slot, without reading its window
+    used: Option<Slots>,
+    /// (hash, slot) of records inserted while the newest level's filter is
+    /// being built
+    building: Option<Vec<(u64, u64)>>,
+}
+
+/// One bit per slot of a level: set when the slot holds a record.
+struct Slots(Vec<u64>);
+
+impl Slots {
+    fn new(slots: u64) -> Self {
+        Self(vec![0; slots.div_ceil(64) as usize])
+    }
+
+    fn get(&self, slot: u64) -> bool {
+        self.0[(slot / 64) as usize] & (1 << (slot % 64)) != 0
+    }
+
+    fn set(&mut self, slot: u64) {
+        self.0[(slot / 64) as usize] |= 1 << (slot % 64);
+    }
 }
 
 impl Level {
@@ -84,7 +107,8 @@ impl Level {
             OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).map_err(io(&path))?;
         let bits = FIRST_BITS + k;
         let filter = Some(Filter::with_capacity(1u64 << (bits - 1)));
-        let level = Self { file, path, bits, count: 0, filter, building: None };
+        let used = Some(Slots::new((1u64 << bits) + OVERFLOW_SLOTS));
+        let level = Self { file, path, bits, count: 0, filter, used, building: None };
         let blocks = level.slots().div_ceil(BLOCK_SLOTS);
         level.file.set_len(BLOCK + blocks * BLOCK).map_err(io(&level.path))?;
         level.write_header(through)?;
@@ -115,7 +139,7 @@ impl Level {
         if len < want {
             return Err(bad(format!("{len} bytes, expected {want}")));
         }
-        Ok((Self { file, path, bits, count, filter: None, building: None }, through))
+        Ok((Self { file, path, bits, count, filter: None, used: None, building: None }, through))
     }
 
     fn write_header(&self, through: u64) -> Result<(), IndexError> {
@@ -132,7 +156,7 @@ impl Level {
     /// the level (reading it once) and saved.
     fn seal(&mut self) -> Result<(), IndexError> {
         let path = self.path.with_extension("flt");
-        self.building = None;
+        (self.building, self.used) = (None, None);
         if let Some(f) = &self.filter {
             return f.save(&path).map_err(io(&path));
         }
@@ -140,20 +164,23 @@ impl Level {
             self.filter = Some(f);
             return Ok(());
         }
-        let f = scan_filter(&self.file, &self.path, self.bits)?;
+        let (f, _) = scan_level(&self.file, &self.path, self.bits, false)?;
         f.save(&path).map_err(io(&path))?;
         self.filter = Some(f);
         Ok(())
     }
 
-    /// Notes a record put into the level in its filter (or, while that is
-    /// being built, for it).
-    fn note(&mut self, h: u64) {
+    /// Notes a record put into `slot` in the filter and the used slots (or,
+    /// while those are being built, for them).
+    fn note(&mut self, h: u64, slot: u64) {
         if let Some(f) = &mut self.filter {
             f.add(h);
         }
+        if let Some(u) = &mut self.used {
+            u.set(slot);
+        }
         if let Some(b) = &mut self.building {
-            b.push(h);
+            b.push((h, slot));
         }
     }
 
@@ -183,10 +210,64 @@ impl Level {
         Ok(())
     }
 
-    /// Inserts records (skipping one already there); one read per probe
-    /// window touched and one write per window that took a record (`PROBE_SLOTS` slots, 256 bytes: a 4 KiB
-    /// block per window was 16× the copying for one 16-byte record).
+    /// Inserts records (skipping one already there). A record whose hash
+    /// the level's filter lacks is new: it goes into its first free slot
+    /// (known from `used`) with one 16-byte write. The others (a replayed
+    /// batch, a filter's false positive, a level whose filter is still being
+    /// built) go through `insert_reading`, after those writes.
     fn insert(&mut self, records: &[(u64, u64)]) -> Result<(), IndexError> {
+        let (slots, bits) = (self.slots(), self.bits);
+        let (Some(filter), Some(used)) = (&self.filter, &mut self.used) else {
+            return self.insert_reading(records);
+        };
+        let (mut fresh, mut others) = (Vec::with_capacity(records.len()), Vec::new());
+        for &(h, seq) in records {
+            if filter.may_contain(h) {
+                others.push((h, seq));
+                continue;
+            }
+            let mut slot = h >> (64 - bits);
+            while slot < slots && used.get(slot) {
+                slot += 1;
+            }
+            if slot >= slots {
+                return Err(IndexError::Decode { tree: "request", reason: "request table overflow".into() });
+            }
+            used.set(slot);
+            fresh.push((slot, h, seq));
+        }
+        fresh.sort_unstable();
+        self.write_slots(&fresh)?;
+        self.count += fresh.len() as u64;
+        for &(slot, h, _) in &fresh {
+            self.note(h, slot);
+        }
+        self.insert_reading(&others)
+    }
+
+    /// Writes records into their slots (sorted), a run of adjacent slots at
+    /// a time.
+    fn write_slots(&self, sorted: &[(u64, u64, u64)]) -> Result<(), IndexError> {
+        let mut buf = Vec::with_capacity(RECORD as usize * 4);
+        let mut i = 0;
+        while i < sorted.len() {
+            let first = sorted[i].0;
+            buf.clear();
+            while i < sorted.len() && sorted[i].0 == first + (buf.len() as u64 / RECORD) {
+                let (_, h, seq) = sorted[i];
+                buf.extend_from_slice(&h.to_le_bytes());
+                buf.extend_from_slice(&(seq + 1).to_le_bytes());
+                i += 1;
+            }
+            self.file.write_all_at(&buf, BLOCK + first * RECORD).map_err(io(&self.path))?;
+        }
+        Ok(())
+    }
+
+    /// Inserts records by reading their probe windows (skipping one already
+    /// there); one read per window touched and one write per window that
+    /// took a record (`PROBE_SLOTS` slots, 256 bytes).
+    fn insert_reading(&mut self, records: &[(u64, u64)]) -> Result<(), IndexError> {
         const WINDOW: usize = (PROBE_SLOTS * RECORD) as usize;
         // window → (its slots, whether a record was put in it)
         let mut windows: std::collections::HashMap<u64, ([u8; WINDOW], bool)> = std::collections::HashMap::new();
@@ -214,7 +295,7 @@ impl Level {
                     buf[at + 8..at + 16].copy_from_slice(&(seq + 1).to_le_bytes());
                     *dirty = true;
                     self.count += 1;
-                    pending.push(h);
+                    pending.push((h, slot));
                     break;
                 }
                 if (rh, seq1) == (h, seq + 1) {
@@ -228,18 +309,21 @@ impl Level {
         for (w, buf) in dirty {
             self.file.write_all_at(&buf, BLOCK + w * WINDOW as u64).map_err(io(&self.path))?;
         }
-        for h in pending {
-            self.note(h);
+        for (h, slot) in pending {
+            self.note(h, slot);
         }
         Ok(())
     }
 }
 
-/// Builds the filter of a level by reading all of its slots once.
-fn scan_filter(file: &File, path: &Path, bits: u32) -> Result<Filter, IndexError> {
+/// Builds the filter of a level (and, for the newest, its used slots) by
+/// reading all of its slots once.
+fn scan_level(file: &File, path: &Path, bits: u32, slots: bool) -> Result<(Filter, Option<Slots>), IndexError> {
     let mut f = Filter::with_capacity(1u64 << (bits - 1));
+    let total_slots = (1u64 << bits) + OVERFLOW_SLOTS;
+    let mut used = slots.then(|| Slots::new(total_slots));
     let mut buf = vec![0u8; 1 << 20];
-    let total = ((1u64 << bits) + OVERFLOW_SLOTS) * RECORD;
+    let total = total_slots * RECORD;
     let mut at = 0;
     while at < total {
         let n = (total - at).min(buf.len() as u64) as usize;
@@ -248,11 +332,14 @@ fn scan_filter(file: &File, path: &Path, bits: u32) -> Result<Filter, IndexError
             let (h, seq1) = record_at(&buf, i);
             if seq1 != 0 {
                 f.add(h);
+                if let Some(u) = &mut used {
+                    u.set(at / RECORD + i);
+                }
             }
         }
         at += n as u64;
     }
-    Ok(f)
+    Ok((f, used))
 }
 
 /// Builds the newest level's filter on a thread of its own (a large level
@@ -273,23 +360,25 @@ fn build_newest_filter(levels: &Arc<RwLock<Vec<Level>>>) -> Result<(), IndexErro
     let levels = Arc::clone(levels);
     let thread_path = path.clone();
     let build = move || {
-        let built = scan_filter(&file, &path, bits);
+        let built = scan_level(&file, &path, bits, true);
         finish_filter(&mut levels.write().unwrap_or_else(|p| p.into_inner())[k], built);
     };
     std::thread::Builder::new().name("ledger-reqfilter".into()).spawn(build).map_err(io(&thread_path))?;
     Ok(())
 }
 
-/// Installs a filter built from the level's file, plus what was inserted
-/// while it was read; a level sealed meanwhile has its filter already, and
-/// an unreadable one keeps none (lookups read the level).
-fn finish_filter(level: &mut Level, built: Result<Filter, IndexError>) {
+/// Installs a filter and used slots built from the level's file, plus what
+/// was inserted while it was read; a level sealed meanwhile has its filter
+/// already, and an unreadable one keeps none (lookups and inserts read the
+/// level).
+fn finish_filter(level: &mut Level, built: Result<(Filter, Option<Slots>), IndexError>) {
     match (built, level.building.take()) {
-        (Ok(mut f), Some(meanwhile)) if level.filter.is_none() => {
-            for h in meanwhile {
+        (Ok((mut f, Some(mut used))), Some(meanwhile)) if level.filter.is_none() => {
+            for (h, slot) in meanwhile {
                 f.add(h);
+                used.set(slot);
             }
-            level.filter = Some(f);
+            (level.filter, level.used) = (Some(f), Some(used));
         }
         _ => {}
     }
@@ -457,6 +546,17 @@ mod tests {
         for &(h, s) in many.iter().step_by(997) {
             assert!(t.lookup(h).unwrap().contains(&s));
         }
+        // With the filter the used slots are known: a batch of new records
+        // (written without reading) and replayed ones (read, skipped).
+        let newer: Vec<(u64, u64)> = (100_010..120_010u64).map(|s| (hash(&format!("req-{s}")), s)).collect();
+        let mut mixed = many[many.len() - 500..].to_vec();
+        mixed.extend_from_slice(&newer);
+        let count = t.levels.read().unwrap().last().unwrap().count;
+        t.insert(&mixed, 120_010).unwrap();
+        assert_eq!(t.levels.read().unwrap().last().unwrap().count, count + newer.len() as u64);
+        for &(h, s) in many.iter().chain(&newer) {
+            assert_eq!(t.lookup(h).unwrap(), vec![s], "record of seq {s}");
+        }
     }
 
     /// Records inserted while the newest level's filter is read from its
@@ -471,15 +571,19 @@ mod tests {
         {
             let mut lv = t.levels.write().unwrap();
             let newest = lv.last_mut().unwrap();
-            (newest.filter, newest.building) = (None, Some(Vec::new()));
-            let read = scan_filter(&newest.file, &newest.path, newest.bits);
+            (newest.filter, newest.used, newest.building) = (None, None, Some(Vec::new()));
+            let read = scan_level(&newest.file, &newest.path, newest.bits, true);
             newest.insert(&late).unwrap(); // after the file was read
             finish_filter(newest, read);
             let f = newest.filter.as_ref().expect("installed");
             assert!(early.iter().chain(&late).all(|&(h, _)| f.may_contain(h)));
             assert!(newest.building.is_none());
         }
-        for &(h, s) in early.iter().chain(&late) {
+        // The used slots came back too: new records written straight into
+        // "free" slots overwrite none of those.
+        let more: Vec<(u64, u64)> = (1000..3000u64).map(|s| (hash(&format!("more-{s}")), s)).collect();
+        t.insert(&more, 3000).unwrap();
+        for &(h, s) in early.iter().chain(&late).chain(&more) {
             assert_eq!(t.lookup(h).unwrap(), vec![s]);
         }
     }
