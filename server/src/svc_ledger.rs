@@ -201,7 +201,7 @@ impl LedgerService for LedgerSvc {
             let e = reader.get(r.seq).map_err(|e| read_error(&metrics, &log, &e))?;
             let receipt = if r.with_proof {
                 let rc = reader
-                    .receipt_at(r.seq, &reader.latest_checkpoint())
+                    .receipt_at(r.seq, &reader.checkpoint_for(r.seq))
                     .map_err(|e| read_error(&metrics, &log, &e))?;
                 Some(convert::receipt(&rc))
             } else {
@@ -320,20 +320,26 @@ impl LedgerService for LedgerSvc {
         let log = self.log(&r.log)?;
         let reader = log.reader();
         blocking(move || {
-            let latest = reader.latest_checkpoint();
-            let size = if r.tree_size == 0 { latest.checkpoint.size } else { r.tree_size };
-            if size == latest.checkpoint.size {
-                let rc = reader.receipt_at(r.seq, &latest).map_err(|e| status::ledger(&e))?;
+            // "Latest" is the newest checkpoint the index holds when it
+            // covers seq: a proof never waits for the index thread.
+            let signed = match r.tree_size {
+                0 => Some(reader.checkpoint_for(r.seq)),
+                n => [reader.readable_checkpoint(), reader.latest_checkpoint()]
+                    .into_iter()
+                    .find(|c| c.checkpoint.size == n),
+            };
+            if let Some(cp) = signed {
+                let rc = reader.receipt_at(r.seq, &cp).map_err(|e| status::ledger(&e))?;
                 return Ok(Response::new(pb::ProveInclusionResponse {
                     seq: r.seq,
-                    tree_size: size,
+                    tree_size: cp.checkpoint.size,
                     leaf_hash: rc.leaf_hash.to_vec(),
                     proof: rc.proof.iter().map(|h| h.to_vec()).collect(),
-                    checkpoint: latest.note.clone(),
+                    checkpoint: cp.note.clone(),
                     tlog_proof: rc.tlog_proof().to_text(),
                 }));
             }
-            let (proof, size) = reader.prove_inclusion(r.seq, Some(size)).map_err(|e| status::ledger(&e))?;
+            let (proof, size) = reader.prove_inclusion(r.seq, Some(r.tree_size)).map_err(|e| status::ledger(&e))?;
             let leaf_hash = reader.get(r.seq).map_err(|e| status::ledger(&e))?.leaf_hash.to_vec();
             Ok(Response::new(pb::ProveInclusionResponse {
                 seq: r.seq,

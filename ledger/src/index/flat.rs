@@ -107,6 +107,27 @@ impl FlatStore {
         Ok(f.read(index, &mut h)?.then_some(h))
     }
 
+    /// `n` consecutive hashes of `level` from `first` (level 0: the leaf
+    /// hashes in `positions.dat`), read at once; `None` when the file does
+    /// not hold them all.
+    pub(super) fn hashes(&self, level: u8, first: u64, n: u64) -> Result<Option<Vec<Hash>>, IndexError> {
+        let (file, size, at) = if level == 0 {
+            (&self.positions, POSITION_BYTES as usize, 24)
+        } else {
+            let Some(f) = self.level(level, false)? else { return Ok(None) };
+            let mut buf = vec![0u8; n as usize * 32];
+            if !f.read(first, &mut buf)? {
+                return Ok(None);
+            }
+            return Ok(Some(buf.chunks_exact(32).map(|c| c.try_into().expect("32 bytes")).collect()));
+        };
+        let mut buf = vec![0u8; n as usize * size];
+        if !file.read(first, &mut buf)? {
+            return Ok(None);
+        }
+        Ok(Some(buf.chunks_exact(size).map(|c| c[at..at + 32].try_into().expect("32 bytes")).collect()))
+    }
+
     /// The number of entries these files cover completely, at most
     /// `through`; the files are cut to it (what lies beyond is rewritten by
     /// the catch-up from the journal).

@@ -23,10 +23,12 @@ const READ_WAIT: Duration = Duration::from_secs(10);
 /// How long the writer waits for the index to catch up.
 const DRAIN_WAIT: Duration = Duration::from_secs(60);
 
-/// One committed batch for the index: it covers entries `[.., size)`.
+/// One committed batch for the index: it covers entries `[.., size)`, and
+/// `checkpoint` is the one signed for it.
 pub(super) struct Job {
     pub batch: IndexBatch,
     pub size: u64,
+    pub checkpoint: Arc<SignedCheckpoint>,
 }
 
 struct State {
@@ -34,6 +36,8 @@ struct State {
     acked: Arc<SignedCheckpoint>,
     /// entries the index holds (≤ the acknowledged size)
     indexed: u64,
+    /// the newest checkpoint whose entries the index holds
+    readable: Arc<SignedCheckpoint>,
 }
 
 /// What is acknowledged, and what the index holds; readers that need the
@@ -46,7 +50,8 @@ pub(super) struct Visibility {
 impl Visibility {
     pub fn new(latest: Arc<SignedCheckpoint>) -> Self {
         let indexed = latest.checkpoint.size;
-        Self { state: Mutex::new(State { acked: latest, indexed }), moved: Condvar::new() }
+        let state = State { acked: latest.clone(), indexed, readable: latest };
+        Self { state: Mutex::new(state), moved: Condvar::new() }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -63,15 +68,26 @@ impl Visibility {
         self.lock().indexed
     }
 
+    /// The newest checkpoint whose entries the index holds: proofs in it
+    /// never wait for the index thread. The latest one, or (while the index
+    /// thread applies the newest batches) a few batches behind it.
+    pub fn readable(&self) -> Arc<SignedCheckpoint> {
+        self.lock().readable.clone()
+    }
+
     /// A batch is durable: its checkpoint becomes the latest.
     pub fn set_acked(&self, checkpoint: Arc<SignedCheckpoint>) {
         self.lock().acked = checkpoint;
     }
 
-    /// The index holds `size` entries: wakes the readers waiting for them.
-    fn publish(&self, size: u64) {
+    /// The index holds `size` entries, the ones `checkpoint` covers: wakes
+    /// the readers waiting for them.
+    fn publish(&self, size: u64, checkpoint: Arc<SignedCheckpoint>) {
         let mut st = self.lock();
         st.indexed = st.indexed.max(size);
+        if checkpoint.checkpoint.size > st.readable.checkpoint.size && checkpoint.checkpoint.size <= st.indexed {
+            st.readable = checkpoint;
+        }
         drop(st);
         self.moved.notify_all();
     }
@@ -113,15 +129,44 @@ pub(super) fn start(shared: Arc<Shared>) -> std::io::Result<(SyncSender<Job>, st
 
 fn run(s: &Shared, rx: Receiver<Job>) {
     while let Ok(first) = rx.recv() {
-        let (mut batch, mut size) = (first.batch, first.size);
+        let (mut batch, mut size, mut checkpoint) = (first.batch, first.size, first.checkpoint);
         for _ in 1..MERGE {
             let Ok(next) = rx.try_recv() else { break };
             batch.merge(next.batch);
-            size = next.size;
+            (size, checkpoint) = (next.size, next.checkpoint);
         }
         if let Err(e) = s.index.apply(batch) {
             s.poison(format!("index update failed: {e}"));
         }
-        s.vis.publish(size);
+        s.vis.publish(size, checkpoint);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::note::Checkpoint;
+
+    fn cp(size: u64) -> Arc<SignedCheckpoint> {
+        let checkpoint = Checkpoint { origin: "test".into(), size, root: [size as u8; 32] };
+        Arc::new(SignedCheckpoint { checkpoint, note: format!("note {size}") })
+    }
+
+    /// Proofs at "latest" use the newest checkpoint the index holds: it
+    /// follows the index thread, never runs ahead of it, never goes back.
+    #[test]
+    fn the_readable_checkpoint_follows_what_the_index_holds() {
+        let vis = Visibility::new(cp(10));
+        assert_eq!(vis.readable().checkpoint.size, 10, "at open the index holds the latest");
+        vis.set_acked(cp(12));
+        vis.set_acked(cp(15));
+        assert_eq!(vis.latest().checkpoint.size, 15);
+        assert_eq!(vis.readable().checkpoint.size, 10, "acknowledged, not yet indexed");
+        vis.publish(12, cp(12));
+        assert_eq!(vis.readable().note, "note 12");
+        vis.publish(11, cp(11));
+        assert_eq!(vis.readable().checkpoint.size, 12, "never goes back");
+        vis.publish(15, cp(15));
+        assert_eq!((vis.readable().checkpoint.size, vis.indexed()), (15, 15));
     }
 }

@@ -93,6 +93,22 @@ impl LedgerReader {
         self.latest_checkpoint().checkpoint.size
     }
 
+    /// The newest checkpoint whose entries the index already holds: a proof
+    /// or receipt in it never waits for the index thread. It is the latest
+    /// checkpoint, or a few batches behind it while the index thread applies
+    /// them (docs/ARCHITECTURE.md "The read path").
+    pub fn readable_checkpoint(&self) -> Arc<SignedCheckpoint> {
+        self.s.vis.readable()
+    }
+
+    /// The checkpoint to prove `seq` in when the caller asks for "the
+    /// latest": the readable one when it covers `seq`, else the latest (an
+    /// entry that new waits for the index).
+    pub fn checkpoint_for(&self, seq: u64) -> Arc<SignedCheckpoint> {
+        let readable = self.readable_checkpoint();
+        if seq < readable.checkpoint.size { readable } else { self.latest_checkpoint() }
+    }
+
     /// Entries the index holds (≤ `size`; equal once the index thread is idle).
     pub fn indexed_size(&self) -> u64 {
         self.s.vis.indexed()
