@@ -10,7 +10,9 @@
 //! from the scheduled send time, so a stall is not hidden), `stream` (one
 //! AppendStream, up to 4,096 entries in flight), `reads R` (subject
 //! history of 100 entries and inclusion proofs, latency measured while
-//! appends run at R/s on a log preloaded with ARG2 entries).
+//! appends run at R/s on a log preloaded with ARG2 entries; four readers in
+//! a closed loop), `proofs R` (inclusion proofs alone, offered at 1,000/s in
+//! an open loop, while appends run at R/s on a log of ARG2 entries).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -93,13 +95,28 @@ async fn unary(url: &str, clients: u64, until: Instant, run: Arc<Run>) {
     }
 }
 
-async fn rate(url: &str, per_sec: u64, until: Instant, run: Arc<Run>) {
+async fn rate(url: &str, per_sec: u64, until: Instant, run: Arc<Run>, worker: u64) {
     let chans = channels(url, 4).await;
+    open_loop(per_sec, until, run, move |n| {
+        let ch = chans[n as usize % chans.len()].clone();
+        async move { LedgerServiceClient::new(ch).append(append_req(worker, n)).await.is_ok() }
+    })
+    .await
+}
+
+/// Sends `call(n)` at `per_sec` per second until `until` and records each
+/// one's latency from its *scheduled* time (an open loop: a stall shows as
+/// latency instead of slowing the sender).
+async fn open_loop<F, Fut>(per_sec: u64, until: Instant, run: Arc<Run>, call: F)
+where
+    F: Fn(u64) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
     let period = Duration::from_secs_f64(1.0 / per_sec.max(1) as f64);
     // The schedule is kept by an OS thread: tokio's timer has a 1 ms tick,
     // so `sleep_until` sent each request up to 1 ms after its scheduled time
-    // and that lateness counted as latency (an open loop measures from the
-    // scheduled time). `thread::sleep` wakes within ~0.1 ms.
+    // and that lateness counted as latency. `thread::sleep` wakes within
+    // ~0.1 ms.
     let handle = tokio::runtime::Handle::current();
     let pacer = std::thread::spawn(move || {
         let start = Instant::now();
@@ -112,9 +129,9 @@ async fn rate(url: &str, per_sec: u64, until: Instant, run: Arc<Run>) {
             if let Some(wait) = scheduled.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
-            let (ch, run) = (chans[n as usize % chans.len()].clone(), run.clone());
+            let (fut, run) = (call(n), run.clone());
             tasks.push(handle.spawn(async move {
-                let ok = LedgerServiceClient::new(ch).append(append_req(0, n)).await.is_ok();
+                let ok = fut.await;
                 run.record(scheduled, ok).await;
             }));
         }
@@ -125,6 +142,24 @@ async fn rate(url: &str, per_sec: u64, until: Instant, run: Arc<Run>) {
         let _ = t.await;
     }
 }
+
+/// Inclusion proofs of spread-out seqs at the latest size, offered at
+/// `PROOFS_PER_SEC` in an open loop, while appends run at `appends`/s.
+async fn proofs_alone(url: &str, appends: u64, until: Instant, run: Arc<Run>, entries: u64) {
+    let chans = channels(url, 2).await;
+    let bg = tokio::spawn(rate_quiet(url.to_owned(), appends, until));
+    open_loop(PROOFS_PER_SEC, until, run, move |n| {
+        let ch = chans[n as usize % chans.len()].clone();
+        let seq = n.wrapping_mul(2_654_435_761) % entries;
+        let p = pb::ProveInclusionRequest { log: log_name(), seq, tree_size: 0 };
+        async move { LedgerServiceClient::new(ch).prove_inclusion(p).await.is_ok() }
+    })
+    .await;
+    let _ = bg.await;
+}
+
+/// The offered rate of the `proofs` scenario.
+const PROOFS_PER_SEC: u64 = 1000;
 
 async fn stream(url: &str, until: Instant, run: Arc<Run>) {
     let ch = channels(url, 1).await.remove(0);
@@ -201,7 +236,9 @@ async fn reads(url: &str, per_sec: u64, until: Instant, run: Arc<Run>, proofs: A
 
 async fn rate_quiet(url: String, per_sec: u64, until: Instant) {
     if per_sec > 0 {
-        rate(&url, per_sec, until, Run::new()).await;
+        // Request ids of this run only: a log kept from an earlier run
+        // (`BENCH_SERVER`) would answer earlier ids as retries.
+        rate(&url, per_sec, until, Run::new(), 10_000_000 + u64::from(std::process::id())).await;
     }
 }
 
@@ -257,7 +294,7 @@ pub async fn run(ledgerd: &str, scenario: &str, arg: u64, arg2: u64, seconds: f6
             let _ = std::fs::remove_dir_all(&dir);
             let s = ledger_e2e::Ledgerd::start_binary(std::path::Path::new(ledgerd), &dir, &[]);
             let (url, pid) = (s.url.clone(), s.pid().expect("running"));
-            if scenario == "reads" && arg2 > 0 {
+            if matches!(scenario, "reads" | "proofs") && arg2 > 0 {
                 preload(&url, arg2).await;
             }
             server = Some(s);
@@ -269,13 +306,16 @@ pub async fn run(ledgerd: &str, scenario: &str, arg: u64, arg2: u64, seconds: f6
     let until = started + Duration::from_secs_f64(seconds);
     match scenario {
         "unary" => unary(&url, arg.max(1), until, run.clone()).await,
-        "rate" => rate(&url, arg.max(1), until, run.clone()).await,
+        "rate" => rate(&url, arg.max(1), until, run.clone(), 0).await,
         "stream" => stream(&url, until, run.clone()).await,
         "reads" => {
             let entries = if arg2 > 0 { arg2 } else { 1_000_000 };
             reads(&url, arg, until, run.clone(), proofs.clone(), entries).await
         }
-        other => panic!("unknown scenario {other:?}: unary N | rate R | stream | reads R [PRELOAD]"),
+        "proofs" => proofs_alone(&url, arg, until, run.clone(), if arg2 > 0 { arg2 } else { 1_000_000 }).await,
+        other => {
+            panic!("unknown scenario {other:?}: unary N | rate R | stream | reads R [PRELOAD] | proofs R [PRELOAD]")
+        }
     }
     let secs = started.elapsed().as_secs_f64().min(seconds.max(0.001) + 60.0);
     let rss = status_kib(pid, "VmRSS:");
@@ -284,8 +324,12 @@ pub async fn run(ledgerd: &str, scenario: &str, arg: u64, arg2: u64, seconds: f6
         let _ = tokio::task::spawn_blocking(move || server.stop()).await;
         let _ = std::fs::remove_dir_all(&dir);
     }
-    let mut results =
-        vec![summary(if scenario == "reads" { "subject history (100)" } else { "append" }, &run, secs).await];
+    let what = match scenario {
+        "reads" => "subject history (100)",
+        "proofs" => "inclusion proof (1,000/s offered)",
+        _ => "append",
+    };
+    let mut results = vec![summary(what, &run, secs).await];
     if scenario == "reads" {
         results.push(summary("inclusion proof", &proofs, secs).await);
     }

@@ -133,7 +133,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: ledger-bench lib-append [N] [BATCH] [SUBJECTS]\n       ledger-bench soak [LEDGERD] [MINUTES] [RATE] [PRELOAD]\n       ledger-bench load [LEDGERD] unary|rate|stream|reads [N|RATE] [SECONDS] [JSON|-] [PRELOAD]\n       ledger-bench pg CONNINFO [CLIENTS] [SECONDS] [JSON|-]"
+                "usage: ledger-bench lib-append [N] [BATCH] [SUBJECTS]\n       ledger-bench soak [LEDGERD] [MINUTES] [RATE] [PRELOAD]\n       ledger-bench load [LEDGERD] unary|rate|stream|reads|proofs [N|RATE] [SECONDS] [JSON|-] [PRELOAD]\n       ledger-bench pg CONNINFO [CLIENTS] [SECONDS] [JSON|-]"
             );
             std::process::exit(2);
         }
