@@ -206,7 +206,11 @@ pub async fn serve_with_metrics(
         }
     };
     let st = state.clone();
-    tokio::task::spawn_blocking(move || st.logs.stop()).await.expect("stop task");
+    // A runtime that is itself shutting down cancels the task before it
+    // starts (the logs then close when dropped); that is not a panic.
+    if let Err(e) = tokio::task::spawn_blocking(move || st.logs.stop()).await {
+        tracing::error!(error = %e, "stopping the logs did not run to its end");
+    }
     if let Some(mut t) = metrics_task
         && tokio::time::timeout(SHUTDOWN_GRACE, &mut t).await.is_err()
     {
