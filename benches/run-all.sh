@@ -12,6 +12,7 @@ $B load $D unary 64 20 $O/unary-64.json
 $B load $D rate 1000 20 $O/rate-1000.json
 $B load $D stream 0 20 $O/stream.json
 $B load $D reads 1000 20 $O/reads-1m.json 1000000
+$B load $D proofs 1000 20 $O/proofs-1m.json 1000000
 benches/pg-baseline.sh 64 20
 cargo bench -q -p ledger-bench --bench micro
 if [ "${1:-}" = "--soak" ]; then
