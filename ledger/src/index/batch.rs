@@ -78,9 +78,10 @@ impl IndexBatch {
         }
     }
 
-    /// Stores a perfect-subtree hash (levels ≥ 1; level 0 lives in `seq`).
+    /// Stores a perfect-subtree hash (levels that are positive multiples of
+    /// `STORED_EVERY`; level 0 lives in `seq`, the others are not stored).
     pub fn add_node(&mut self, level: u8, index: u64, hash: &Hash) {
-        if level == 0 {
+        if level == 0 || !level.is_multiple_of(super::STORED_EVERY) {
             return;
         }
         match self.nodes.iter_mut().rev().find(|(l, _, _)| *l == level) {

@@ -1,7 +1,8 @@
 //! Fixed-size record files of the index (FORMAT.md §10): entry positions
 //! (`positions.dat`, 64 bytes per seq) and perfect Merkle subtrees
-//! (`merkle-<level>.dat`, 32 bytes per node, levels ≥ 1). Record `i` lives
-//! at byte `i × size`, so a read or a batch write is one `pread`/`pwrite`.
+//! (`merkle-<level>.dat`, 32 bytes per node, levels 4, 8, 12, …: the
+//! levels between are hashed up by readers). Record `i` lives at byte
+//! `i × size`, so a read or a batch write is one `pread`/`pwrite`.
 //!
 //! Derived data like the rest of the index: written after the journal's
 //! fdatasync, never fsynced, reconciled with `indexed_through` on open.
@@ -65,8 +66,16 @@ impl FlatStore {
         let positions = RecordFile::open(dir.join("positions.dat"), POSITION_BYTES)?;
         let store = Self { dir: dir.to_owned(), positions, levels: RwLock::new(vec![None; 64]) };
         for l in 1..64u8 {
-            if store.level_path(l).exists() {
+            let path = store.level_path(l);
+            if !path.exists() {
+                continue;
+            }
+            if stored(l) {
                 store.level(l, true)?;
+            } else {
+                // Written by a build from before only every fourth level
+                // was stored; nothing reads it any more.
+                std::fs::remove_file(&path).map_err(io(&path))?;
             }
         }
         Ok(store)
@@ -133,7 +142,7 @@ impl FlatStore {
     /// the catch-up from the journal).
     pub(super) fn reconcile(&self, through: u64) -> Result<u64, IndexError> {
         let mut n = through.min(self.positions.records()?);
-        for l in 1..64u8 {
+        for l in (1..64u8).filter(|&l| stored(l)) {
             let have = match self.level(l, false)? {
                 Some(f) => f.records()?,
                 None => 0,
@@ -150,6 +159,11 @@ impl FlatStore {
         }
         Ok(n)
     }
+}
+
+/// Whether Merkle level `l` (≥ 1) has a file.
+fn stored(l: u8) -> bool {
+    l.is_multiple_of(super::STORED_EVERY)
 }
 
 /// Encodes a position: segment u64 ‖ offset u64 ‖ frame_len u32 ‖ 0u32 ‖

@@ -410,7 +410,8 @@ impl Index {
         Ok(self.scan(Secondary::Subject, subject, 0, before, true, 1)?.first().copied())
     }
 
-    /// A stored perfect-subtree hash.
+    /// A stored perfect-subtree hash (levels that are multiples of
+    /// `STORED_EVERY`; `None` at the others: `NodeSource::node` hashes them).
     pub fn merkle_node(&self, level: u8, index: u64) -> Result<Option<Hash>, IndexError> {
         if level == 0 {
             return Ok(self.position(index)?.map(|p| p.leaf_hash));
@@ -449,18 +450,18 @@ impl Index {
     }
 }
 
-/// Proofs read stored nodes only at levels that are multiples of this; a
-/// node in between is hashed up from the `2^span` nodes below it, which lie
-/// side by side (one `pread`). So the siblings of four levels of a proof
-/// come from one place in one file: a proof at 10M entries touches six
-/// places instead of 24, and only two of them in large files (a cold page
-/// is a disk read). Every level is still written (FORMAT.md §10.1).
-const FOLD: u8 = 4;
+/// Merkle nodes are stored only at levels that are multiples of this
+/// (FORMAT.md §10.1); a node in between is hashed up from the `2^span`
+/// nodes below it, which lie side by side (one `pread`). So the siblings of
+/// four levels of a proof come from one place in one file: a proof at 10M
+/// entries touches six places instead of 24, and only two of them in large
+/// files (a cold page is a disk read).
+pub(crate) const STORED_EVERY: u8 = 4;
 
 impl NodeSource for Index {
     fn node(&self, level: u8, index: u64) -> Result<Hash, ProofError> {
         let missing = ProofError::MissingNode { level, index };
-        let span = level % FOLD;
+        let span = level % STORED_EVERY;
         if span == 0 {
             return self.merkle_node(level, index).ok().flatten().ok_or(missing);
         }
@@ -537,6 +538,14 @@ mod tests {
             }
             index.apply(b).unwrap();
         }
+        assert!(dir.path().join("merkle-04.dat").exists() && dir.path().join("merkle-08.dat").exists());
+        assert!(!dir.path().join("merkle-01.dat").exists(), "only every fourth level is stored");
+        // A level file of an older build is removed on open.
+        index.flush().unwrap();
+        drop(index);
+        std::fs::write(dir.path().join("merkle-02.dat"), [7u8; 64]).unwrap();
+        let index = Index::open(dir.path()).unwrap();
+        assert!(!dir.path().join("merkle-02.dat").exists());
         for size in [1, 2, 15, 16, 17, 255, 256, 257, 1000, n] {
             for i in 0..size {
                 assert_eq!(inclusion_proof(&index, i, size).unwrap(), inclusion_proof(&mem, i, size).unwrap());
