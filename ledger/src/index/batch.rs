@@ -3,8 +3,6 @@
 //!
 //! Owns: what a batch holds and how two merge. Must not: touch the disk.
 
-use std::collections::HashMap;
-
 use super::{ArtifactRow, Position, Secondary, flat, requests};
 use crate::hash::Hash;
 
@@ -13,7 +11,7 @@ use crate::hash::Hash;
 pub struct IndexBatch {
     pub(super) positions: Option<(u64, Vec<u8>)>,
     pub(super) requests: Vec<(u64, u64)>,
-    pub(super) postings: HashMap<(Secondary, String), Vec<u64>>,
+    pub(super) postings: crate::FastMap<(Secondary, String), Vec<u64>>,
     pub(super) nodes: Vec<(u8, u64, Vec<u8>)>,
     pub(super) checkpoints: Vec<(u64, String)>,
     pub(super) artifacts: Vec<(Hash, ArtifactRow)>,
@@ -30,6 +28,8 @@ pub struct IndexedEntry<'a> {
     pub pos: Position,
     /// leaf
     pub leaf: &'a crate::leaf::Leaf,
+    /// the hash of the leaf's request id, when the caller has it already
+    pub request_hash: Option<u64>,
     /// only the flat files (positions, nodes, request tables) need it (sled
     /// already holds it: catch-up after the flat files lost writes)
     pub flat_only: bool,
@@ -51,7 +51,8 @@ impl IndexBatch {
         }
         self.through = Some(e.seq + 1);
         if !e.leaf.request_id.is_empty() {
-            self.requests.push((requests::hash(&e.leaf.request_id), e.seq));
+            let h = e.request_hash.unwrap_or_else(|| requests::hash(&e.leaf.request_id));
+            self.requests.push((h, e.seq));
         }
         if e.flat_only {
             return;

@@ -258,7 +258,7 @@ impl Index {
     /// whether the tail is empty.
     fn apply_postings(
         &self,
-        postings: &HashMap<tail::Key, Vec<u64>>,
+        postings: &crate::FastMap<tail::Key, Vec<u64>>,
         replayed: bool,
         all: bool,
     ) -> Result<bool, IndexError> {
@@ -339,7 +339,7 @@ impl Index {
     /// Writes the postings tail out, then asks sled to write its buffers
     /// (not an fsync guarantee; sled#1452).
     pub fn flush(&self) -> Result<(), IndexError> {
-        if self.apply_postings(&HashMap::new(), false, true)? {
+        if self.apply_postings(&crate::FastMap::default(), false, true)? {
             self.mark_sled_through()?;
         }
         self.requests.sync()?;
@@ -495,7 +495,7 @@ mod tests {
             };
             let pos =
                 Position { segment: 0, offset: 16 + seq * 100, frame_len: 100, leaf_hash: [1; 32], recorded_at: 0 };
-            b.add_entry(IndexedEntry { seq, pos, leaf: &leaf, flat_only: false });
+            b.add_entry(IndexedEntry { seq, pos, leaf: &leaf, request_hash: None, flat_only: false });
         }
         b
     }
@@ -526,7 +526,7 @@ mod tests {
                 let leaf = crate::leaf::Leaf { seq, request_id: format!("req-{seq}"), ..Default::default() };
                 let h = crate::hash::leaf_hash(&seq.to_le_bytes());
                 let pos = Position { segment: 0, offset: 16 + seq, frame_len: 1, leaf_hash: h, recorded_at: 0 };
-                b.add_entry(IndexedEntry { seq, pos, leaf: &leaf, flat_only: false });
+                b.add_entry(IndexedEntry { seq, pos, leaf: &leaf, request_hash: None, flat_only: false });
                 range.push(h, |level, i, node| {
                     if mem.0.len() <= level as usize {
                         mem.0.resize_with(level as usize + 1, Vec::new);

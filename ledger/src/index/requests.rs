@@ -270,7 +270,7 @@ impl Level {
     fn insert_reading(&mut self, records: &[(u64, u64)]) -> Result<(), IndexError> {
         const WINDOW: usize = (PROBE_SLOTS * RECORD) as usize;
         // window → (its slots, whether a record was put in it)
-        let mut windows: std::collections::HashMap<u64, ([u8; WINDOW], bool)> = std::collections::HashMap::new();
+        let mut windows: crate::FastMap<u64, ([u8; WINDOW], bool)> = crate::FastMap::default();
         let mut pending = Vec::new();
         for &(h, seq) in records {
             let mut slot = self.home(h);

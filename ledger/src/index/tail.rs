@@ -9,8 +9,6 @@
 //! or drop a seq before it was written (readers look here first, then in
 //! sled).
 
-use std::collections::HashMap;
-
 use super::Secondary;
 
 /// Most seqs in one postings list.
@@ -33,7 +31,7 @@ struct Held {
 /// The unwritten postings of every value.
 #[derive(Default)]
 pub(super) struct Tail {
-    values: HashMap<Key, Held>,
+    values: crate::FastMap<Key, Held>,
     held: usize,
     /// values holding a full list (so `ready` need not look at every value)
     full: Vec<Key>,

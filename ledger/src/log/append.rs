@@ -2,7 +2,6 @@
 //! HMAC → frames; then one fdatasync, one checkpoint signature, one index
 //! batch, and the receipts (DESIGN "The write path").
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -85,7 +84,7 @@ impl Receipt {
 #[derive(Default)]
 pub(super) struct Recent {
     batches: std::collections::VecDeque<(u64, Vec<u64>)>,
-    hashes: HashMap<u64, u32>,
+    hashes: crate::FastMap<u64, u32>,
 }
 
 impl Recent {
@@ -178,9 +177,9 @@ struct Batch<'a> {
     base: u64,
     buf: Vec<u8>,
     leaves: Vec<Option<Leaf>>,
-    by_request: HashMap<String, usize>,
-    by_subject: HashMap<String, u64>,
-    known_subjects: &'a HashMap<String, u64>,
+    by_request: crate::FastMap<String, usize>,
+    by_subject: crate::FastMap<String, u64>,
+    known_subjects: &'a crate::FastMap<String, u64>,
     recent: &'a Recent,
     nodes: BatchNodes,
     old: CompactRange,
@@ -209,10 +208,13 @@ impl Batch<'_> {
         } else {
             self.policy.check(&e)?;
         }
-        if let Some(id) = &e.request_id
-            && let Some(dup) = self.dedup(id.as_str(), &e)?
-        {
-            return Ok(dup);
+        let mut request_hash = None;
+        if let Some(id) = &e.request_id {
+            let h = crate::index::request_hash(id.as_str()); // once: both lookups and the index
+            if let Some(dup) = self.dedup(id.as_str(), h, &e)? {
+                return Ok(dup);
+            }
+            request_hash = Some(h);
         }
         let seq = self.tip.next_seq;
         let subject_prev = match &e.subject {
@@ -244,7 +246,7 @@ impl Batch<'_> {
             leaf_hash: hash,
             recorded_at,
         };
-        self.index.add_entry(IndexedEntry { seq, pos, leaf: &leaf, flat_only: false });
+        self.index.add_entry(IndexedEntry { seq, pos, leaf: &leaf, request_hash, flat_only: false });
         let (nodes, index) = (&mut self.nodes, &mut self.index);
         self.tip.range.push(hash, |l, i, h| {
             nodes.record(l, i, h);
@@ -261,7 +263,7 @@ impl Batch<'_> {
         Ok(Slot::New { seq, leaf: leaf_bytes, hash })
     }
 
-    fn dedup(&self, id: &str, e: &NewEntry) -> Result<Option<Slot>, AppendError> {
+    fn dedup(&self, id: &str, h: u64, e: &NewEntry) -> Result<Option<Slot>, AppendError> {
         if let Some(&j) = self.by_request.get(id) {
             let leaf = self.leaves[j].as_ref().expect("a request id maps to a new slot");
             if same_content(leaf, e) {
@@ -269,7 +271,6 @@ impl Batch<'_> {
             }
             return Err(AppendError::Conflict { request_id: id.to_owned(), seq: leaf.seq });
         }
-        let h = crate::index::request_hash(id); // hashed once for both lookups
         if self.recent.contains(h) {
             self.ledger.s.vis.drain(); // the index now holds every earlier batch
         }
@@ -364,8 +365,8 @@ impl Ledger {
             base: w.journal.len(),
             buf: Vec::with_capacity(n * 640),
             leaves: vec![None; n],
-            by_request: HashMap::new(),
-            by_subject: HashMap::new(),
+            by_request: crate::FastMap::default(),
+            by_subject: crate::FastMap::default(),
             known_subjects: &known,
             recent: &recent,
             nodes: BatchNodes { start: w.tip.next_seq, levels: Vec::new() },

@@ -43,7 +43,7 @@ pub(super) fn catch_up(index: &Index, dir: &Path) -> Result<u64, LedgerError> {
                     let pos =
                         Position { segment: first, offset, frame_len, leaf_hash: h, recorded_at: leaf.recorded_at };
                     let flat_only = expect < sled_through;
-                    batch.add_entry(IndexedEntry { seq: expect, pos, leaf: &leaf, flat_only });
+                    batch.add_entry(IndexedEntry { seq: expect, pos, leaf: &leaf, request_hash: None, flat_only });
                     range.push(h, |l, i, n| batch.add_node(l, i, n));
                     expect += 1;
                     if (expect - through) % CHUNK == 0 {

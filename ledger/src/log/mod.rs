@@ -184,7 +184,7 @@ struct Writer {
     journal: Journal,
     tip: Tip,
     /// last seq per subject, from committed batches (bounded; a miss asks the index)
-    subjects: std::collections::HashMap<String, u64>,
+    subjects: crate::FastMap<String, u64>,
     /// request-id hashes of committed batches the index may not hold yet
     recent: append::Recent,
     /// committed batches go to the index thread (None once it is stopped)
