@@ -200,9 +200,7 @@ impl LedgerService for LedgerSvc {
         blocking(move || {
             let e = reader.get(r.seq).map_err(|e| read_error(&metrics, &log, &e))?;
             let receipt = if r.with_proof {
-                let rc = reader
-                    .receipt_at(r.seq, &reader.checkpoint_for(r.seq))
-                    .map_err(|e| read_error(&metrics, &log, &e))?;
+                let rc = reader.receipt(r.seq).map_err(|e| read_error(&metrics, &log, &e))?;
                 Some(convert::receipt(&rc))
             } else {
                 None
@@ -323,19 +321,20 @@ impl LedgerService for LedgerSvc {
             // "Latest" is the newest checkpoint the index holds when it
             // covers seq: a proof never waits for the index thread.
             let signed = match r.tree_size {
-                0 => Some(reader.checkpoint_for(r.seq)),
+                0 => Some(reader.receipt(r.seq)),
                 n => [reader.readable_checkpoint(), reader.latest_checkpoint()]
                     .into_iter()
-                    .find(|c| c.checkpoint.size == n),
+                    .find(|c| c.checkpoint.size == n)
+                    .map(|cp| reader.receipt_at(r.seq, &cp)),
             };
-            if let Some(cp) = signed {
-                let rc = reader.receipt_at(r.seq, &cp).map_err(|e| status::ledger(&e))?;
+            if let Some(rc) = signed {
+                let rc = rc.map_err(|e| status::ledger(&e))?;
                 return Ok(Response::new(pb::ProveInclusionResponse {
                     seq: r.seq,
-                    tree_size: cp.checkpoint.size,
+                    tree_size: rc.checkpoint.checkpoint.size,
                     leaf_hash: rc.leaf_hash.to_vec(),
                     proof: rc.proof.iter().map(|h| h.to_vec()).collect(),
-                    checkpoint: cp.note.clone(),
+                    checkpoint: rc.checkpoint.note.clone(),
                     tlog_proof: rc.tlog_proof().to_text(),
                 }));
             }

@@ -309,6 +309,22 @@ async fn proofs_and_checkpoints_over_grpc() {
         .unwrap()
         .into_inner();
     assert_eq!(ip.tree_size, 20);
+    // "Latest" (tree_size 0): the response names the checkpoint it used,
+    // which covers seq, and the proof, raw and as tlog-proof, verifies in it.
+    for seq in [7, 39] {
+        let ip = c
+            .prove_inclusion(pb::ProveInclusionRequest { log: "default".into(), seq, tree_size: 0 })
+            .await
+            .unwrap()
+            .into_inner();
+        let signed = ledger::note::Checkpoint::open(&ip.checkpoint, &vk).unwrap();
+        assert!(ip.tree_size > seq && ip.tree_size <= 40 && signed.size == ip.tree_size, "{ip:?}");
+        let proof: Vec<[u8; 32]> = ip.proof.iter().map(|h| h.as_slice().try_into().unwrap()).collect();
+        let leaf: [u8; 32] = ip.leaf_hash.as_slice().try_into().unwrap();
+        ledger::merkle::verify_inclusion(seq, ip.tree_size, &leaf, &proof, &signed.root).unwrap();
+        let v = ledger::receipt::TlogProof::parse(&ip.tlog_proof).unwrap().verify(&vk, Some(&leaf)).unwrap();
+        assert_eq!(v.checkpoint.size, ip.tree_size);
+    }
     let e = c
         .prove_inclusion(pb::ProveInclusionRequest { log: "default".into(), seq: 7, tree_size: 41 })
         .await

@@ -435,11 +435,7 @@ impl Ledger {
         w.tip = b.tip.clone();
         let latest = Arc::new(SignedCheckpoint { checkpoint, note });
         b.sent = b.index.request_hashes().collect();
-        let job = super::indexer::Job {
-            batch: std::mem::take(&mut b.index),
-            size: w.tip.next_seq,
-            checkpoint: latest.clone(),
-        };
+        let job = super::indexer::Job { batch: std::mem::take(&mut b.index), checkpoint: latest.clone() };
         if w.index_tx.as_ref().is_none_or(|tx| tx.send(job).is_err()) {
             self.poison("the index thread stopped".into());
         }

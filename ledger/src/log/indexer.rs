@@ -23,21 +23,25 @@ const READ_WAIT: Duration = Duration::from_secs(10);
 /// How long the writer waits for the index to catch up.
 const DRAIN_WAIT: Duration = Duration::from_secs(60);
 
-/// One committed batch for the index: it covers entries `[.., size)`, and
-/// `checkpoint` is the one signed for it.
+/// One committed batch for the index and the checkpoint signed for it (it
+/// covers entries `[.., checkpoint size)`).
 pub(super) struct Job {
     pub batch: IndexBatch,
-    pub size: u64,
     pub checkpoint: Arc<SignedCheckpoint>,
 }
 
 struct State {
     /// the latest checkpoint: every entry it covers is durable and acknowledged
     acked: Arc<SignedCheckpoint>,
-    /// entries the index holds (≤ the acknowledged size)
-    indexed: u64,
-    /// the newest checkpoint whose entries the index holds
+    /// the newest checkpoint whose entries the index holds: its size is
+    /// the entries the index holds (≤ the acknowledged size)
     readable: Arc<SignedCheckpoint>,
+}
+
+impl State {
+    fn indexed(&self) -> u64 {
+        self.readable.checkpoint.size
+    }
 }
 
 /// What is acknowledged, and what the index holds; readers that need the
@@ -49,8 +53,7 @@ pub(super) struct Visibility {
 
 impl Visibility {
     pub fn new(latest: Arc<SignedCheckpoint>) -> Self {
-        let indexed = latest.checkpoint.size;
-        let state = State { acked: latest.clone(), indexed, readable: latest };
+        let state = State { acked: latest.clone(), readable: latest };
         Self { state: Mutex::new(state), moved: Condvar::new() }
     }
 
@@ -65,7 +68,7 @@ impl Visibility {
 
     /// Entries the index holds.
     pub fn indexed(&self) -> u64 {
-        self.lock().indexed
+        self.lock().indexed()
     }
 
     /// The newest checkpoint whose entries the index holds: proofs in it
@@ -80,12 +83,11 @@ impl Visibility {
         self.lock().acked = checkpoint;
     }
 
-    /// The index holds `size` entries, the ones `checkpoint` covers: wakes
-    /// the readers waiting for them.
-    fn publish(&self, size: u64, checkpoint: Arc<SignedCheckpoint>) {
+    /// The index holds the entries `checkpoint` covers: wakes the readers
+    /// waiting for them.
+    fn publish(&self, checkpoint: Arc<SignedCheckpoint>) {
         let mut st = self.lock();
-        st.indexed = st.indexed.max(size);
-        if checkpoint.checkpoint.size > st.readable.checkpoint.size && checkpoint.checkpoint.size <= st.indexed {
+        if checkpoint.checkpoint.size > st.indexed() {
             st.readable = checkpoint;
         }
         drop(st);
@@ -98,7 +100,7 @@ impl Visibility {
     pub fn reach(&self, size: u64, limit: Duration) {
         let deadline = Instant::now() + limit;
         let mut st = self.lock();
-        while size > st.indexed && size <= st.acked.checkpoint.size {
+        while size > st.indexed() && size <= st.acked.checkpoint.size {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return;
@@ -129,16 +131,16 @@ pub(super) fn start(shared: Arc<Shared>) -> std::io::Result<(SyncSender<Job>, st
 
 fn run(s: &Shared, rx: Receiver<Job>) {
     while let Ok(first) = rx.recv() {
-        let (mut batch, mut size, mut checkpoint) = (first.batch, first.size, first.checkpoint);
+        let (mut batch, mut checkpoint) = (first.batch, first.checkpoint);
         for _ in 1..MERGE {
             let Ok(next) = rx.try_recv() else { break };
             batch.merge(next.batch);
-            (size, checkpoint) = (next.size, next.checkpoint);
+            checkpoint = next.checkpoint;
         }
         if let Err(e) = s.index.apply(batch) {
             s.poison(format!("index update failed: {e}"));
         }
-        s.vis.publish(size, checkpoint);
+        s.vis.publish(checkpoint);
     }
 }
 
@@ -162,11 +164,11 @@ mod tests {
         vis.set_acked(cp(15));
         assert_eq!(vis.latest().checkpoint.size, 15);
         assert_eq!(vis.readable().checkpoint.size, 10, "acknowledged, not yet indexed");
-        vis.publish(12, cp(12));
+        vis.publish(cp(12));
         assert_eq!(vis.readable().note, "note 12");
-        vis.publish(11, cp(11));
+        vis.publish(cp(11));
         assert_eq!(vis.readable().checkpoint.size, 12, "never goes back");
-        vis.publish(15, cp(15));
+        vis.publish(cp(15));
         assert_eq!((vis.readable().checkpoint.size, vis.indexed()), (15, 15));
     }
 }

@@ -101,12 +101,13 @@ impl LedgerReader {
         self.s.vis.readable()
     }
 
-    /// The checkpoint to prove `seq` in when the caller asks for "the
-    /// latest": the readable one when it covers `seq`, else the latest (an
-    /// entry that new waits for the index).
-    pub fn checkpoint_for(&self, seq: u64) -> Arc<SignedCheckpoint> {
+    /// A receipt for a stored entry in "the latest" checkpoint: the
+    /// readable one when it covers `seq`, else the latest (an entry that new
+    /// waits for the index).
+    pub fn receipt(&self, seq: u64) -> Result<Receipt, LedgerError> {
         let readable = self.readable_checkpoint();
-        if seq < readable.checkpoint.size { readable } else { self.latest_checkpoint() }
+        let checkpoint = if seq < readable.checkpoint.size { readable } else { self.latest_checkpoint() };
+        self.receipt_at(seq, &checkpoint)
     }
 
     /// Entries the index holds (≤ `size`; equal once the index thread is idle).
