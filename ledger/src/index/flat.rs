@@ -110,25 +110,17 @@ impl FlatStore {
         Ok(self.positions.read(seq, &mut b)?.then(|| decode_position(&b)))
     }
 
-    pub(super) fn node(&self, level: u8, index: u64) -> Result<Option<Hash>, IndexError> {
-        let Some(f) = self.level(level, false)? else { return Ok(None) };
-        let mut h = [0u8; 32];
-        Ok(f.read(index, &mut h)?.then_some(h))
-    }
-
     /// `n` consecutive hashes of `level` from `first` (level 0: the leaf
     /// hashes in `positions.dat`), read at once; `None` when the file does
     /// not hold them all.
     pub(super) fn hashes(&self, level: u8, first: u64, n: u64) -> Result<Option<Vec<Hash>>, IndexError> {
+        let level_file;
         let (file, size, at) = if level == 0 {
-            (&self.positions, POSITION_BYTES as usize, 24)
+            (&self.positions, POSITION_BYTES as usize, LEAF_HASH_AT)
         } else {
             let Some(f) = self.level(level, false)? else { return Ok(None) };
-            let mut buf = vec![0u8; n as usize * 32];
-            if !f.read(first, &mut buf)? {
-                return Ok(None);
-            }
-            return Ok(Some(buf.chunks_exact(32).map(|c| c.try_into().expect("32 bytes")).collect()));
+            level_file = f;
+            (&*level_file, 32, 0)
         };
         let mut buf = vec![0u8; n as usize * size];
         if !file.read(first, &mut buf)? {
@@ -161,6 +153,9 @@ impl FlatStore {
     }
 }
 
+/// Where a position record holds the leaf hash.
+const LEAF_HASH_AT: usize = 24;
+
 /// Whether Merkle level `l` (≥ 1) has a file.
 fn stored(l: u8) -> bool {
     l.is_multiple_of(super::STORED_EVERY)
@@ -183,7 +178,7 @@ fn decode_position(b: &[u8; POSITION_BYTES as usize]) -> Position {
         segment: u64_at(0),
         offset: u64_at(8),
         frame_len: u32::from_le_bytes(b[16..20].try_into().expect("4 bytes")),
-        leaf_hash: b[24..56].try_into().expect("32 bytes"),
+        leaf_hash: b[LEAF_HASH_AT..LEAF_HASH_AT + 32].try_into().expect("32 bytes"),
         recorded_at: i64::from_le_bytes(b[56..64].try_into().expect("8 bytes")),
     }
 }

@@ -410,15 +410,6 @@ impl Index {
         Ok(self.scan(Secondary::Subject, subject, 0, before, true, 1)?.first().copied())
     }
 
-    /// A stored perfect-subtree hash (levels that are multiples of
-    /// `STORED_EVERY`; `None` at the others: `NodeSource::node` hashes them).
-    pub fn merkle_node(&self, level: u8, index: u64) -> Result<Option<Hash>, IndexError> {
-        if level == 0 {
-            return Ok(self.position(index)?.map(|p| p.leaf_hash));
-        }
-        self.flat.node(level, index)
-    }
-
     /// The history checkpoint at `size`, if kept.
     pub fn checkpoint(&self, size: u64) -> Result<Option<String>, IndexError> {
         Ok(self.checkpoint.get(size.to_be_bytes())?.map(|v| String::from_utf8_lossy(&v).into_owned()))
@@ -460,13 +451,10 @@ pub(crate) const STORED_EVERY: u8 = 4;
 
 impl NodeSource for Index {
     fn node(&self, level: u8, index: u64) -> Result<Hash, ProofError> {
-        let missing = ProofError::MissingNode { level, index };
+        // A stored level is its own "below": one hash.
         let span = level % STORED_EVERY;
-        if span == 0 {
-            return self.merkle_node(level, index).ok().flatten().ok_or(missing);
-        }
-        let below = self.flat.hashes(level - span, index << span, 1 << span).ok().flatten().ok_or(missing)?;
-        Ok(fold(below))
+        let below = self.flat.hashes(level - span, index << span, 1 << span).ok().flatten();
+        Ok(fold(below.ok_or(ProofError::MissingNode { level, index })?))
     }
 }
 

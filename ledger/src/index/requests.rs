@@ -75,6 +75,15 @@ struct Level {
     building: Option<Vec<(u64, u64)>>,
 }
 
+/// The home slot of `h` in a level of `2^bits` home slots: its top bits.
+fn home(h: u64, bits: u32) -> u64 {
+    h >> (64 - bits)
+}
+
+fn overflow() -> IndexError {
+    IndexError::Decode { tree: "request", reason: "request table overflow".into() }
+}
+
 /// One bit per slot of a level: set when the slot holds a record.
 struct Slots(Vec<u64>);
 
@@ -98,7 +107,7 @@ impl Level {
     }
 
     fn home(&self, h: u64) -> u64 {
-        h >> (64 - self.bits)
+        home(h, self.bits)
     }
 
     fn create(dir: &Path, k: u32, through: u64) -> Result<Self, IndexError> {
@@ -226,12 +235,12 @@ impl Level {
                 others.push((h, seq));
                 continue;
             }
-            let mut slot = h >> (64 - bits);
+            let mut slot = home(h, bits);
             while slot < slots && used.get(slot) {
                 slot += 1;
             }
             if slot >= slots {
-                return Err(IndexError::Decode { tree: "request", reason: "request table overflow".into() });
+                return Err(overflow());
             }
             used.set(slot);
             fresh.push((slot, h, seq));
@@ -276,7 +285,7 @@ impl Level {
             let mut slot = self.home(h);
             loop {
                 if slot >= self.slots() {
-                    return Err(IndexError::Decode { tree: "request", reason: "request table overflow".into() });
+                    return Err(overflow());
                 }
                 let w = slot / PROBE_SLOTS;
                 let (buf, dirty) = match windows.entry(w) {
