@@ -304,15 +304,14 @@ pub async fn run(ledgerd: &str, scenario: &str, arg: u64, arg2: u64, seconds: f6
     let (run, proofs) = (Run::new(), Run::new());
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(seconds);
+    // The entries the log holds (reads and proofs pick seqs below it).
+    let entries = if arg2 > 0 { arg2 } else { 1_000_000 };
     match scenario {
         "unary" => unary(&url, arg.max(1), until, run.clone()).await,
         "rate" => rate(&url, arg.max(1), until, run.clone(), 0).await,
         "stream" => stream(&url, until, run.clone()).await,
-        "reads" => {
-            let entries = if arg2 > 0 { arg2 } else { 1_000_000 };
-            reads(&url, arg, until, run.clone(), proofs.clone(), entries).await
-        }
-        "proofs" => proofs_alone(&url, arg, until, run.clone(), if arg2 > 0 { arg2 } else { 1_000_000 }).await,
+        "reads" => reads(&url, arg, until, run.clone(), proofs.clone(), entries).await,
+        "proofs" => proofs_alone(&url, arg, until, run.clone(), entries).await,
         other => {
             panic!("unknown scenario {other:?}: unary N | rate R | stream | reads R [PRELOAD] | proofs R [PRELOAD]")
         }
