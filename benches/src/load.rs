@@ -13,6 +13,12 @@
 //! appends run at R/s on a log preloaded with ARG2 entries; four readers in
 //! a closed loop), `proofs R` (inclusion proofs alone, offered at 1,000/s in
 //! an open loop, while appends run at R/s on a log of ARG2 entries).
+//! Two scenarios measure the transport's floor, with no disk and no writer
+//! behind it: `floor N` and `floor-rate R` are `unary N` and `rate R` with
+//! GetCheckpoint (answered from memory) in place of Append. Every report
+//! also gives the CPU time the client and the server used while the
+//! scenario ran, and their sum per request: on two shared cores, a rate
+//! times that sum above two cores cannot be reached.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -74,7 +80,9 @@ async fn channels(url: &str, n: usize) -> Vec<Channel> {
     out
 }
 
-async fn unary(url: &str, clients: u64, until: Instant, run: Arc<Run>) {
+/// `clients` clients in a closed loop, each waiting for its answer: appends,
+/// or with `checkpoint` GetCheckpoint calls (the transport's floor).
+async fn unary(url: &str, clients: u64, until: Instant, run: Arc<Run>, checkpoint: bool) {
     let chans = channels(url, (clients as usize).div_ceil(8)).await;
     let mut tasks = Vec::new();
     for w in 0..clients {
@@ -84,7 +92,11 @@ async fn unary(url: &str, clients: u64, until: Instant, run: Arc<Run>) {
             let mut n = 0;
             while Instant::now() < until {
                 let t = Instant::now();
-                let ok = c.append(append_req(w, n)).await.is_ok();
+                let ok = if checkpoint {
+                    c.get_checkpoint(checkpoint_req()).await.is_ok()
+                } else {
+                    c.append(append_req(w, n)).await.is_ok()
+                };
                 run.record(t, ok).await;
                 n += 1;
             }
@@ -102,6 +114,20 @@ async fn rate(url: &str, per_sec: u64, until: Instant, run: Arc<Run>, worker: u6
         async move { LedgerServiceClient::new(ch).append(append_req(worker, n)).await.is_ok() }
     })
     .await
+}
+
+/// GetCheckpoint calls offered at `per_sec` in an open loop.
+async fn floor_rate(url: &str, per_sec: u64, until: Instant, run: Arc<Run>) {
+    let chans = channels(url, 4).await;
+    open_loop(per_sec, until, run, move |n| {
+        let ch = chans[n as usize % chans.len()].clone();
+        async move { LedgerServiceClient::new(ch).get_checkpoint(checkpoint_req()).await.is_ok() }
+    })
+    .await
+}
+
+fn checkpoint_req() -> pb::GetCheckpointRequest {
+    pb::GetCheckpointRequest { log: log_name(), size: 0 }
 }
 
 /// Sends `call(n)` at `per_sec` per second until `until` and records each
@@ -255,6 +281,16 @@ pub async fn preload(url: &str, n: u64) {
     assert_eq!(got, n, "preload");
 }
 
+/// CPU seconds (user + system) process `pid` has used so far ("self" for
+/// this one), from `/proc/<pid>/stat` (fields 14 and 15, in USER_HZ = 100
+/// ticks per second).
+fn cpu_secs(pid: &str) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = s.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let f: Vec<u64> = after_name.split_whitespace().map(|v| v.parse().unwrap_or(0)).collect();
+    f.get(11).zip(f.get(12)).map_or(0.0, |(u, s)| (u + s) as f64 / 100.0)
+}
+
 fn status_kib(pid: u32, field: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     s.lines()
@@ -302,21 +338,28 @@ pub async fn run(ledgerd: &str, scenario: &str, arg: u64, arg2: u64, seconds: f6
         }
     };
     let (run, proofs) = (Run::new(), Run::new());
+    let cpu = |pid: u32| if pid == 0 { 0.0 } else { cpu_secs(&pid.to_string()) };
+    let (client_cpu0, server_cpu0) = (cpu_secs("self"), cpu(pid));
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(seconds);
     // The entries the log holds (reads and proofs pick seqs below it).
     let entries = if arg2 > 0 { arg2 } else { 1_000_000 };
     match scenario {
-        "unary" => unary(&url, arg.max(1), until, run.clone()).await,
+        "unary" => unary(&url, arg.max(1), until, run.clone(), false).await,
         "rate" => rate(&url, arg.max(1), until, run.clone(), 0).await,
+        "floor" => unary(&url, arg.max(1), until, run.clone(), true).await,
+        "floor-rate" => floor_rate(&url, arg.max(1), until, run.clone()).await,
         "stream" => stream(&url, until, run.clone()).await,
         "reads" => reads(&url, arg, until, run.clone(), proofs.clone(), entries).await,
         "proofs" => proofs_alone(&url, arg, until, run.clone(), entries).await,
         other => {
-            panic!("unknown scenario {other:?}: unary N | rate R | stream | reads R [PRELOAD] | proofs R [PRELOAD]")
+            panic!(
+                "unknown scenario {other:?}: unary N | rate R | stream | reads R [PRELOAD] | proofs R [PRELOAD] | floor N | floor-rate R"
+            )
         }
     }
     let secs = started.elapsed().as_secs_f64().min(seconds.max(0.001) + 60.0);
+    let (client_cpu, server_cpu) = (cpu_secs("self") - client_cpu0, cpu(pid) - server_cpu0);
     let rss = status_kib(pid, "VmRSS:");
     let hwm = status_kib(pid, "VmHWM:");
     if let Some(mut server) = server {
@@ -326,8 +369,10 @@ pub async fn run(ledgerd: &str, scenario: &str, arg: u64, arg2: u64, seconds: f6
     let what = match scenario {
         "reads" => "subject history (100)",
         "proofs" => "inclusion proof (1,000/s offered)",
+        "floor" | "floor-rate" => "GetCheckpoint",
         _ => "append",
     };
+    let requests = run.ok.load(Relaxed) + run.errors.load(Relaxed) + proofs.ok.load(Relaxed);
     let mut results = vec![summary(what, &run, secs).await];
     if scenario == "reads" {
         results.push(summary("inclusion proof", &proofs, secs).await);
@@ -335,6 +380,8 @@ pub async fn run(ledgerd: &str, scenario: &str, arg: u64, arg2: u64, seconds: f6
     serde_json::json!({
         "scenario": scenario, "arg": arg, "arg2": arg2, "seconds": secs,
         "results": results, "server_rss_kib": rss, "server_peak_rss_kib": hwm,
+        "cpu_s": { "client": client_cpu, "server": server_cpu,
+            "per_request_us": (client_cpu + server_cpu) * 1e6 / requests.max(1) as f64 },
     })
 }
 
@@ -365,5 +412,13 @@ pub fn print(report: &serde_json::Value) {
             v(&l["max"])
         );
     }
-    println!("server RSS {} KiB (peak {} KiB)", report["server_rss_kib"], report["server_peak_rss_kib"]);
+    if report["server_rss_kib"].is_u64() {
+        println!("server RSS {} KiB (peak {} KiB)", report["server_rss_kib"], report["server_peak_rss_kib"]);
+    }
+    let cpu = &report["cpu_s"];
+    if let (Some(c), Some(s), Some(per)) =
+        (cpu["client"].as_f64(), cpu["server"].as_f64(), cpu["per_request_us"].as_f64())
+    {
+        println!("CPU: client {c:.1} s, server {s:.1} s; {per:.0} µs per measured request, both together");
+    }
 }

@@ -6,8 +6,9 @@
 //! throughput and the disk used per entry by the journal and the index
 //! (`BENCH_NO_REQUEST_ID=1` leaves the request ids out, for memory probes;
 //! `BENCH_KEEP=1` keeps the log directory, e.g. for `ledger verify`).
-//! `load`, `pg` and `soak`: see their modules.
+//! `load`, `pg`, `soak` and `fsync` (the disk's floor): see their modules.
 
+mod disk;
 mod load;
 mod pg;
 mod soak;
@@ -118,6 +119,13 @@ fn main() {
                 None => println!("{text}"),
             }
         }
+        Some("fsync") => {
+            let args: Vec<String> = std::env::args().collect();
+            let dir = args.get(4).map_or_else(std::env::temp_dir, std::path::PathBuf::from);
+            let report = disk::fsync_probe(arg(2, 1000), arg(3, 20) as f64, &dir);
+            load::print(&report);
+            println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+        }
         Some("pg") => {
             let args: Vec<String> = std::env::args().collect();
             let conninfo = args.get(2).cloned().unwrap_or_else(|| "host=127.0.0.1 user=bench dbname=postgres".into());
@@ -133,7 +141,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: ledger-bench lib-append [N] [BATCH] [SUBJECTS]\n       ledger-bench soak [LEDGERD] [MINUTES] [RATE] [PRELOAD]\n       ledger-bench load [LEDGERD] unary|rate|stream|reads|proofs [N|RATE] [SECONDS] [JSON|-] [PRELOAD]\n       ledger-bench pg CONNINFO [CLIENTS] [SECONDS] [JSON|-]"
+                "usage: ledger-bench lib-append [N] [BATCH] [SUBJECTS]\n       ledger-bench soak [LEDGERD] [MINUTES] [RATE] [PRELOAD]\n       ledger-bench load [LEDGERD] unary|rate|stream|reads|proofs|floor|floor-rate [N|RATE] [SECONDS] [JSON|-] [PRELOAD]\n       ledger-bench fsync [RATE] [SECONDS] [DIR]\n       ledger-bench pg CONNINFO [CLIENTS] [SECONDS] [JSON|-]"
             );
             std::process::exit(2);
         }
