@@ -8,6 +8,9 @@ B=target/release/ledger-bench D=target/release/ledgerd O=target/bench
 mkdir -p "$O"
 $B lib-append 100000 1024 1000
 $B lib-append 1000000 1024 1000
+$B fsync 1000 20 > $O/fsync-1000.txt
+$B load $D floor-rate 1000 20 $O/floor-rate-1000.json
+$B load $D floor 64 20 $O/floor-64.json
 $B load $D unary 64 20 $O/unary-64.json
 $B load $D rate 1000 20 $O/rate-1000.json
 $B load $D stream 0 20 $O/stream.json
