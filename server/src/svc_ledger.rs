@@ -339,7 +339,7 @@ impl LedgerService for LedgerSvc {
                 }));
             }
             let (proof, size) = reader.prove_inclusion(r.seq, Some(r.tree_size)).map_err(|e| status::ledger(&e))?;
-            let leaf_hash = reader.get(r.seq).map_err(|e| status::ledger(&e))?.leaf_hash.to_vec();
+            let leaf_hash = reader.leaf_hash(r.seq).map_err(|e| status::ledger(&e))?.to_vec();
             Ok(Response::new(pb::ProveInclusionResponse {
                 seq: r.seq,
                 tree_size: size,

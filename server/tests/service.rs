@@ -309,6 +309,19 @@ async fn proofs_and_checkpoints_over_grpc() {
         .unwrap()
         .into_inner();
     assert_eq!(ip.tree_size, 20);
+    // At an older size: the leaf hash (from the index) is entry 7's, and the
+    // proof verifies against the root of the first 20 entries.
+    let got = c.get(pb::GetRequest { log: "default".into(), seq: 7, with_proof: false }).await.unwrap().into_inner();
+    assert_eq!(ip.leaf_hash, got.entry.unwrap().leaf_hash);
+    let root20 = c
+        .prove_consistency(pb::ProveConsistencyRequest { log: "default".into(), old_size: 20, new_size: 0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .old_root;
+    let proof: Vec<[u8; 32]> = ip.proof.iter().map(|h| h.as_slice().try_into().unwrap()).collect();
+    let leaf: [u8; 32] = ip.leaf_hash.as_slice().try_into().unwrap();
+    ledger::merkle::verify_inclusion(7, 20, &leaf, &proof, &root20.try_into().unwrap()).unwrap();
     // "Latest" (tree_size 0): the response names the checkpoint it used,
     // which covers seq, and the proof, raw and as tlog-proof, verifies in it.
     for seq in [7, 39] {

@@ -150,6 +150,11 @@ impl LedgerReader {
         self.s.index.position(seq)?.ok_or(LedgerError::IndexAhead { indexed: size, missing: seq })
     }
 
+    /// The leaf hash of a stored entry, from the index (no journal read).
+    pub fn leaf_hash(&self, seq: u64) -> Result<Hash, LedgerError> {
+        Ok(self.position(seq)?.leaf_hash)
+    }
+
     /// Reads one entry from the journal.
     pub fn get(&self, seq: u64) -> Result<StoredEntry, LedgerError> {
         let pos = self.position(seq)?;
