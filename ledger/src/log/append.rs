@@ -259,7 +259,9 @@ impl Batch<'_> {
             self.by_request.insert(id.as_str().to_owned(), slot);
         }
         self.leaves[slot] = Some(leaf);
-        self.tip = Tip { next_seq: seq + 1, last_hash: hash, last_time: recorded_at, ..self.tip.clone() };
+        // In place: the compact range was pushed above (cloning the Tip
+        // copied it, one allocation per entry).
+        (self.tip.next_seq, self.tip.last_hash, self.tip.last_time) = (seq + 1, hash, recorded_at);
         Ok(Slot::New { seq, leaf: leaf_bytes, hash })
     }
 
