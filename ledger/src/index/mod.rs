@@ -252,8 +252,8 @@ impl Index {
     }
 
     /// Adds a batch's postings to the tail (FORMAT.md §10.2) and writes
-    /// the lists that are ready (`all`: every one, and then the tail is
-    /// empty). In a replayed batch, a value the tail does not know first
+    /// the full lists once `tail::READY_VALUES` values hold one (`all`:
+    /// every held seq, and then the tail is empty). In a replayed batch, a value the tail does not know first
     /// looks up its last seq in sled, so nothing is written twice. Returns
     /// whether the tail is empty.
     fn apply_postings(
@@ -275,6 +275,9 @@ impl Index {
             let mut tail = self.tail.write().unwrap_or_else(|p| p.into_inner());
             for (key, seqs) in postings {
                 tail.add(key, seqs, written.get(key).copied().flatten());
+            }
+            if !all && tail.full_values() < tail::READY_VALUES {
+                return Ok(tail.is_empty());
             }
             tail.ready(all)
         };
@@ -640,5 +643,35 @@ mod tests {
         }
         index.db.flush().unwrap();
         assert_eq!(index.db.size_on_disk().unwrap(), before);
+    }
+
+    /// Full postings lists wait in the tail until `READY_VALUES` values
+    /// hold one, then go to sled together; queries see them all along.
+    #[test]
+    fn full_lists_are_written_in_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path()).unwrap();
+        // subjects S-0.. with 128 seqs each; the category and the actor are full too
+        let subjects = (tail::READY_VALUES - 3) as u64;
+        let apply = |from: u64, n: u64, subject: &dyn Fn(u64) -> String| {
+            let mut b = batch(from..from + n);
+            let (mut entries, mut sj) = (crate::FastMap::default(), Vec::new());
+            for seq in from..from + n {
+                sj.push((subject(seq), seq));
+            }
+            b.postings.retain(|k, _| k.0 != Secondary::Subject);
+            for (s, seq) in sj {
+                entries.entry((Secondary::Subject, s)).or_insert_with(Vec::new).push(seq);
+            }
+            b.postings.extend(entries);
+            index.apply(b).unwrap();
+        };
+        apply(0, 128 * subjects, &|seq| format!("S-{}", seq % subjects));
+        assert_eq!(index.subject.len(), 0, "{} values hold a full list: not yet", subjects + 2);
+        let held = index.scan(Secondary::Subject, "S-0", 0, u64::MAX, true, 200).unwrap();
+        assert_eq!(held.len(), 128, "the tail answers queries");
+        apply(128 * subjects, 128, &|_| "S-last".into());
+        assert_eq!(index.subject.len() as u64, subjects + 1, "the group went to sled");
+        assert_eq!(index.scan(Secondary::Subject, "S-0", 0, u64::MAX, true, 200).unwrap(), held);
     }
 }

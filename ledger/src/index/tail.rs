@@ -1,8 +1,8 @@
 //! The postings tail (FORMAT.md §10.2): per secondary-index value, the seqs
-//! after its last list in sled, held in memory until they make a full list
-//! (`POSTINGS_MAX` seqs) or the index writes the whole tail out (every
-//! `FLUSH_ENTRIES` entries, and on close); then they are written as new
-//! lists.
+//! after its last list in sled, held in memory until `READY_VALUES` values
+//! hold a full list (`POSTINGS_MAX` seqs) or the index writes the whole tail
+//! out (every `FLUSH_ENTRIES` entries, and on close); then they are written
+//! as new lists.
 //!
 //! Owns: the in-memory lists and which of them are ready to write. Must not:
 //! touch sled (the index writes what `ready` returns, then calls `written`),
@@ -16,6 +16,11 @@ pub(super) const POSTINGS_MAX: usize = 128;
 /// Entries indexed at most between two writes of the whole tail (which
 /// move sled's `indexed_through`, and so bound the catch-up after a crash).
 pub(super) const FLUSH_ENTRIES: u64 = 1 << 16;
+
+/// Values holding a full list before the full lists are written (or the
+/// whole tail, whichever comes first): each write to sled costs a log write
+/// on its I/O threads, so lists go in groups rather than one by one.
+pub(super) const READY_VALUES: usize = 32;
 
 /// A secondary index and one of its values.
 pub(super) type Key = (Secondary, String);
@@ -97,6 +102,11 @@ impl Tail {
         if self.held == 0 {
             self.values.clear();
         }
+    }
+
+    /// How many values hold a full list.
+    pub fn full_values(&self) -> usize {
+        self.full.len()
     }
 
     /// True when every seq added has been written.
