@@ -6,7 +6,8 @@
 //! throughput and the disk used per entry by the journal and the index
 //! (`BENCH_NO_REQUEST_ID=1` leaves the request ids out, for memory probes;
 //! `BENCH_KEEP=1` keeps the log directory, e.g. for `ledger verify`).
-//! `load`, `pg`, `soak` and `fsync` (the disk's floor): see their modules.
+//! `load`, `pg`, `soak`, and `fsync` and `randread` (the disk's floors): see
+//! their modules.
 
 mod disk;
 mod load;
@@ -126,6 +127,16 @@ fn main() {
             load::print(&report);
             println!("{}", serde_json::to_string_pretty(&report).expect("json"));
         }
+        Some("randread") => {
+            let args: Vec<String> = std::env::args().collect();
+            let file = args
+                .get(2)
+                .map(std::path::PathBuf::from)
+                .expect("usage: ledger-bench randread FILE [SECONDS] [THREADS]");
+            let report = disk::randread(&file, arg(3, 10) as f64, arg(4, 1));
+            load::print(&report);
+            println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+        }
         Some("pg") => {
             let args: Vec<String> = std::env::args().collect();
             let conninfo = args.get(2).cloned().unwrap_or_else(|| "host=127.0.0.1 user=bench dbname=postgres".into());
@@ -141,7 +152,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: ledger-bench lib-append [N] [BATCH] [SUBJECTS]\n       ledger-bench soak [LEDGERD] [MINUTES] [RATE] [PRELOAD]\n       ledger-bench load [LEDGERD] unary|rate|stream|reads|proofs|floor|floor-rate [N|RATE] [SECONDS] [JSON|-] [PRELOAD]\n       ledger-bench fsync [RATE] [SECONDS] [DIR]\n       ledger-bench pg CONNINFO [CLIENTS] [SECONDS] [JSON|-]"
+                "usage: ledger-bench lib-append [N] [BATCH] [SUBJECTS]\n       ledger-bench soak [LEDGERD] [MINUTES] [RATE] [PRELOAD]\n       ledger-bench load [LEDGERD] unary|rate|stream|reads|proofs|floor|floor-rate [N|RATE] [SECONDS] [JSON|-] [PRELOAD]\n       ledger-bench fsync [RATE] [SECONDS] [DIR]\n       ledger-bench randread FILE [SECONDS] [THREADS]\n       ledger-bench pg CONNINFO [CLIENTS] [SECONDS] [JSON|-]"
             );
             std::process::exit(2);
         }

@@ -38,10 +38,20 @@ pub fn service(state: Arc<State>) -> LedgerServiceServer<LedgerSvc> {
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
-/// Runs blocking ledger work off the async threads.
+/// Most blocking tasks (reads of the journal and index, mostly) running at
+/// once; more wait for a permit as futures. Unbounded, a burst of reads on
+/// cold pages had ~500 threads waiting on the disk at once, each adding to
+/// the queue that slowed the others (docs/BENCHMARKS.md, fifth run).
+const MAX_BLOCKING: usize = 32;
+
+static BLOCKING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_BLOCKING);
+
+/// Runs blocking ledger work off the async threads, at most `MAX_BLOCKING`
+/// at once.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Status> + Send + 'static,
 ) -> Result<T, Status> {
+    let _permit = BLOCKING.acquire().await.map_err(|_| Status::internal("the blocking-task semaphore is closed"))?;
     tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(format!("task failed: {e}")))?
 }
 
@@ -429,4 +439,33 @@ fn read_error(m: &crate::metrics::Metrics, log: &LogHandle, e: &ledger::LedgerEr
         tracing::error!(log = %log.name, error = %e, "integrity failure while serving a read");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    /// However many are asked for at once, at most `MAX_BLOCKING` run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blocking_tasks_are_bounded() {
+        static RUNNING: AtomicUsize = AtomicUsize::new(0);
+        static MOST: AtomicUsize = AtomicUsize::new(0);
+        let tasks: Vec<_> = (0..4 * super::MAX_BLOCKING)
+            .map(|_| {
+                tokio::spawn(super::blocking(|| {
+                    let now = RUNNING.fetch_add(1, SeqCst) + 1;
+                    MOST.fetch_max(now, SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    RUNNING.fetch_sub(1, SeqCst);
+                    Ok(())
+                }))
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let most = MOST.load(SeqCst);
+        assert!(most <= super::MAX_BLOCKING, "{most} ran at once");
+        assert!(most > 1, "they still run in parallel");
+    }
 }
