@@ -52,11 +52,11 @@ pub fn fsync_probe(per_sec: u64, seconds: f64, dir: &std::path::Path) -> serde_j
     }
     drop(file);
     let _ = std::fs::remove_file(&path);
-    report(("fsync", per_sec, seconds), "write + fdatasync", &hist)
+    report("fsync", per_sec, seconds, "write + fdatasync", &hist)
 }
 
 /// The report of one probe, in the load generator's shape (`load::print`).
-fn report((scenario, arg, seconds): (&str, u64, f64), what: &str, hist: &Histogram<u64>) -> serde_json::Value {
+fn report(scenario: &str, arg: u64, seconds: f64, what: &str, hist: &Histogram<u64>) -> serde_json::Value {
     serde_json::json!({
         "scenario": scenario, "arg": arg, "seconds": seconds,
         "results": [{
@@ -106,5 +106,5 @@ pub fn randread(path: &std::path::Path, seconds: f64, threads: u64) -> serde_jso
     for w in workers {
         hist.add(w.join().expect("reader")).expect("same bounds");
     }
-    report(("randread", threads, seconds), "4 KiB O_DIRECT read", &hist)
+    report("randread", threads, seconds, "4 KiB O_DIRECT read", &hist)
 }

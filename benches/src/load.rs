@@ -107,21 +107,19 @@ async fn unary(url: &str, clients: u64, until: Instant, run: Arc<Run>, checkpoin
     }
 }
 
-async fn rate(url: &str, per_sec: u64, until: Instant, run: Arc<Run>, worker: u64) {
+/// `per_sec` calls offered in an open loop: appends as `worker`, or with
+/// `checkpoint` GetCheckpoint calls (the transport's floor).
+async fn rate(url: &str, per_sec: u64, until: Instant, run: Arc<Run>, worker: u64, checkpoint: bool) {
     let chans = channels(url, 4).await;
     open_loop(per_sec, until, run, move |n| {
-        let ch = chans[n as usize % chans.len()].clone();
-        async move { LedgerServiceClient::new(ch).append(append_req(worker, n)).await.is_ok() }
-    })
-    .await
-}
-
-/// GetCheckpoint calls offered at `per_sec` in an open loop.
-async fn floor_rate(url: &str, per_sec: u64, until: Instant, run: Arc<Run>) {
-    let chans = channels(url, 4).await;
-    open_loop(per_sec, until, run, move |n| {
-        let ch = chans[n as usize % chans.len()].clone();
-        async move { LedgerServiceClient::new(ch).get_checkpoint(checkpoint_req()).await.is_ok() }
+        let mut c = LedgerServiceClient::new(chans[n as usize % chans.len()].clone());
+        async move {
+            if checkpoint {
+                c.get_checkpoint(checkpoint_req()).await.is_ok()
+            } else {
+                c.append(append_req(worker, n)).await.is_ok()
+            }
+        }
     })
     .await
 }
@@ -264,7 +262,7 @@ async fn rate_quiet(url: String, per_sec: u64, until: Instant) {
     if per_sec > 0 {
         // Request ids of this run only: a log kept from an earlier run
         // (`BENCH_SERVER`) would answer earlier ids as retries.
-        rate(&url, per_sec, until, Run::new(), 10_000_000 + u64::from(std::process::id())).await;
+        rate(&url, per_sec, until, Run::new(), 10_000_000 + u64::from(std::process::id()), false).await;
     }
 }
 
@@ -346,9 +344,9 @@ pub async fn run(ledgerd: &str, scenario: &str, arg: u64, arg2: u64, seconds: f6
     let entries = if arg2 > 0 { arg2 } else { 1_000_000 };
     match scenario {
         "unary" => unary(&url, arg.max(1), until, run.clone(), false).await,
-        "rate" => rate(&url, arg.max(1), until, run.clone(), 0).await,
+        "rate" => rate(&url, arg.max(1), until, run.clone(), 0, false).await,
         "floor" => unary(&url, arg.max(1), until, run.clone(), true).await,
-        "floor-rate" => floor_rate(&url, arg.max(1), until, run.clone()).await,
+        "floor-rate" => rate(&url, arg.max(1), until, run.clone(), 0, true).await,
         "stream" => stream(&url, until, run.clone()).await,
         "reads" => reads(&url, arg, until, run.clone(), proofs.clone(), entries).await,
         "proofs" => proofs_alone(&url, arg, until, run.clone(), entries).await,

@@ -253,9 +253,9 @@ impl Index {
 
     /// Adds a batch's postings to the tail (FORMAT.md §10.2) and writes
     /// the full lists once `tail::READY_VALUES` values hold one (`all`:
-    /// every held seq, and then the tail is empty). In a replayed batch, a value the tail does not know first
-    /// looks up its last seq in sled, so nothing is written twice. Returns
-    /// whether the tail is empty.
+    /// every held seq, and then the tail is empty). In a replayed batch, a
+    /// value the tail does not know first looks up its last seq in sled, so
+    /// nothing is written twice. Returns whether the tail is empty.
     fn apply_postings(
         &self,
         postings: &crate::FastMap<tail::Key, Vec<u64>>,
@@ -655,15 +655,10 @@ mod tests {
         let subjects = (tail::READY_VALUES - 3) as u64;
         let apply = |from: u64, n: u64, subject: &dyn Fn(u64) -> String| {
             let mut b = batch(from..from + n);
-            let (mut entries, mut sj) = (crate::FastMap::default(), Vec::new());
-            for seq in from..from + n {
-                sj.push((subject(seq), seq));
-            }
             b.postings.retain(|k, _| k.0 != Secondary::Subject);
-            for (s, seq) in sj {
-                entries.entry((Secondary::Subject, s)).or_insert_with(Vec::new).push(seq);
+            for seq in from..from + n {
+                b.postings.entry((Secondary::Subject, subject(seq))).or_default().push(seq);
             }
-            b.postings.extend(entries);
             index.apply(b).unwrap();
         };
         apply(0, 128 * subjects, &|seq| format!("S-{}", seq % subjects));
