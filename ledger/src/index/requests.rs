@@ -219,15 +219,16 @@ impl Level {
         Ok(())
     }
 
-    /// Inserts records (skipping one already there). A record whose hash
-    /// the level's filter lacks is new: it goes into its first free slot
-    /// (known from `used`) with one 16-byte write. The others (a replayed
-    /// batch, a filter's false positive, a level whose filter is still being
-    /// built) go through `insert_reading`, after those writes.
-    fn insert(&mut self, records: &[(u64, u64)]) -> Result<(), IndexError> {
+    /// Places records (skipping one already there), in memory only. A
+    /// record whose hash the level's filter lacks is new: it gets its first
+    /// free slot (known from `used`) and is returned, sorted by slot, for
+    /// `write_slots` (one 16-byte write each). The others (a replayed batch,
+    /// a filter's false positive, a level whose filter is still being built)
+    /// are returned for `insert_reading`, which goes after those writes.
+    fn place(&mut self, records: &[(u64, u64)]) -> Result<Placed, IndexError> {
         let (slots, bits) = (self.slots(), self.bits);
         let (Some(filter), Some(used)) = (&self.filter, &mut self.used) else {
-            return self.insert_reading(records);
+            return Ok(Placed { fresh: Vec::new(), others: records.to_vec() });
         };
         let (mut fresh, mut others) = (Vec::with_capacity(records.len()), Vec::new());
         for &(h, seq) in records {
@@ -246,12 +247,11 @@ impl Level {
             fresh.push((slot, h, seq));
         }
         fresh.sort_unstable();
-        self.write_slots(&fresh)?;
         self.count += fresh.len() as u64;
         for &(slot, h, _) in &fresh {
             self.note(h, slot);
         }
-        self.insert_reading(&others)
+        Ok(Placed { fresh, others })
     }
 
     /// Writes records into their slots (sorted), a run of adjacent slots at
@@ -399,6 +399,13 @@ fn record_at(block: &[u8], i: u64) -> (u64, u64) {
     (word(at), word(at + 8))
 }
 
+/// Records placed by `Level::place`: (slot, hash, seq) to write, and those
+/// that need `insert_reading`.
+struct Placed {
+    fresh: Vec<(u64, u64, u64)>,
+    others: Vec<(u64, u64)>,
+}
+
 /// The levels of one index.
 pub(super) struct RequestIndex {
     dir: PathBuf,
@@ -475,10 +482,19 @@ impl RequestIndex {
                 levels.last_mut().expect("a level").seal()?;
                 levels.push(Level::create(&self.dir, k, st.synced)?);
             }
-            levels.last_mut().expect("a level").insert(records)?;
+            let placed = levels.last_mut().expect("a level").place(records)?;
             let newest = levels.len() - 1;
             if !st.dirty.contains(&newest) {
                 st.dirty.push(newest);
+            }
+            // The writes go under the read lock: lookups (the writer's
+            // duplicate checks) do not wait for them. A lookup of a record
+            // being written may miss it; the writer never asks before the
+            // index thread applied its batch (it drains the index first).
+            drop(levels);
+            self.levels.read().unwrap_or_else(|p| p.into_inner())[newest].write_slots(&placed.fresh)?;
+            if !placed.others.is_empty() {
+                self.levels.write().unwrap_or_else(|p| p.into_inner())[newest].insert_reading(&placed.others)?;
             }
         }
         st.written = st.written.max(through);
@@ -582,7 +598,7 @@ mod tests {
             let newest = lv.last_mut().unwrap();
             (newest.filter, newest.used, newest.building) = (None, None, Some(Vec::new()));
             let read = scan_level(&newest.file, &newest.path, newest.bits, true);
-            newest.insert(&late).unwrap(); // after the file was read
+            newest.insert_reading(&late).unwrap(); // after the file was read (no filter: every record reads its window)
             finish_filter(newest, read);
             let f = newest.filter.as_ref().expect("installed");
             assert!(early.iter().chain(&late).all(|&(h, _)| f.may_contain(h)));
