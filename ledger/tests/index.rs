@@ -95,7 +95,16 @@ fn an_index_in_the_old_layout_is_rebuilt() {
     l.close().unwrap();
     drop(l);
     {
-        let db = sled::open(data.join("index/db")).unwrap();
+        // sled releases its file lock when its flusher thread ends, shortly
+        // after the drop (Index::open waits for it the same way)
+        let db = (0..100)
+            .find_map(|_| {
+                sled::open(data.join("index/db")).ok().or_else(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    None
+                })
+            })
+            .expect("sled's lock is released within 2 s");
         db.open_tree("meta").unwrap().remove(b"index_format").unwrap();
         db.flush().unwrap();
     }
