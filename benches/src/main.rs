@@ -5,7 +5,9 @@
 //! through the library (no gRPC), every batch fdatasynced, and prints the
 //! throughput and the disk used per entry by the journal and the index
 //! (`BENCH_NO_REQUEST_ID=1` leaves the request ids out, for memory probes;
-//! `BENCH_KEEP=1` keeps the log directory, e.g. for `ledger verify`).
+//! `BENCH_KEEP=1` keeps the log directory, e.g. for `ledger verify`;
+//! `BENCH_NO_PIPELINE=1` waits for each batch's sync before sequencing the
+//! next, as before the pipelined group commit).
 //! `load`, `pg`, `soak`, and `fsync` and `randread` (the disk's floors): see
 //! their modules.
 
@@ -59,14 +61,32 @@ fn lib_append() {
         input.validate("bench", &limits).expect("valid")
     };
     let started = Instant::now();
-    let mut i = 0;
-    while i < n {
-        let entries: Vec<_> = (i..(i + batch).min(n)).map(make).collect();
-        for r in l.append_batch(entries) {
-            r.expect("append");
+    let serial = std::env::var_os("BENCH_NO_PIPELINE").is_some();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<ledger::log::PendingBatch>(0);
+    std::thread::scope(|s| {
+        // pipelined group commit: this thread waits for each batch's sync
+        // while the main thread sequences the next
+        s.spawn(move || {
+            for p in rx {
+                for r in p.wait() {
+                    r.expect("append");
+                }
+            }
+        });
+        let mut i = 0;
+        while i < n {
+            let entries: Vec<_> = (i..(i + batch).min(n)).map(make).collect();
+            if serial {
+                for r in l.append_batch(entries) {
+                    r.expect("append");
+                }
+            } else {
+                tx.send(l.begin_batch(entries)).expect("the waiting thread runs");
+            }
+            i += batch;
         }
-        i += batch;
-    }
+        drop(tx);
+    });
     let secs = started.elapsed().as_secs_f64();
     let rss = std::fs::read_to_string("/proc/self/status")
         .ok()

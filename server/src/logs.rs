@@ -1,5 +1,6 @@
-//! The hosted logs: each one a `Ledger`, a bounded append queue and one
-//! writer thread that batches whatever is queued (DESIGN "The write path").
+//! The hosted logs: each one a `Ledger`, a bounded append queue and two
+//! writer threads that take turns batching whatever is queued: one
+//! sequences a batch while the other's syncs (DESIGN "The write path").
 //!
 //! Owns: the data-dir lock, the queues, the writer threads, shutdown order.
 //! Must not: answer gRPC (services do) or bypass the queue for appends.
@@ -22,6 +23,8 @@ use crate::status;
 /// One queued append (one or more entries from one request).
 pub struct Job {
     entries: Vec<NewEntry>,
+    /// entries it brought (its reply has as many results)
+    count: usize,
     reply: oneshot::Sender<Vec<Result<Receipt, AppendError>>>,
 }
 
@@ -84,7 +87,7 @@ impl LogHandle {
         let (reply, rx) = oneshot::channel();
         let guard = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         let Some(q) = guard.as_ref() else { return Err(status::shutting_down()) };
-        match q.try_send(Job { entries, reply }) {
+        match q.try_send(Job { count: entries.len(), entries, reply }) {
             Ok(()) => Ok(rx),
             Err(mpsc::error::TrySendError::Full(_)) => Err(status::queue_full(&self.name, self.depth)),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(status::shutting_down()),
@@ -99,7 +102,7 @@ impl LogHandle {
     ) -> Result<oneshot::Receiver<Vec<Result<Receipt, AppendError>>>, Status> {
         let q = self.queue.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(status::shutting_down)?;
         let (reply, rx) = oneshot::channel();
-        q.send(Job { entries, reply }).await.map_err(|_| status::shutting_down())?;
+        q.send(Job { count: entries.len(), entries, reply }).await.map_err(|_| status::shutting_down())?;
         Ok(rx)
     }
 
@@ -228,24 +231,27 @@ struct Writer {
     checkpoint_at: Arc<AtomicI64>,
 }
 
+/// Writer threads per log: while one waits for its batch's fdatasync, the
+/// other takes what queued up meanwhile and sequences it (pipelined group
+/// commit, docs/ARCHITECTURE.md "Write path").
+const WRITER_THREADS: usize = 2;
+
 impl Writer {
-    /// Takes whatever is queued (up to max_batch entries), commits it as one
-    /// batch, replies; ends when the queue is closed and drained.
-    fn run(self, mut rx: mpsc::Receiver<Job>) {
-        while let Some(first) = rx.blocking_recv() {
-            let mut n = first.entries.len();
-            let mut jobs = vec![first];
-            while n < self.max_batch {
-                match rx.try_recv() {
-                    Ok(j) => {
-                        n += j.entries.len();
-                        jobs.push(j);
-                    }
-                    Err(_) => break,
+    /// Runs the writer threads until the queue is closed and drained, then
+    /// writes the final checkpoint.
+    fn run(self, rx: mpsc::Receiver<Job>) {
+        let rx = std::sync::Mutex::new(rx);
+        std::thread::scope(|s| {
+            for i in 1..WRITER_THREADS {
+                let spawned = std::thread::Builder::new()
+                    .name(format!("writer-{}-{i}", self.name))
+                    .spawn_scoped(s, || self.take_turns(&rx));
+                if let Err(e) = spawned {
+                    tracing::warn!(log = %self.name, error = %e, "a second writer thread did not start: batches are not pipelined");
                 }
             }
-            self.commit(jobs, n);
-        }
+            self.take_turns(&rx);
+        });
         if let Err(e) = self.ledger.close() {
             tracing::error!(log = %self.name, error = %e, "final checkpoint failed");
         } else {
@@ -253,21 +259,45 @@ impl Writer {
         }
     }
 
-    fn commit(&self, mut jobs: Vec<Job>, n: usize) {
-        let counts: Vec<usize> = jobs.iter().map(|j| j.entries.len()).collect();
-        let entries: Vec<NewEntry> = jobs.iter_mut().flat_map(|j| std::mem::take(&mut j.entries)).collect();
-        let before = self.ledger.size();
-        let mut results = self.ledger.append_batch(entries).into_iter();
-        let after = self.ledger.size();
-        if after > before {
+    /// Holding the queue, takes whatever is queued (up to max_batch entries)
+    /// and sequences it as one batch (so batches keep the queue's order);
+    /// then, without the queue, waits for it to be durable and replies.
+    fn take_turns(&self, rx: &std::sync::Mutex<mpsc::Receiver<Job>>) {
+        loop {
+            let (pending, jobs, n) = {
+                let mut rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(first) = rx.blocking_recv() else { return };
+                let mut n = first.entries.len();
+                let mut jobs = vec![first];
+                while n < self.max_batch {
+                    match rx.try_recv() {
+                        Ok(j) => {
+                            n += j.entries.len();
+                            jobs.push(j);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let entries: Vec<NewEntry> = jobs.iter_mut().flat_map(|j| std::mem::take(&mut j.entries)).collect();
+                (self.ledger.begin_batch(entries), jobs, n)
+            };
+            self.finish(pending, jobs, n);
+        }
+    }
+
+    fn finish(&self, pending: ledger::log::PendingBatch, jobs: Vec<Job>, n: usize) {
+        let results = pending.wait();
+        if results.iter().any(|r| r.as_ref().is_ok_and(|r| !r.duplicate)) {
             self.metrics.batch_size.with_label_values(&[&self.name]).observe(n as f64);
             let sync = self.ledger.last_sync_nanos() as f64 / 1e9;
             self.metrics.fsync_seconds.with_label_values(&[&self.name]).observe(sync);
             self.checkpoint_at.store((system_clock())(), Ordering::Relaxed);
-            self.size.send_replace(after);
+            let after = self.ledger.size();
+            self.size.send_if_modified(|v| std::mem::replace(v, (*v).max(after)) < after);
         }
-        for (job, k) in jobs.into_iter().zip(counts) {
-            let _ = job.reply.send(results.by_ref().take(k).collect());
+        let mut results = results.into_iter();
+        for job in jobs {
+            let _ = job.reply.send(results.by_ref().take(job.count).collect());
         }
     }
 }

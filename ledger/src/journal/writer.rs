@@ -13,6 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::frame::parse_frame;
 use super::{JournalError, SEGMENT_HEADER_LEN, check_header, list_segments, segment_header, segment_name, sync_dir};
@@ -23,7 +24,9 @@ pub struct Journal {
     dir: PathBuf,
     seg_first: u64,
     path: PathBuf,
-    file: File,
+    /// shared with the log's group sync (an `fdatasync` of written frames
+    /// runs while the next batch is sequenced)
+    file: Arc<File>,
     /// where the next frame goes (the end of the frames)
     len: u64,
     /// the file's length: `[len, alloc)` is the zero tail
@@ -79,6 +82,7 @@ impl Journal {
             }
             good
         };
+        let file = Arc::new(file);
         Ok(Self { dir: dir.to_owned(), seg_first: first, path, file, len: good, alloc, roll_bytes, truncated })
     }
 
@@ -98,7 +102,7 @@ impl Journal {
             dir: dir.to_owned(),
             seg_first: first_seq,
             path,
-            file,
+            file: Arc::new(file),
             len: SEGMENT_HEADER_LEN,
             alloc: SEGMENT_HEADER_LEN,
             roll_bytes,
@@ -126,13 +130,10 @@ impl Journal {
         false
     }
 
-    /// Starts a new segment at `next_seq` if the current one reached the
-    /// roll size. Call only at a batch boundary, after `sync`.
-    pub fn maybe_roll(&mut self, next_seq: u64) -> Result<bool, JournalError> {
-        if self.len < self.roll_bytes || next_seq == self.seg_first {
-            return Ok(false);
-        }
-        self.roll(next_seq)
+    /// The current segment reached the roll size (and holds a frame): the
+    /// next `roll` at a batch boundary, after `sync`, seals it.
+    pub fn roll_due(&self, next_seq: u64) -> bool {
+        self.len >= self.roll_bytes && next_seq != self.seg_first
     }
 
     /// Seals the current segment now (if it holds any frame) and starts
@@ -188,6 +189,13 @@ impl Journal {
     /// `fdatasync`: after it returns, every appended frame is durable.
     pub fn sync(&mut self) -> Result<(), JournalError> {
         self.file.sync_data().map_err(|e| JournalError::io(&self.path, e))
+    }
+
+    /// The current segment's file and path, for an `fdatasync` outside the
+    /// writer: it makes every frame appended before it started durable (frames
+    /// of earlier segments were made durable when their segment was sealed).
+    pub fn sync_handle(&self) -> (Arc<File>, PathBuf) {
+        (self.file.clone(), self.path.clone())
     }
 
     /// Cuts the current segment back to `len` (undoing an append whose sync

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Ledger, LedgerError, SignedCheckpoint, Tip, Writer, read_lock};
+use super::group::{PendingBatch, Written};
+use super::{Ledger, LedgerError, LedgerReader, SignedCheckpoint, Tip, Writer, read_lock};
 use crate::entry::{NewEntry, ValidationError};
 use crate::hash::{Hash, leaf_hash};
 use crate::hmac_tag::HmacKey;
@@ -274,7 +275,9 @@ impl Batch<'_> {
             return Err(AppendError::Conflict { request_id: id.to_owned(), seq: leaf.seq });
         }
         if self.recent.contains(h) {
-            self.ledger.s.vis.drain(); // the index now holds every earlier batch
+            // an earlier batch may hold it: made durable and indexed first
+            self.ledger.s.flush_written()?;
+            self.ledger.s.vis.drain();
         }
         for seq in self.ledger.s.index.request_candidates(h).map_err(storage)? {
             let stored = self.ledger.get(seq).map_err(storage)?;
@@ -301,11 +304,24 @@ impl Ledger {
     }
 
     /// Appends a batch with one fdatasync and one checkpoint signature;
-    /// returns one result per entry, in order.
+    /// returns one result per entry, in order. Callers on several threads
+    /// overlap: one batch is sequenced while an earlier one syncs.
     pub fn append_batch(&self, entries: Vec<NewEntry>) -> Vec<Result<Receipt, AppendError>> {
-        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let ring = read_lock(&self.s.keyring);
-        self.commit(&mut w, &ring, entries, &[], false)
+        self.begin_batch(entries).wait()
+    }
+
+    /// Sequences a batch and writes its frames, without waiting for them to
+    /// be durable: the caller may begin the next batch while this one syncs
+    /// (pipelined group commit). Nothing of it is acknowledged, visible to
+    /// readers or indexed before `PendingBatch::wait` (or a later batch's
+    /// sync) makes it durable.
+    pub fn begin_batch(&self, entries: Vec<NewEntry>) -> PendingBatch {
+        let pending = {
+            let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let ring = read_lock(&self.s.keyring);
+            self.begin(&mut w, &ring, entries, &[], false)
+        };
+        PendingBatch::new(self.reader(), pending)
     }
 
     /// Rotates the log's keys and writes the `key_rotation` entry; the
@@ -332,25 +348,40 @@ impl Ledger {
             ..Default::default()
         };
         let entry = input.validate(actor.as_str(), &self.s.opts.limits)?;
-        let receipt = self.commit(&mut w, &ring, vec![entry], &old, true).pop().expect("one result")?;
+        let receipt = self.commit_admin(&mut w, &ring, entry, &old)?;
         Ok((receipt, rotation))
     }
 
-    /// Sequences and writes one batch. `admin` lets it write
-    /// ADMIN_CATEGORIES; `extra` co-signs its checkpoint (key rotation).
-    pub(super) fn commit(
+    /// Sequences, writes and syncs one admin entry (it may be of
+    /// ADMIN_CATEGORIES) as its own batch while the caller holds the writer:
+    /// nothing is sequenced after it before it is durable. `extra` co-signs
+    /// its checkpoint (key rotation).
+    pub(super) fn commit_admin(
+        &self,
+        w: &mut Writer,
+        ring: &Keyring,
+        entry: NewEntry,
+        extra: &[NoteSigner],
+    ) -> Result<Receipt, AppendError> {
+        let pending = self.begin(w, ring, vec![entry], extra, true);
+        self.reader.finish(pending).pop().expect("one result")
+    }
+
+    /// Sequences one batch and writes its frames (not yet synced).
+    fn begin(
         &self,
         w: &mut Writer,
         ring: &Keyring,
         entries: Vec<NewEntry>,
         extra: &[NoteSigner],
         admin: bool,
-    ) -> Vec<Result<Receipt, AppendError>> {
+    ) -> Pending {
         if let Some(p) = self.s.poisoned.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            return entries
-                .iter()
-                .map(|_| Err(AppendError::Unavailable(LedgerError::Poisoned(p.clone()).to_string())))
-                .collect();
+            let e = AppendError::Unavailable(LedgerError::Poisoned(p).to_string());
+            return Pending::refused(
+                entries.iter().map(|_| Slot::Failed(e.clone())).collect(),
+                self.latest_checkpoint(),
+            );
         }
         let n = entries.len();
         w.recent.prune(self.s.vis.indexed());
@@ -378,34 +409,39 @@ impl Ledger {
         };
         let slots: Vec<Slot> =
             entries.into_iter().enumerate().map(|(i, e)| b.sequence(i, e).unwrap_or_else(Slot::Failed)).collect();
-        let written = if b.tip.next_seq == w.tip.next_seq {
+        let latest = if b.tip.next_seq == w.tip.next_seq {
             Ok(self.latest_checkpoint())
         } else {
             self.write(w, &mut b, ring, extra)
         };
-        let out = match written {
-            Ok(latest) => self.receipts(slots, &b, latest),
-            Err(e) => slots.into_iter().map(|s| Err(if let Slot::Failed(f) = s { f } else { e.clone() })).collect(),
-        };
         let committed = w.tip.next_seq == b.tip.next_seq && b.nodes.start < b.tip.next_seq;
         let (by_subject, sent, start) = (std::mem::take(&mut b.by_subject), std::mem::take(&mut b.sent), b.nodes.start);
+        let pending = Pending {
+            slots,
+            nodes: std::mem::replace(&mut b.nodes, BatchNodes { start: 0, levels: Vec::new() }),
+            old: std::mem::take(&mut b.old),
+            latest,
+            end: if committed { w.tip.next_seq } else { 0 },
+        };
         drop(b);
         let mut known = known;
         if committed {
             recent.add(w.tip.next_seq, sent);
             if known.len() + by_subject.len() > super::SUBJECT_CACHE {
-                // a miss asks the index: it must hold every batch before this one
+                // a miss asks the index: it must hold every batch before the next one
+                let _ = self.s.flush_written();
                 self.s.vis.reach(start, std::time::Duration::from_secs(60));
                 known.clear();
             }
             known.extend(by_subject);
         }
         (w.subjects, w.recent) = (known, recent);
-        out
+        pending
     }
 
-    /// The single write of a batch: frames (+ history checkpoint), fdatasync,
-    /// then index and latest checkpoint. On a write failure nothing changes.
+    /// The single write of a batch: frames (+ history checkpoint) appended
+    /// and queued for the group sync, which publishes index and latest
+    /// checkpoint after its fdatasync. On a write failure nothing changes.
     fn write(
         &self,
         w: &mut Writer,
@@ -425,27 +461,20 @@ impl Ledger {
         w.journal
             .append(&b.buf)
             .map_err(|e| AppendError::Storage { disk_full: e.is_disk_full(), reason: e.to_string() })?;
-        let sync_started = std::time::Instant::now();
-        let synced = w.journal.sync();
-        self.s.last_sync_ns.store(sync_started.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
-        if let Err(e) = synced {
-            let _ = w.journal.truncate_to(b.base);
-            self.poison(format!("fdatasync failed: {e}"));
-            return Err(AppendError::Storage { disk_full: e.is_disk_full(), reason: e.to_string() });
-        }
-        self.set_durable(&w.journal);
         w.tip = b.tip.clone();
         let latest = Arc::new(SignedCheckpoint { checkpoint, note });
         b.sent = b.index.request_hashes().collect();
         let job = super::indexer::Job { batch: std::mem::take(&mut b.index), checkpoint: latest.clone() };
-        if w.index_tx.as_ref().is_none_or(|tx| tx.send(job).is_err()) {
-            self.poison("the index thread stopped".into());
-        }
-        self.s.vis.set_acked(latest.clone());
-        match w.journal.maybe_roll(w.tip.next_seq) {
-            Ok(true) => self.set_durable(&w.journal),
-            Ok(false) => {}
-            Err(e) => self.poison(format!("segment roll failed: {e}")),
+        let journal_end = (w.journal.segment(), w.journal.len());
+        let written = Written { end: w.tip.next_seq, start: b.base, journal_end, job };
+        self.s.group.push(written, w.journal.sync_handle());
+        if w.journal.roll_due(w.tip.next_seq) && self.s.flush_written().is_ok() {
+            // a segment is sealed only once the batches in it are durable
+            match w.journal.roll(w.tip.next_seq) {
+                Ok(true) => self.set_durable(&w.journal),
+                Ok(false) => {}
+                Err(e) => self.poison(format!("segment roll failed: {e}")),
+            }
         }
         Ok(latest)
     }
@@ -470,17 +499,58 @@ impl Ledger {
     fn poison(&self, reason: String) {
         self.s.poison(reason);
     }
+}
+
+/// A sequenced, written batch: what its receipts are built from once it is
+/// durable.
+pub(super) struct Pending {
+    slots: Vec<Slot>,
+    nodes: BatchNodes,
+    old: CompactRange,
+    latest: Result<Arc<SignedCheckpoint>, AppendError>,
+    /// entries in the log once it is durable; 0 when it wrote nothing
+    end: u64,
+}
+
+impl Pending {
+    fn refused(slots: Vec<Slot>, latest: Arc<SignedCheckpoint>) -> Self {
+        Self {
+            slots,
+            nodes: BatchNodes { start: 0, levels: Vec::new() },
+            old: CompactRange::default(),
+            latest: Ok(latest),
+            end: 0,
+        }
+    }
+
+    /// Entries in the log once this batch is durable (0: it wrote nothing).
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+}
+
+impl LedgerReader {
+    /// Waits for the sync that covers a written batch, then builds its
+    /// receipts (or its failures).
+    pub(super) fn finish(&self, p: Pending) -> Vec<Result<Receipt, AppendError>> {
+        let latest = p.latest.and_then(|cp| self.s.sync_through(p.end).map(|()| cp));
+        match latest {
+            Ok(latest) => self.receipts(p.slots, &p.nodes, &p.old, latest),
+            Err(e) => p.slots.into_iter().map(|s| Err(if let Slot::Failed(f) = s { f } else { e.clone() })).collect(),
+        }
+    }
 
     fn receipts(
         &self,
         slots: Vec<Slot>,
-        b: &Batch<'_>,
+        nodes: &BatchNodes,
+        old: &CompactRange,
         latest: Arc<SignedCheckpoint>,
     ) -> Vec<Result<Receipt, AppendError>> {
         if slots.iter().any(|s| matches!(s, Slot::SameAsStored(_))) {
             self.s.vis.drain(); // a stored entry's proof needs the index up to `latest`
         }
-        let src = BatchSource { nodes: &b.nodes, old: &b.old, index: &self.s.index };
+        let src = BatchSource { nodes, old, index: &self.s.index };
         let size = latest.checkpoint.size;
         let mut out: Vec<Result<Receipt, AppendError>> = Vec::with_capacity(slots.len());
         for slot in slots {

@@ -8,6 +8,7 @@
 mod admin;
 mod append;
 mod catchup;
+mod group;
 mod indexer;
 mod read;
 mod redact;
@@ -17,6 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 pub use admin::{POLICY_RELOAD, REINDEX, REINDEX_MARKER};
 pub use append::{AppendError, Receipt};
+pub use group::PendingBatch;
 pub use read::{Page, QUERY_PAGE_BYTES, Query, StoredEntry};
 pub use redact::{REDACTION, RedactError, redaction_request_id};
 
@@ -187,8 +189,6 @@ struct Writer {
     subjects: crate::FastMap<String, u64>,
     /// request-id hashes of committed batches the index may not hold yet
     recent: append::Recent,
-    /// committed batches go to the index thread (None once it is stopped)
-    index_tx: Option<std::sync::mpsc::SyncSender<indexer::Job>>,
 }
 
 /// Subjects cached by the writer before the cache is cleared.
@@ -206,6 +206,9 @@ struct Shared {
     /// the category policy in force (starts as `opts.policy`; swapped by a policy reload)
     policy: RwLock<Arc<Policy>>,
     poisoned: Mutex<Option<String>>,
+    /// written batches waiting for the fdatasync that makes them durable
+    group: group::GroupSync,
+    /// the journal's durable end (segment, offset): what readers may read
     durable: Mutex<(u64, u64)>,
     last_sync_ns: std::sync::atomic::AtomicU64,
 }
@@ -225,10 +228,11 @@ pub struct Ledger {
 }
 
 impl Drop for Ledger {
-    /// Stops the index thread after it applied what it was sent.
+    /// Makes written batches durable, then stops the index thread after it
+    /// applied what it was sent.
     fn drop(&mut self) {
-        let w = self.writer.get_mut().unwrap_or_else(|p| p.into_inner());
-        drop(w.index_tx.take());
+        let _ = self.s.flush_written();
+        self.s.group.stop_index();
         if let Some(t) = self.indexer.take() {
             let _ = t.join();
         }
@@ -321,21 +325,17 @@ impl Ledger {
             keyring: RwLock::new(keyring),
             policy: RwLock::new(Arc::new(opts.policy.clone())),
             poisoned: Mutex::new(None),
+            group: group::GroupSync::new(tip.next_seq),
             durable: Mutex::new((journal.segment(), journal.len())),
             last_sync_ns: Default::default(),
             opts,
         };
         let shared = Arc::new(shared);
         let (tx, thread) = indexer::start(shared.clone()).map_err(|e| JournalError::io(dir, e))?;
+        shared.group.start_index(tx);
         let ledger = Self {
             reader: LedgerReader { s: shared },
-            writer: Mutex::new(Writer {
-                journal,
-                tip,
-                subjects: Default::default(),
-                recent: Default::default(),
-                index_tx: Some(tx),
-            }),
+            writer: Mutex::new(Writer { journal, tip, subjects: Default::default(), recent: Default::default() }),
             indexer: Some(thread),
         };
         report.redactions_finished = ledger.finish_redactions()?;
@@ -352,6 +352,10 @@ impl Ledger {
     /// flushes the index. Call on shutdown.
     pub fn close(&self) -> Result<(), LedgerError> {
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = self.s.poisoned.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(LedgerError::Poisoned(p)); // the journal's end is not the writer's to trust
+        }
+        self.s.flush_written().map_err(|e| LedgerError::Poisoned(e.to_string()))?;
         self.s.vis.drain();
         if w.tip.next_seq > w.tip.last_history {
             let latest = self.latest_checkpoint();

@@ -72,7 +72,7 @@ impl Ledger {
         let entry = input.validate(actor.as_str(), &self.s.opts.limits).map_err(AppendError::from)?;
         let receipt = {
             let ring = read_lock(&self.s.keyring);
-            self.commit(&mut w, &ring, vec![entry], &[], true).pop().expect("one result")?
+            self.commit_admin(&mut w, &ring, entry, &[])?
         };
         self.remove_payload(&mut w, seq, receipt.seq)?;
         Ok(receipt)
