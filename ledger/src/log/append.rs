@@ -458,16 +458,20 @@ impl Ledger {
             b.index.add_checkpoint(checkpoint.size, &note);
             b.tip.last_history = checkpoint.size;
         }
-        w.journal
-            .append(&b.buf)
-            .map_err(|e| AppendError::Storage { disk_full: e.is_disk_full(), reason: e.to_string() })?;
-        w.tip = b.tip.clone();
         let latest = Arc::new(SignedCheckpoint { checkpoint, note });
-        b.sent = b.index.request_hashes().collect();
+        let sent = b.index.request_hashes().collect();
         let job = super::indexer::Job { batch: std::mem::take(&mut b.index), checkpoint: latest.clone() };
-        let journal_end = (w.journal.segment(), w.journal.len());
-        let written = Written { end: w.tip.next_seq, start: b.base, journal_end, job };
-        self.s.group.push(written, w.journal.sync_handle());
+        let (end, start) = (b.tip.next_seq, b.base);
+        let journal = &mut w.journal;
+        self.s.group.append(|| {
+            journal
+                .append(&b.buf)
+                .map_err(|e| AppendError::Storage { disk_full: e.is_disk_full(), reason: e.to_string() })?;
+            let written = Written { end, start, journal_end: (journal.segment(), journal.len()), job };
+            Ok((written, journal.sync_handle()))
+        })?;
+        w.tip = b.tip.clone();
+        b.sent = sent;
         if w.journal.roll_due(w.tip.next_seq) && self.s.flush_written().is_ok() {
             // a segment is sealed only once the batches in it are durable
             match w.journal.roll(w.tip.next_seq) {

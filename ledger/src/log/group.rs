@@ -58,6 +58,10 @@ struct Synced {
 pub(super) struct GroupSync {
     queue: Mutex<Queue>,
     synced: Mutex<Synced>,
+    /// held while a batch is appended and queued, and while a failed sync
+    /// cuts the journal back: no frame lands behind that cut. Holds the
+    /// failure once there was one (nothing is appended after it).
+    gate: Mutex<Option<AppendError>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -68,7 +72,8 @@ impl GroupSync {
     /// `durable` entries are on disk at open.
     pub fn new(durable: u64) -> Self {
         let queue = Queue { written: VecDeque::new(), file: None, index_tx: None };
-        Self { queue: Mutex::new(queue), synced: Mutex::new(Synced { through: durable, failed: None }) }
+        let synced = Mutex::new(Synced { through: durable, failed: None });
+        Self { queue: Mutex::new(queue), synced, gate: Mutex::new(None) }
     }
 
     /// Synced batches go to the index thread through `tx`.
@@ -76,12 +81,32 @@ impl GroupSync {
         lock(&self.queue).index_tx = Some(tx);
     }
 
-    /// A batch was written to `file` (the open segment), after every batch
-    /// already queued. Call under the writer lock.
-    pub fn push(&self, w: Written, file: (Arc<File>, PathBuf)) {
+    /// Appends one batch with `append` (its frames to the open segment,
+    /// whose file it returns with the batch) and queues it after every batch
+    /// already queued. Call under the writer lock. After a failed sync
+    /// nothing is appended: that sync's error is returned.
+    pub fn append(
+        &self,
+        append: impl FnOnce() -> Result<(Written, (Arc<File>, PathBuf)), AppendError>,
+    ) -> Result<(), AppendError> {
+        let gate = lock(&self.gate);
+        if let Some(e) = &*gate {
+            return Err(e.clone());
+        }
+        let (w, file) = append()?;
         let mut q = lock(&self.queue);
         q.file = Some(file);
         q.written.push_back(w);
+        Ok(())
+    }
+
+    /// Makes the next sync use `file` (tests: a file whose `fdatasync`
+    /// fails); the segment's path stays.
+    #[cfg(test)]
+    pub fn sync_with(&self, file: File) {
+        if let Some((f, _)) = &mut lock(&self.queue).file {
+            *f = Arc::new(file);
+        }
     }
 
     /// Stops the index thread's feed: later batches poison the log.
@@ -115,7 +140,7 @@ impl Shared {
         if let Err(e) = synced {
             let e = JournalError::io(&path, e);
             let failed = AppendError::Storage { disk_full: e.is_disk_full(), reason: e.to_string() };
-            self.fail_written(&file);
+            self.fail_written(&path, &failed);
             self.poison(format!("fdatasync failed: {e}"));
             st.failed = Some(failed.clone());
             return Err(failed);
@@ -151,10 +176,14 @@ impl Shared {
     /// A sync failed: nothing written since the last good one is
     /// acknowledged, so its frames are cut off the segment (no
     /// unacknowledged frame stays in front of later ones).
-    fn fail_written(&self, file: &File) {
+    fn fail_written(&self, segment: &std::path::Path, failed: &AppendError) {
+        let mut gate = lock(&self.group.gate);
+        *gate = Some(failed.clone());
         let mut q = lock(&self.group.queue);
         if let Some(first) = q.written.front() {
-            let _ = file.set_len(first.start);
+            // If this fails too, the frames stay, complete: the next open
+            // recovers them as entries no caller was told about.
+            let _ = std::fs::OpenOptions::new().write(true).open(segment).and_then(|f| f.set_len(first.start));
         }
         q.written.clear();
     }
@@ -188,5 +217,56 @@ impl Drop for PendingBatch {
         if let Some(p) = &self.pending {
             let _ = self.reader.s.sync_through(p.end());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::log::{AppendError, Ledger, LogOptions};
+
+    fn entries(from: u64, n: u64) -> Vec<crate::NewEntry> {
+        let limits = crate::entry::Limits::default();
+        (from..from + n)
+            .map(|i| {
+                let input = crate::EntryInput {
+                    category: "alert_ack".into(),
+                    subject: format!("INC-{i}"),
+                    payload: format!(r#"{{"i":{i}}}"#).into_bytes(),
+                    request_id: format!("req-{i}"),
+                    ..Default::default()
+                };
+                input.validate("test", &limits).unwrap()
+            })
+            .collect()
+    }
+
+    /// A failed fdatasync fails every batch written since the last good
+    /// one (none is acknowledged or visible), cuts their frames off the
+    /// segment, and stops the log; the next open has the log as it was
+    /// before them, and a retry then writes them once.
+    #[test]
+    fn a_failed_sync_fails_every_batch_it_would_have_covered_and_cuts_them_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LogOptions::new("test.local/sync");
+        let (l, _) = Ledger::open(dir.path(), opts.clone()).unwrap();
+        assert!(l.append_batch(entries(0, 4)).into_iter().all(|r| r.is_ok()));
+        let segment = l.journal_files().unwrap().pop().unwrap();
+        let good_len = segment.2;
+        let (a, b) = (l.begin_batch(entries(4, 3)), l.begin_batch(entries(7, 3)));
+        // fsync(2) of /dev/full fails (EINVAL: no synchronisation)
+        l.s.group.sync_with(std::fs::File::open("/dev/full").unwrap());
+        for r in b.wait().into_iter().chain(a.wait()) {
+            assert!(matches!(r, Err(AppendError::Storage { .. })), "{r:?}");
+        }
+        assert_eq!(l.size(), 4, "nothing of the failed batches is acknowledged");
+        assert_eq!(std::fs::metadata(&segment.1).unwrap().len(), good_len, "their frames are cut off");
+        let later = l.append(entries(10, 1).pop().unwrap());
+        assert!(matches!(later, Err(AppendError::Unavailable(_))), "{later:?}");
+        assert!(l.close().is_err(), "a stopped log writes no final checkpoint");
+        drop(l);
+        let (l, _) = Ledger::open(dir.path(), opts).unwrap();
+        assert_eq!(l.size(), 4);
+        let retried: Vec<_> = l.append_batch(entries(4, 6)).into_iter().map(Result::unwrap).collect();
+        assert!(retried.iter().all(|r| !r.duplicate) && retried[0].seq == 4);
     }
 }
