@@ -387,26 +387,7 @@ impl Ledger {
         w.recent.prune(self.s.vis.indexed());
         let known = std::mem::take(&mut w.subjects);
         let mut recent = std::mem::take(&mut w.recent);
-        let mut b = Batch {
-            ledger: self,
-            admin,
-            policy: self.policy(),
-            hmac: ring.active_hmac(),
-            now: (self.s.opts.clock)(),
-            tip: w.tip.clone(),
-            segment: w.journal.segment(),
-            base: w.journal.len(),
-            buf: Vec::with_capacity(n * 640),
-            leaves: vec![None; n],
-            by_request: crate::FastMap::default(),
-            by_subject: crate::FastMap::default(),
-            known_subjects: &known,
-            recent: &recent,
-            nodes: BatchNodes { start: w.tip.next_seq, levels: Vec::new() },
-            old: w.tip.range.clone(),
-            index: IndexBatch::default(),
-            sent: Vec::new(),
-        };
+        let mut b = self.new_batch(w, ring, admin, n, &known, &recent);
         let slots: Vec<Slot> =
             entries.into_iter().enumerate().map(|(i, e)| b.sequence(i, e).unwrap_or_else(Slot::Failed)).collect();
         let latest = if b.tip.next_seq == w.tip.next_seq {
@@ -437,6 +418,38 @@ impl Ledger {
         }
         (w.subjects, w.recent) = (known, recent);
         pending
+    }
+
+    /// An empty batch that starts at the writer's tip.
+    fn new_batch<'a>(
+        &'a self,
+        w: &Writer,
+        ring: &'a Keyring,
+        admin: bool,
+        n: usize,
+        known: &'a crate::FastMap<String, u64>,
+        recent: &'a Recent,
+    ) -> Batch<'a> {
+        Batch {
+            ledger: self,
+            admin,
+            policy: self.policy(),
+            hmac: ring.active_hmac(),
+            now: (self.s.opts.clock)(),
+            tip: w.tip.clone(),
+            segment: w.journal.segment(),
+            base: w.journal.len(),
+            buf: Vec::with_capacity(n * 640),
+            leaves: vec![None; n],
+            by_request: crate::FastMap::default(),
+            by_subject: crate::FastMap::default(),
+            known_subjects: known,
+            recent,
+            nodes: BatchNodes { start: w.tip.next_seq, levels: Vec::new() },
+            old: w.tip.range.clone(),
+            index: IndexBatch::default(),
+            sent: Vec::new(),
+        }
     }
 
     /// The single write of a batch: frames (+ history checkpoint) appended
