@@ -25,6 +25,13 @@ fn crashed_log(dir: &Path, n: u64, opts: ledger::LogOptions) -> (Vec<u64>, u64) 
     (offsets, s.offset())
 }
 
+/// True when the bytes of the last frame after `cut` are all zeros (its
+/// HMAC tag can end in a zero byte): a zero tail then restores the frame
+/// whole, so that case is no torn write (1 run in ~256 drew one).
+fn restored_by_zeros(full: &[u8], cut: usize, end: usize) -> bool {
+    full[cut..end].iter().all(|&b| b == 0)
+}
+
 fn count_frames(dir: &Path) -> usize {
     let mut n = 0;
     for (first, p) in list_segments(dir).unwrap() {
@@ -57,6 +64,9 @@ fn torn_last_frame_cut_at_every_byte_is_truncated_and_nothing_else_is_lost() {
         let mut padded = full[..cut].to_vec();
         padded.resize(full.len(), 0);
         for (bytes, zero_tail) in [(&full[..cut], false), (&padded[..], true)] {
+            if zero_tail && restored_by_zeros(&full, cut, end as usize) {
+                continue; // the frame's missing bytes were zeros: padded, it is whole, not torn
+            }
             std::fs::write(&name, bytes).unwrap();
             let j = Journal::open(&wj, 64 << 20).unwrap();
             assert_eq!(j.len(), last as u64, "cut at {cut}");
@@ -82,7 +92,9 @@ fn torn_tail_through_the_full_ledger_open_keeps_every_earlier_entry() {
     for cut in [last + 1, last + 7, last + 8, last + 9, end - 1] {
         let mut padded = full[..cut].to_vec();
         padded.resize(full.len(), 0);
-        for bytes in [&full[..cut], &padded[..]] {
+        let variants: &[&[u8]] =
+            if restored_by_zeros(&full, cut, end) { &[&full[..cut]] } else { &[&full[..cut], &padded[..]] };
+        for &bytes in variants {
             // The frame was never acknowledged, so the index never saw it either.
             std::fs::remove_dir_all(dir.path().join("index")).unwrap();
             std::fs::write(&seg, bytes).unwrap();
