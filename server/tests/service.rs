@@ -241,8 +241,10 @@ async fn query_pages_resume_at_the_cursor() {
     let mut st = c.append_stream(tokio_stream::iter(reqs)).await.unwrap().into_inner();
     let mut n = 0;
     while let Some(m) = st.message().await.unwrap() {
-        assert!(matches!(m.result, Some(pb::append_stream_response::Result::Receipt(_))));
+        let Some(pb::append_stream_response::Result::Receipt(r)) = m.result else { panic!("{m:?}") };
         assert_eq!(m.index, n);
+        // the writer threads take turns but begin batches in queue order
+        assert_eq!(r.seq, n, "a stream's entries are sequenced in the order sent");
         n += 1;
     }
     assert_eq!(n, 600);

@@ -191,20 +191,11 @@ impl Journal {
         self.file.sync_data().map_err(|e| JournalError::io(&self.path, e))
     }
 
-    /// The current segment's file and path, for an `fdatasync` outside the
-    /// writer: it makes every frame appended before it started durable (frames
-    /// of earlier segments were made durable when their segment was sealed).
-    pub fn sync_handle(&self) -> (Arc<File>, PathBuf) {
-        (self.file.clone(), self.path.clone())
-    }
-
-    /// Cuts the current segment back to `len` (undoing an append whose sync
-    /// failed, so nothing unacknowledged stays in front of later frames).
-    pub fn truncate_to(&mut self, len: u64) -> Result<(), JournalError> {
-        self.file.set_len(len).map_err(|e| JournalError::io(&self.path, e))?;
-        self.len = len;
-        self.alloc = len;
-        Ok(())
+    /// The current segment's file, for an `fdatasync` outside the writer:
+    /// it makes every frame appended before it started durable (frames of
+    /// earlier segments were made durable when their segment was sealed).
+    pub fn sync_handle(&self) -> Arc<File> {
+        self.file.clone()
     }
 }
 

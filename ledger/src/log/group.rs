@@ -16,7 +16,6 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::path::PathBuf;
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -24,7 +23,7 @@ use std::time::Instant;
 use super::append::{AppendError, Pending, Receipt};
 use super::indexer::Job;
 use super::{LedgerReader, Shared};
-use crate::journal::JournalError;
+use crate::journal::{JournalError, segment_name};
 
 /// One batch whose frames are written, waiting for the sync that covers it.
 pub(super) struct Written {
@@ -40,9 +39,10 @@ pub(super) struct Written {
 
 struct Queue {
     written: VecDeque<Written>,
-    /// the open segment: every written batch is in it (a segment is sealed
-    /// only after the batches in it are synced)
-    file: Option<(Arc<File>, PathBuf)>,
+    /// the open segment (`journal_end.0` of the written batches): every
+    /// written batch is in it (a segment is sealed only after the batches in
+    /// it are synced)
+    file: Option<Arc<File>>,
     /// committed batches go to the index thread (None once it is stopped)
     index_tx: Option<SyncSender<Job>>,
 }
@@ -87,7 +87,7 @@ impl GroupSync {
     /// nothing is appended: that sync's error is returned.
     pub fn append(
         &self,
-        append: impl FnOnce() -> Result<(Written, (Arc<File>, PathBuf)), AppendError>,
+        append: impl FnOnce() -> Result<(Written, Arc<File>), AppendError>,
     ) -> Result<(), AppendError> {
         let gate = lock(&self.gate);
         if let Some(e) = &*gate {
@@ -101,12 +101,10 @@ impl GroupSync {
     }
 
     /// Makes the next sync use `file` (tests: a file whose `fdatasync`
-    /// fails); the segment's path stays.
+    /// fails).
     #[cfg(test)]
     pub fn sync_with(&self, file: File) {
-        if let Some((f, _)) = &mut lock(&self.queue).file {
-            *f = Arc::new(file);
-        }
+        lock(&self.queue).file = Some(Arc::new(file));
     }
 
     /// Stops the index thread's feed: later batches poison the log.
@@ -127,17 +125,18 @@ impl Shared {
         if let Some(e) = &st.failed {
             return Err(e.clone());
         }
-        let (file, path, through) = {
+        let (file, segment, through) = {
             let q = lock(&self.group.queue);
-            let (Some(last), Some((file, path))) = (q.written.back(), &q.file) else {
+            let (Some(last), Some(file)) = (q.written.back(), &q.file) else {
                 return Ok(()); // nothing written beyond what is durable
             };
-            (file.clone(), path.clone(), last.end)
+            (file.clone(), last.journal_end.0, last.end)
         };
         let started = Instant::now();
         let synced = file.sync_data();
         self.last_sync_ns.store(started.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
         if let Err(e) = synced {
+            let path = self.dir.join("journal").join(segment_name(segment));
             let e = JournalError::io(&path, e);
             let failed = AppendError::Storage { disk_full: e.is_disk_full(), reason: e.to_string() };
             self.fail_written(&path, &failed);
