@@ -1,10 +1,12 @@
 //! `ledger`: the append-only signed audit ledger core.
 //!
-//! Owns the verifiable format (docs/FORMAT.md), its cryptography, the
-//! per-log storage (journal, index, artifacts, keys), proofs, the offline
-//! verifier and compliance summaries. It is a pure library: no async
-//! runtime, no network, no configuration files. The server and the CLI both
-//! verify through [`verify`].
+//! Owns the verifiable format (docs/FORMAT.md), its cryptography, keys, the
+//! log logic over a storage seam ([`store`]: the file store, an in-memory
+//! store and a fault-injecting one), proofs, the offline verifier and
+//! compliance summaries. It is a pure library: no async runtime, no
+//! network, no configuration files. The CLI's `ledger verify` runs
+//! [`verify`]; ledgerd's reads check every record against its leaf hash
+//! and serve proofs built by [`merkle`], the same code the verifier uses.
 
 #![warn(missing_docs)]
 
@@ -12,7 +14,6 @@ pub mod artifacts;
 pub mod entry;
 pub mod hash;
 pub mod hmac_tag;
-pub mod index;
 pub mod journal;
 pub mod keys;
 pub mod leaf;
@@ -22,6 +23,8 @@ pub mod note;
 pub mod policy;
 pub mod receipt;
 pub mod record;
+pub mod store;
+pub(crate) mod sync;
 
 pub use entry::{Actor, Category, EntryInput, NewEntry, RequestId, Subject, ValidationError};
 pub use log::{AppendError, Ledger, LedgerError, LedgerReader, LogOptions, Receipt, SignedCheckpoint};

@@ -1,17 +1,14 @@
-//! The journal: append-only segment files of CRC-framed records, the source
-//! of truth (FORMAT.md §6).
+//! The journal format: segment files of CRC-framed records (FORMAT.md §6),
+//! as the file store keeps them and as an export bundle carries them.
 //!
-//! Owns: segment naming, the frame layout, group-commit writes with one
-//! `fdatasync` per batch, segment rolling and tail recovery. Must not: decode
-//! records beyond the frame, or know about the index.
+//! Owns: segment naming and headers, the frame layout, scanning a segment,
+//! and reading or writing whole journal directories for tools and tests.
+//! Must not: decode records beyond the frame, or write a live log (the file
+//! store's writer does: `crate::store::file`).
 
 mod frame;
-mod reader;
-mod writer;
 
 pub use frame::{FRAME_HEADER_LEN, FrameError, MAX_FRAME_LEN, SegmentScanner, encode_frame, parse_frame};
-pub use reader::JournalReader;
-pub use writer::Journal;
 
 use std::path::{Path, PathBuf};
 
@@ -101,11 +98,6 @@ pub fn check_header(path: &Path, header: &[u8], first_seq: u64) -> Result<(), Jo
     Ok(())
 }
 
-/// fsyncs a directory so that created or renamed entries in it are durable.
-pub fn sync_dir(dir: &Path) -> Result<(), JournalError> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| JournalError::io(dir, e))
-}
-
 /// Every record of a journal directory, per segment (first seq, records).
 /// For tooling and tests: a damaged frame is an error.
 pub fn read_records(dir: &Path) -> Result<Vec<(u64, Vec<crate::record::Decoded>)>, JournalError> {
@@ -145,29 +137,4 @@ pub fn write_records(dir: &Path, segments: &[(u64, Vec<crate::record::Decoded>)]
         std::fs::write(&p, buf).map_err(|e| JournalError::io(&p, e))?;
     }
     Ok(())
-}
-
-/// Replaces the record of one frame of a sealed segment with `record` of
-/// the same length (an audited redaction, FORMAT.md §6.4): the segment is
-/// copied with the new frame, fsynced, and renamed over the old one, so a
-/// crash leaves either the old or the new segment, never a torn frame.
-pub fn replace_record(dir: &Path, segment: u64, offset: u64, record: &[u8]) -> Result<(), JournalError> {
-    use std::io::Write as _;
-    let path = dir.join(segment_name(segment));
-    let mut data = std::fs::read(&path).map_err(|e| JournalError::io(&path, e))?;
-    let at = offset as usize;
-    let corrupt = |reason: &str| JournalError::Corrupt { segment: path.clone(), offset, reason: reason.to_owned() };
-    let old_len = match frame::parse_frame(data.get(at..).unwrap_or_default()) {
-        Ok(Some((r, n))) if r.len() == record.len() => n,
-        Ok(Some(_)) => return Err(corrupt("the replacement record differs in length")),
-        _ => return Err(corrupt("no valid frame at this offset")),
-    };
-    let mut frame = Vec::with_capacity(old_len);
-    encode_frame(record, &mut frame);
-    data[at..at + old_len].copy_from_slice(&frame);
-    let tmp = path.with_extension("seg.rewrite");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| JournalError::io(&tmp, e))?;
-    f.write_all(&data).and_then(|_| f.sync_all()).map_err(|e| JournalError::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| JournalError::io(&path, e))?;
-    sync_dir(dir)
 }

@@ -3,12 +3,13 @@
 //! why) in the log itself before they take effect (docs/SECURITY.md
 //! "Admin actions").
 //!
-//! Owns: the `policy_reload` and `reindex` entries and the reindex marker
-//! file. Must not: change anything before its entry is durable.
+//! Owns: the `policy_reload` and `reindex` entries (the store keeps the
+//! rebuild request). Must not: change anything before its entry is durable.
 
 use std::sync::Arc;
 
-use super::{Ledger, Receipt, Writer, read_lock};
+use super::{Ledger, Receipt, Writer};
+use crate::sync::{lock, read as read_lock};
 use crate::entry::{Actor, EntryInput};
 use crate::log::AppendError;
 use crate::policy::Policy;
@@ -17,9 +18,6 @@ use crate::policy::Policy;
 pub const POLICY_RELOAD: &str = "policy_reload";
 /// The category of reindex entries.
 pub const REINDEX: &str = "reindex";
-/// The marker file (in the log directory) that makes the next open rebuild
-/// the index from the journal; it holds the seq of the `reindex` entry.
-pub const REINDEX_MARKER: &str = "reindex.requested";
 
 impl Ledger {
     /// Writes an admin entry (category from ADMIN_CATEGORIES) as one batch.
@@ -51,35 +49,28 @@ impl Ledger {
         });
         // Hold the writer across the entry and the swap: no append is
         // checked against a policy its entry does not precede.
-        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = lock(&self.writer);
         let receipt = self.admin_entry(&mut w, actor.as_str(), POLICY_RELOAD, payload)?;
-        *self.s.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
+        *crate::sync::write(&self.s.policy) = Arc::new(policy);
         Ok(receipt)
     }
 }
 
 impl Ledger {
-    /// Writes a `reindex` entry and marks the index for a rebuild from the
-    /// journal at the next open (the index is derived data; the rebuild
-    /// runs while nothing reads it).
+    /// Writes a `reindex` entry and asks the store to rebuild its derived
+    /// data (the file store's index) from the source of truth at the next
+    /// open (the rebuild runs while nothing reads it).
     pub fn request_reindex(&self, actor: &Actor, reason: &str) -> Result<Receipt, AppendError> {
         if reason.trim().is_empty() {
             return Err(crate::entry::ValidationError::new("reason", "is empty; say why the index is rebuilt").into());
         }
         let payload = serde_json::json!({"reason": reason, "takes_effect": "at the next start"});
-        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = lock(&self.writer);
         let receipt = self.admin_entry(&mut w, actor.as_str(), REINDEX, payload)?;
-        let marker = self.s.dir.join(REINDEX_MARKER);
-        let storage = |e: std::io::Error| AppendError::Storage {
-            reason: format!("{}: {e} (the reindex entry {} is written; retry)", marker.display(), receipt.seq),
-            disk_full: false,
-        };
-        let mut f = std::fs::File::create(&marker).map_err(storage)?;
-        std::io::Write::write_all(&mut f, receipt.seq.to_string().as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(storage)?;
-        crate::journal::sync_dir(&self.s.dir)
-            .map_err(|e| AppendError::Storage { reason: e.to_string(), disk_full: false })?;
+        self.s.store.request_rebuild(receipt.seq).map_err(|e| AppendError::Storage {
+            reason: format!("{e} (the reindex entry {} is written; retry)", receipt.seq),
+            disk_full: e.is_disk_full(),
+        })?;
         Ok(receipt)
     }
 }

@@ -1,18 +1,16 @@
 //! The append path: validate → dedup by request_id → sequence → leaf, hash,
-//! HMAC → frames; then one fdatasync, one checkpoint signature, one index
-//! batch, and the receipts (DESIGN "The write path").
+//! HMAC → records; then one write to the store, one checkpoint signature,
+//! one sync, and the receipts (docs/ARCHITECTURE.md "The write path").
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::group::{PendingBatch, Written};
-use super::{Ledger, LedgerError, LedgerReader, SignedCheckpoint, Tip, Writer, read_lock};
+use super::group::PendingBatch;
+use super::{Ledger, LedgerError, LedgerReader, SignedCheckpoint, StoreNodes, Tip, Writer};
 use crate::entry::{NewEntry, ValidationError};
 use crate::hash::{Hash, leaf_hash};
 use crate::hmac_tag::HmacKey;
-use crate::index::{Index, IndexBatch, IndexedEntry, Position};
-use crate::journal::{FRAME_HEADER_LEN, encode_frame};
 use crate::keys::{Keyring, Rotation};
 use crate::leaf::{Leaf, Sequencing, build_leaf, encode_leaf};
 use crate::merkle::{CompactRange, NodeSource, ProofError, inclusion_proof};
@@ -20,6 +18,8 @@ use crate::note::{Checkpoint, NoteSigner};
 use crate::policy::PolicyError;
 use crate::receipt::TlogProof;
 use crate::record::{self, EntryRecord};
+use crate::store::{BatchEntry, Secondary, StoreError, WriteBatch};
+use crate::sync::{lock, read};
 
 /// Why one entry was not appended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,15 +80,15 @@ impl Receipt {
     }
 }
 
-/// Request-id hashes of committed batches that the index thread may not
-/// have applied yet: a hit makes the writer wait for the index, then ask it.
+/// Request-id hashes of committed batches that the store may not serve
+/// yet: a hit makes the writer wait for the store, then ask it.
 #[derive(Default)]
-pub(super) struct Recent {
+pub(super) struct UnindexedRequests {
     batches: std::collections::VecDeque<(u64, Vec<u64>)>,
     hashes: crate::FastMap<u64, u32>,
 }
 
-impl Recent {
+impl UnindexedRequests {
     fn add(&mut self, through: u64, hashes: Vec<u64>) {
         for &h in &hashes {
             *self.hashes.entry(h).or_default() += 1;
@@ -143,11 +143,11 @@ impl BatchNodes {
 }
 
 /// Proof source during a batch: its new nodes, the old compact range, then
-/// the index.
+/// the store.
 struct BatchSource<'a> {
     nodes: &'a BatchNodes,
     old: &'a CompactRange,
-    index: &'a Index,
+    store: StoreNodes<'a>,
 }
 
 impl NodeSource for BatchSource<'_> {
@@ -161,7 +161,7 @@ impl NodeSource for BatchSource<'_> {
         if let Some(h) = self.old.piece(level, index) {
             return Ok(h);
         }
-        self.index.node(level, index)
+        self.store.node(level, index)
     }
 }
 
@@ -174,18 +174,19 @@ struct Batch<'a> {
     hmac: &'a HmacKey,
     now: i64,
     tip: Tip,
-    segment: u64,
-    base: u64,
-    buf: Vec<u8>,
-    leaves: Vec<Option<Leaf>>,
+    /// the new entries, in seq order
+    entries: Vec<BatchEntry>,
+    /// the new entry of each input slot (`usize::MAX`: none)
+    slot_entry: Vec<usize>,
     by_request: crate::FastMap<String, usize>,
     by_subject: crate::FastMap<String, u64>,
     known_subjects: &'a crate::FastMap<String, u64>,
-    recent: &'a Recent,
+    unindexed: &'a UnindexedRequests,
     nodes: BatchNodes,
+    /// every node the batch completed above level 0, for the store
+    new_nodes: Vec<(u8, u64, Hash)>,
     old: CompactRange,
-    index: IndexBatch,
-    /// request-id hashes of the index batch once sent
+    /// request-id hashes of the batch once written
     sent: Vec<u64>,
 }
 
@@ -211,7 +212,7 @@ impl Batch<'_> {
         }
         let mut request_hash = None;
         if let Some(id) = &e.request_id {
-            let h = crate::index::request_hash(id.as_str()); // once: both lookups and the index
+            let h = crate::store::request_hash(id.as_str()); // once: both lookups and the store
             if let Some(dup) = self.dedup(id.as_str(), h, &e)? {
                 return Ok(dup);
             }
@@ -222,7 +223,14 @@ impl Batch<'_> {
             None => 0,
             Some(s) => match self.by_subject.get(s.as_str()).or_else(|| self.known_subjects.get(s.as_str())) {
                 Some(prev) => prev + 1,
-                None => self.ledger.s.index.last_with_subject(s.as_str(), seq).map_err(storage)?.map_or(0, |p| p + 1),
+                None => self
+                    .ledger
+                    .s
+                    .store
+                    .scan(Secondary::Subject, s.as_str(), 0, seq, true, 1)
+                    .map_err(storage)?
+                    .first()
+                    .map_or(0, |p| p + 1),
             },
         };
         let recorded_at = self.now.max(self.tip.last_time);
@@ -237,21 +245,10 @@ impl Batch<'_> {
             redacted_by: 0,
             padding: Bytes::new(),
         };
-        let offset = self.base + self.buf.len() as u64;
-        let body = record::encode_entry(rec);
-        encode_frame(&body, &mut self.buf);
-        let pos = Position {
-            segment: self.segment,
-            offset,
-            frame_len: (FRAME_HEADER_LEN as usize + body.len()) as u32,
-            leaf_hash: hash,
-            recorded_at,
-        };
-        self.index.add_entry(IndexedEntry { seq, pos, leaf: &leaf, request_hash, flat_only: false });
-        let (nodes, index) = (&mut self.nodes, &mut self.index);
+        let (nodes, new_nodes) = (&mut self.nodes, &mut self.new_nodes);
         self.tip.range.push(hash, |l, i, h| {
             nodes.record(l, i, h);
-            index.add_node(l, i, h);
+            new_nodes.push((l, i, *h));
         });
         if let Some(s) = &e.subject {
             self.by_subject.insert(s.as_str().to_owned(), seq);
@@ -259,7 +256,8 @@ impl Batch<'_> {
         if let Some(id) = &e.request_id {
             self.by_request.insert(id.as_str().to_owned(), slot);
         }
-        self.leaves[slot] = Some(leaf);
+        self.slot_entry[slot] = self.entries.len();
+        self.entries.push(BatchEntry { record: record::encode_entry(rec), leaf, leaf_hash: hash, request_hash });
         // In place: the compact range was pushed above (cloning the Tip
         // copied it, one allocation per entry).
         (self.tip.next_seq, self.tip.last_hash, self.tip.last_time) = (seq + 1, hash, recorded_at);
@@ -268,18 +266,18 @@ impl Batch<'_> {
 
     fn dedup(&self, id: &str, h: u64, e: &NewEntry) -> Result<Option<Slot>, AppendError> {
         if let Some(&j) = self.by_request.get(id) {
-            let leaf = self.leaves[j].as_ref().expect("a request id maps to a new slot");
+            let leaf = &self.entries[self.slot_entry[j]].leaf;
             if same_content(leaf, e) {
                 return Ok(Some(Slot::SameAsInBatch(j)));
             }
             return Err(AppendError::Conflict { request_id: id.to_owned(), seq: leaf.seq });
         }
-        if self.recent.contains(h) {
-            // an earlier batch may hold it: made durable and indexed first
+        if self.unindexed.contains(h) {
+            // an earlier batch may hold it: made durable and readable first
             self.ledger.s.flush_written()?;
             self.ledger.s.vis.drain();
         }
-        for seq in self.ledger.s.index.request_candidates(h).map_err(storage)? {
+        for seq in self.ledger.s.store.request_candidates(h).map_err(storage)? {
             let stored = self.ledger.get(seq).map_err(storage)?;
             if stored.leaf.request_id != id {
                 continue; // another request id with the same 64-bit hash
@@ -295,6 +293,10 @@ impl Batch<'_> {
 
 fn storage(e: impl std::fmt::Display) -> AppendError {
     AppendError::Storage { reason: e.to_string(), disk_full: false }
+}
+
+fn store_failed(e: StoreError) -> AppendError {
+    AppendError::Storage { disk_full: e.is_disk_full(), reason: e.to_string() }
 }
 
 impl Ledger {
@@ -317,8 +319,8 @@ impl Ledger {
     /// sync) makes it durable.
     pub fn begin_batch(&self, entries: Vec<NewEntry>) -> PendingBatch {
         let pending = {
-            let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let ring = read_lock(&self.s.keyring);
+            let mut w = lock(&self.writer);
+            let ring = read(&self.s.keyring);
             self.begin(&mut w, &ring, entries, &[], false)
         };
         PendingBatch::new(self.reader(), pending)
@@ -328,8 +330,8 @@ impl Ledger {
     /// checkpoint of that batch is signed by the old and the new key
     /// (FORMAT.md §9).
     pub fn rotate_keys(&self, actor: &crate::entry::Actor, reason: &str) -> Result<(Receipt, Rotation), AppendError> {
-        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let mut ring = self.s.keyring.write().unwrap_or_else(|p| p.into_inner());
+        let mut w = lock(&self.writer);
+        let mut ring = crate::sync::write(&self.s.keyring);
         let now = (self.s.opts.clock)().max(w.tip.last_time);
         let old: Vec<NoteSigner> = ring.active_signers().into_iter().cloned().collect();
         let rotation = ring.rotate(now, &self.s.opts.key_policy).map_err(storage)?;
@@ -363,8 +365,8 @@ impl Ledger {
         entry: NewEntry,
         extra: &[NoteSigner],
     ) -> Result<Receipt, AppendError> {
-        let pending = self.begin(w, ring, vec![entry], extra, true);
-        self.reader.finish(pending).pop().expect("one result")
+        let sequenced = self.begin(w, ring, vec![entry], extra, true);
+        self.reader.finish(sequenced).pop().expect("one result")
     }
 
     /// Sequences one batch and writes its frames (not yet synced).
@@ -375,19 +377,19 @@ impl Ledger {
         entries: Vec<NewEntry>,
         extra: &[NoteSigner],
         admin: bool,
-    ) -> Pending {
-        if let Some(p) = self.s.poisoned.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+    ) -> Sequenced {
+        if let Some(p) = self.s.vis.stopped() {
             let e = AppendError::Unavailable(LedgerError::Poisoned(p).to_string());
-            return Pending::refused(
+            return Sequenced::refused(
                 entries.iter().map(|_| Slot::Failed(e.clone())).collect(),
                 self.latest_checkpoint(),
             );
         }
         let n = entries.len();
-        w.recent.prune(self.s.vis.indexed());
+        w.unindexed.prune(self.s.vis.indexed());
         let known = std::mem::take(&mut w.subjects);
-        let mut recent = std::mem::take(&mut w.recent);
-        let mut b = self.new_batch(w, ring, admin, n, &known, &recent);
+        let mut unindexed = std::mem::take(&mut w.unindexed);
+        let mut b = self.new_batch(w, ring, admin, n, &known, &unindexed);
         let slots: Vec<Slot> =
             entries.into_iter().enumerate().map(|(i, e)| b.sequence(i, e).unwrap_or_else(Slot::Failed)).collect();
         let latest = if b.tip.next_seq == w.tip.next_seq {
@@ -397,7 +399,7 @@ impl Ledger {
         };
         let committed = w.tip.next_seq == b.tip.next_seq && b.nodes.start < b.tip.next_seq;
         let (by_subject, sent, start) = (std::mem::take(&mut b.by_subject), std::mem::take(&mut b.sent), b.nodes.start);
-        let pending = Pending {
+        let pending = Sequenced {
             slots,
             nodes: std::mem::replace(&mut b.nodes, BatchNodes { start: 0, levels: Vec::new() }),
             old: std::mem::take(&mut b.old),
@@ -407,16 +409,16 @@ impl Ledger {
         drop(b);
         let mut known = known;
         if committed {
-            recent.add(w.tip.next_seq, sent);
+            unindexed.add(w.tip.next_seq, sent);
             if known.len() + by_subject.len() > super::SUBJECT_CACHE {
-                // a miss asks the index: it must hold every batch before the next one
+                // a miss asks the store: it must serve every batch before the next one
                 let _ = self.s.flush_written();
                 self.s.vis.reach(start, std::time::Duration::from_secs(60));
                 known.clear();
             }
             known.extend(by_subject);
         }
-        (w.subjects, w.recent) = (known, recent);
+        (w.subjects, w.unindexed) = (known, unindexed);
         pending
     }
 
@@ -428,7 +430,7 @@ impl Ledger {
         admin: bool,
         n: usize,
         known: &'a crate::FastMap<String, u64>,
-        recent: &'a Recent,
+        unindexed: &'a UnindexedRequests,
     ) -> Batch<'a> {
         Batch {
             ledger: self,
@@ -437,24 +439,23 @@ impl Ledger {
             hmac: ring.active_hmac(),
             now: (self.s.opts.clock)(),
             tip: w.tip.clone(),
-            segment: w.journal.segment(),
-            base: w.journal.len(),
-            buf: Vec::with_capacity(n * 640),
-            leaves: vec![None; n],
+            entries: Vec::with_capacity(n),
+            slot_entry: vec![usize::MAX; n],
             by_request: crate::FastMap::default(),
             by_subject: crate::FastMap::default(),
             known_subjects: known,
-            recent,
+            unindexed,
             nodes: BatchNodes { start: w.tip.next_seq, levels: Vec::new() },
+            new_nodes: Vec::with_capacity(n + 8),
             old: w.tip.range.clone(),
-            index: IndexBatch::default(),
             sent: Vec::new(),
         }
     }
 
-    /// The single write of a batch: frames (+ history checkpoint) appended
-    /// and queued for the group sync, which publishes index and latest
-    /// checkpoint after its fdatasync. On a write failure nothing changes.
+    /// The single write of a batch: its records (and a history
+    /// checkpoint) handed to the store and queued for the group sync, which
+    /// publishes it after the store's sync. On a write failure nothing
+    /// changes.
     fn write(
         &self,
         w: &mut Writer,
@@ -462,65 +463,40 @@ impl Ledger {
         ring: &Keyring,
         extra: &[NoteSigner],
     ) -> Result<Arc<SignedCheckpoint>, AppendError> {
-        self.check_space(b.buf.len() as u64)?;
         let checkpoint =
             Checkpoint { origin: self.s.opts.origin.clone(), size: b.tip.next_seq, root: b.tip.range.root() };
         let note = checkpoint.sign(&Self::signers_with(ring, extra));
+        let mut history = None;
         if b.tip.next_seq - b.tip.last_history >= self.s.opts.checkpoint_interval {
-            encode_frame(&record::encode_checkpoint(&note), &mut b.buf);
-            b.index.add_checkpoint(checkpoint.size, &note);
+            history = Some(note.clone());
             b.tip.last_history = checkpoint.size;
         }
         let latest = Arc::new(SignedCheckpoint { checkpoint, note });
-        let sent = b.index.request_hashes().collect();
-        let job = super::indexer::Job { batch: std::mem::take(&mut b.index), checkpoint: latest.clone() };
-        let (end, start) = (b.tip.next_seq, b.base);
-        let journal = &mut w.journal;
-        self.s.group.append(|| {
-            journal
-                .append(&b.buf)
-                .map_err(|e| AppendError::Storage { disk_full: e.is_disk_full(), reason: e.to_string() })?;
-            let written = Written { end, start, journal_end: (journal.segment(), journal.len()), job };
-            Ok((written, journal.sync_handle()))
-        })?;
+        let sent = b.entries.iter().filter_map(|e| e.request_hash).collect();
+        let batch = WriteBatch {
+            first_seq: b.nodes.start,
+            entries: std::mem::take(&mut b.entries),
+            nodes: std::mem::take(&mut b.new_nodes),
+            history,
+            checkpoint: latest.clone(),
+        };
+        let store = &mut w.store;
+        self.s.group.append(b.tip.next_seq, latest.clone(), || store.write(batch).map_err(store_failed))?;
         w.tip = b.tip.clone();
         b.sent = sent;
-        if w.journal.roll_due(w.tip.next_seq) && self.s.flush_written().is_ok() {
-            // a segment is sealed only once the batches in it are durable
-            match w.journal.roll(w.tip.next_seq) {
-                Ok(true) => self.set_durable(&w.journal),
-                Ok(false) => {}
-                Err(e) => self.poison(format!("segment roll failed: {e}")),
+        if w.store.wants_durable_point() && self.s.flush_written().is_ok() {
+            // e.g. a segment is sealed only once the batches in it are durable
+            if let Err(e) = w.store.durable_point() {
+                self.s.vis.stop(format!("the store failed at a durable point: {e}"));
             }
         }
         Ok(latest)
-    }
-
-    /// Refuses a batch that would eat into the free-space reserve.
-    fn check_space(&self, batch_bytes: u64) -> Result<(), AppendError> {
-        let reserve = self.s.opts.min_free_bytes;
-        if reserve == 0 {
-            return Ok(());
-        }
-        let free = fs2::available_space(&self.s.dir).map_err(storage)?;
-        if free < reserve.saturating_add(batch_bytes) {
-            let reason = format!(
-                "only {free} bytes free on the filesystem of {}, below the reserve of {reserve} bytes: free space, then retry",
-                self.s.dir.display()
-            );
-            return Err(AppendError::Storage { reason, disk_full: true });
-        }
-        Ok(())
-    }
-
-    fn poison(&self, reason: String) {
-        self.s.poison(reason);
     }
 }
 
 /// A sequenced, written batch: what its receipts are built from once it is
 /// durable.
-pub(super) struct Pending {
+pub(super) struct Sequenced {
     slots: Vec<Slot>,
     nodes: BatchNodes,
     old: CompactRange,
@@ -529,7 +505,7 @@ pub(super) struct Pending {
     end: u64,
 }
 
-impl Pending {
+impl Sequenced {
     fn refused(slots: Vec<Slot>, latest: Arc<SignedCheckpoint>) -> Self {
         Self {
             slots,
@@ -549,7 +525,7 @@ impl Pending {
 impl LedgerReader {
     /// Waits for the sync that covers a written batch, then builds its
     /// receipts (or its failures).
-    pub(super) fn finish(&self, p: Pending) -> Vec<Result<Receipt, AppendError>> {
+    pub(super) fn finish(&self, p: Sequenced) -> Vec<Result<Receipt, AppendError>> {
         let latest = p.latest.and_then(|cp| self.s.sync_through(p.end).map(|()| cp));
         match latest {
             Ok(latest) => self.receipts(p.slots, &p.nodes, &p.old, latest),
@@ -567,7 +543,7 @@ impl LedgerReader {
         if slots.iter().any(|s| matches!(s, Slot::SameAsStored(_))) {
             self.s.vis.drain(); // a stored entry's proof needs the index up to `latest`
         }
-        let src = BatchSource { nodes, old, index: &self.s.index };
+        let src = BatchSource { nodes, old, store: StoreNodes(self.s.store.as_ref()) };
         let size = latest.checkpoint.size;
         let mut out: Vec<Result<Receipt, AppendError>> = Vec::with_capacity(slots.len());
         for slot in slots {

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{LedgerError, LedgerReader, Receipt, SignedCheckpoint, read_lock};
+use super::{LedgerError, LedgerReader, Receipt, SignedCheckpoint, StoreNodes};
 use crate::hash::{Hash, leaf_hash};
-use crate::index::{ArtifactRow, Position, Secondary};
+use crate::store::{ArtifactRow, BlobStore, BundlePart, LeafMeta, Secondary};
+use crate::sync::read as read_lock;
 use crate::keys::{HmacKeySet, KeyStatus};
 use crate::leaf::{Leaf, decode_leaf};
 use crate::merkle::{consistency_proof, inclusion_proof, range_root};
@@ -115,19 +116,14 @@ impl LedgerReader {
         self.s.vis.indexed()
     }
 
-    /// How long the last batch's fdatasync took, in nanoseconds.
+    /// How long the last batch's sync took, in nanoseconds.
     pub fn last_sync_nanos(&self) -> u64 {
-        self.s.last_sync_ns.load(std::sync::atomic::Ordering::Relaxed)
+        self.s.store.last_sync_nanos()
     }
 
     /// The log's origin.
     pub fn origin(&self) -> &str {
         &self.s.opts.origin
-    }
-
-    /// The log's directory.
-    pub fn dir(&self) -> &std::path::Path {
-        &self.s.dir
     }
 
     /// The category policy in force.
@@ -141,13 +137,19 @@ impl LedgerReader {
         &self.s.opts
     }
 
-    fn position(&self, seq: u64) -> Result<Position, LedgerError> {
+    /// Waits for the store to serve `seq`; refuses a seq beyond the log.
+    fn readable(&self, seq: u64) -> Result<u64, LedgerError> {
         self.s.vis.reach_for_read(seq.saturating_add(1));
         let size = self.size();
         if seq >= size {
             return Err(LedgerError::NotFound { seq, size });
         }
-        self.s.index.position(seq)?.ok_or(LedgerError::IndexAhead { indexed: size, missing: seq })
+        Ok(size)
+    }
+
+    fn position(&self, seq: u64) -> Result<LeafMeta, LedgerError> {
+        let size = self.readable(seq)?;
+        self.s.store.leaf_meta(seq)?.ok_or(LedgerError::IndexAhead { indexed: size, missing: seq })
     }
 
     /// The leaf hash of a stored entry, from the index (no journal read).
@@ -155,17 +157,13 @@ impl LedgerReader {
         Ok(self.position(seq)?.leaf_hash)
     }
 
-    /// Reads one entry from the journal.
+    /// Reads one entry from the store, checked against its leaf hash.
     pub fn get(&self, seq: u64) -> Result<StoredEntry, LedgerError> {
-        let pos = self.position(seq)?;
-        let bytes = self.s.journal.read(pos.segment, pos.offset, pos.frame_len)?;
-        let bad = |reason: String| LedgerError::BadRecord {
-            segment: self.s.dir.join("journal").join(crate::journal::segment_name(pos.segment)),
-            offset: pos.offset,
-            reason,
-        };
+        let size = self.readable(seq)?;
+        let (pos, bytes) = self.s.store.record(seq)?.ok_or(LedgerError::IndexAhead { indexed: size, missing: seq })?;
+        let bad = |reason: String| LedgerError::BadRecord { seq, reason };
         let Decoded::Entry(e) = record::decode(bytes).map_err(bad)? else {
-            return Err(bad("the index points at a checkpoint frame".into()));
+            return Err(bad("the store holds a checkpoint record in its place".into()));
         };
         let leaf = decode_leaf(&e.leaf).map_err(|x| bad(x.to_string()))?;
         let h = leaf_hash(&e.leaf);
@@ -187,19 +185,19 @@ impl LedgerReader {
     /// Inclusion proof of `seq` in the tree of `size` (default: latest).
     pub fn prove_inclusion(&self, seq: u64, size: Option<u64>) -> Result<(Vec<Hash>, u64), LedgerError> {
         let size = self.bounded(size)?;
-        Ok((inclusion_proof(&self.s.index, seq, size)?, size))
+        Ok((inclusion_proof(&StoreNodes(self.s.store.as_ref()), seq, size)?, size))
     }
 
     /// Consistency proof from `old` to `new` (default: latest).
     pub fn prove_consistency(&self, old: u64, new: Option<u64>) -> Result<(Vec<Hash>, u64), LedgerError> {
         let new = self.bounded(new)?;
-        Ok((consistency_proof(&self.s.index, old, new)?, new))
+        Ok((consistency_proof(&StoreNodes(self.s.store.as_ref()), old, new)?, new))
     }
 
     /// The Merkle root of the first `size` entries.
     pub fn root_at(&self, size: u64) -> Result<Hash, LedgerError> {
         let size = self.bounded(Some(size))?;
-        Ok(range_root(&self.s.index, 0, size)?)
+        Ok(range_root(&StoreNodes(self.s.store.as_ref()), 0, size)?)
     }
 
     fn bounded(&self, size: Option<u64>) -> Result<u64, LedgerError> {
@@ -216,7 +214,7 @@ impl LedgerReader {
     pub fn receipt_at(&self, seq: u64, checkpoint: &Arc<SignedCheckpoint>) -> Result<Receipt, LedgerError> {
         self.s.vis.reach_for_read(checkpoint.checkpoint.size);
         let e = self.get(seq)?;
-        let proof = inclusion_proof(&self.s.index, seq, checkpoint.checkpoint.size)?;
+        let proof = inclusion_proof(&StoreNodes(self.s.store.as_ref()), seq, checkpoint.checkpoint.size)?;
         Ok(Receipt {
             seq,
             leaf_hash: e.leaf_hash,
@@ -230,49 +228,41 @@ impl LedgerReader {
     /// Kept history checkpoints with size in `[from, to]`.
     pub fn checkpoint_history(&self, from: u64, to: u64) -> Result<Vec<(u64, String)>, LedgerError> {
         self.s.vis.reach_for_read(to.min(self.size()));
-        Ok(self.s.index.checkpoints(from, to)?)
+        Ok(self.s.store.checkpoints(from, to)?)
     }
 
     /// The artifact index row of a BLAKE3 hash.
     pub fn artifact(&self, blake3: &Hash) -> Result<Option<ArtifactRow>, LedgerError> {
-        Ok(self.s.index.artifact(blake3)?)
+        Ok(self.s.store.artifact(blake3)?)
     }
 
     /// Every artifact index row.
     pub fn artifact_rows(&self) -> Result<Vec<(Hash, ArtifactRow)>, LedgerError> {
-        Ok(self.s.index.artifacts().collect::<Result<_, _>>()?)
+        Ok(self.s.store.artifact_rows()?)
     }
 
-    /// The blob store.
-    pub fn artifacts(&self) -> &crate::artifacts::ArtifactStore {
-        &self.s.artifacts
+    /// The artifact blobs.
+    pub fn blobs(&self) -> &dyn BlobStore {
+        self.s.store.blobs()
     }
 
-    /// The journal files with the length of each that is durable, in order:
-    /// (file name, path, bytes). Sealed segments are whole; the open one is
-    /// cut at its last fdatasync. What an export copies.
-    pub fn journal_files(&self) -> Result<Vec<(String, std::path::PathBuf, u64)>, LedgerError> {
-        let (seg, len) = *self.s.durable.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = Vec::new();
-        for (first, path) in crate::journal::list_segments(&self.s.dir.join("journal"))? {
-            if first > seg {
-                break;
-            }
-            let n = if first == seg {
-                len
-            } else {
-                std::fs::metadata(&path).map_err(|e| crate::journal::JournalError::io(&path, e))?.len()
-            };
-            out.push((crate::journal::segment_name(first), path, n));
-        }
-        Ok(out)
+    /// The journal as export-bundle files (FORMAT.md §6), durable parts
+    /// only, in order: sealed segments whole, the open one cut at its last
+    /// sync. What an export copies.
+    pub fn bundle_parts(&self) -> Result<Vec<BundlePart>, LedgerError> {
+        Ok(self.s.store.bundle_parts()?)
+    }
+
+    /// Reads bytes of a bundle part at `offset` (0 at its end).
+    pub fn read_part(&self, part: &BundlePart, offset: u64, buf: &mut [u8]) -> Result<usize, LedgerError> {
+        Ok(self.s.store.read_part(part, offset, buf)?)
     }
 
     /// The state before entry `first_seq` (for verifying a journal that
     /// starts there).
     pub fn start_state(&self, first_seq: u64) -> Result<crate::verify::StartState, LedgerError> {
         self.s.vis.reach_for_read(first_seq);
-        let range = crate::merkle::CompactRange::from_source(&self.s.index, first_seq)?;
+        let range = crate::merkle::CompactRange::from_source(&StoreNodes(self.s.store.as_ref()), first_seq)?;
         let (prev, time) = match first_seq.checked_sub(1) {
             None => ([0u8; 32], i64::MIN),
             Some(p) => {
@@ -356,7 +346,7 @@ impl LedgerReader {
         let (mut scanned, mut bytes) = (0, 0usize);
         while lo < hi {
             let seqs = match driver {
-                Some((s, v)) => self.s.index.scan(s, v, lo, hi, q.desc, QUERY_CHUNK)?,
+                Some((s, v)) => self.s.store.scan(s, v, lo, hi, q.desc, QUERY_CHUNK)?,
                 None if q.desc => (hi.saturating_sub(QUERY_CHUNK as u64).max(lo)..hi).rev().collect(),
                 None => (lo..hi.min(lo + QUERY_CHUNK as u64)).collect(),
             };

@@ -1,16 +1,16 @@
 //! Audited redaction (FORMAT.md §6.4): a `redaction` entry first (who,
-//! which entry, why), then the target's payload is removed from its
-//! segment in place. The leaf — and so every hash, proof and checkpoint —
+//! which entry, why), then the store replaces the target's record with its
+//! redacted form, of the same length. The leaf — and so every hash, proof and checkpoint —
 //! stays; the verifier lists the entry as redacted by that entry.
 //!
 //! Owns: the redaction order and its crash recovery (a `redaction` entry
 //! whose target still has its payload is finished at open). Must not:
 //! touch any byte of a frame other than the target's record body.
 
-use super::{Ledger, LedgerError, Receipt, Writer, read_lock};
+use super::{Ledger, LedgerError, Receipt, Writer};
 use crate::entry::{Actor, EntryInput};
-use crate::journal::{replace_record, segment_name};
 use crate::log::AppendError;
+use crate::sync::{lock, read as read_lock};
 
 /// The category of redaction entries.
 pub const REDACTION: &str = "redaction";
@@ -44,7 +44,7 @@ impl Ledger {
     /// Redacts the payload of entry `seq`: writes the `redaction` entry
     /// (its receipt is returned), then removes the payload from disk.
     pub fn redact(&self, actor: &Actor, seq: u64, reason: &str) -> Result<Receipt, RedactError> {
-        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = lock(&self.writer);
         let target = self.get(seq)?;
         let refuse = |reason: String| RedactError::Refused { seq, reason };
         if target.leaf.category == REDACTION {
@@ -78,32 +78,23 @@ impl Ledger {
         Ok(receipt)
     }
 
-    /// Rewrites the target's record without its payload. Seals the active
-    /// segment first when the target is in it.
+    /// Replaces the target's record with its redacted form (the store
+    /// seals what it must first).
     fn remove_payload(&self, w: &mut Writer, seq: u64, redaction_seq: u64) -> Result<(), LedgerError> {
-        let pos = self.s.index.position(seq)?.ok_or(LedgerError::IndexAhead { indexed: self.size(), missing: seq })?;
-        if pos.segment == w.journal.segment() {
-            w.journal.roll(w.tip.next_seq)?;
-            self.set_durable(&w.journal);
-        }
-        let dir = self.s.dir.join("journal");
-        let record = self.s.journal.read(pos.segment, pos.offset, pos.frame_len)?;
-        let bad = |reason: &str| LedgerError::BadRecord {
-            segment: dir.join(segment_name(pos.segment)),
-            offset: pos.offset,
-            reason: reason.to_owned(),
-        };
-        let new = crate::record::redacted(&record, redaction_seq + 1)
-            .ok_or_else(|| bad("the payload is too short to be redacted in place"))?;
-        replace_record(&dir, pos.segment, pos.offset, &new)?;
-        self.s.journal.forget(pos.segment);
+        let size = self.size();
+        let (_, record) = self.s.store.record(seq)?.ok_or(LedgerError::IndexAhead { indexed: size, missing: seq })?;
+        let new = crate::record::redacted(&record, redaction_seq + 1).ok_or_else(|| LedgerError::BadRecord {
+            seq,
+            reason: "the payload is too short to be redacted in place".into(),
+        })?;
+        w.store.replace_record(seq, &new)?;
         Ok(())
     }
 
     /// Finishes redactions whose entry was written but whose payload
     /// removal did not happen (a crash in between). Called at open.
     pub(super) fn finish_redactions(&self) -> Result<u64, LedgerError> {
-        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = lock(&self.writer);
         let mut done = 0;
         let mut q = super::Query { category: Some(REDACTION.into()), limit: 1000, ..Default::default() };
         loop {

@@ -1,25 +1,27 @@
 //! Bringing the index up to the journal on open (the index is derived
-//! data: FORMAT.md §10), and the writer's tip from the index.
+//! data: FORMAT.md §10).
 
 use std::path::Path;
 
-use super::{LedgerError, Tip};
+use super::index::{Index, IndexBatch, IndexedEntry, Position};
+use super::reader::JournalReader;
 use crate::hash::leaf_hash;
-use crate::index::{Index, IndexBatch, IndexedEntry, Position};
-use crate::journal::{FRAME_HEADER_LEN, JournalReader, SegmentScanner, list_segments};
+use crate::journal::{FRAME_HEADER_LEN, JournalError, SegmentScanner, list_segments};
 use crate::leaf::decode_leaf;
 use crate::merkle::CompactRange;
 use crate::record::{self, Decoded};
+use crate::store::{StoreError, StoreErrorKind};
 
 /// Entries indexed per sled batch during catch-up.
 const CHUNK: u64 = 8192;
 
 /// Indexes every journal entry after `indexed_through`; returns how many.
-pub(super) fn catch_up(index: &Index, dir: &Path) -> Result<u64, LedgerError> {
+pub(super) fn catch_up(index: &Index, dir: &Path) -> Result<u64, StoreError> {
     let through = index.indexed_through()?;
     let sled_through = index.sled_through()?;
     let start = if through == 0 { None } else { Some(check_last_indexed(index, dir, through)?) };
-    let mut range = CompactRange::from_source(index, through)?;
+    let mut range = CompactRange::from_source(index, through)
+        .map_err(|e| StoreError::with_source(StoreErrorKind::Damaged, "the index's Merkle nodes", e))?;
     let mut expect = through;
     let mut batch = IndexBatch::default();
     for (first, path) in list_segments(dir)? {
@@ -31,13 +33,13 @@ pub(super) fn catch_up(index: &Index, dir: &Path) -> Result<u64, LedgerError> {
         let mut scan = SegmentScanner::open(&path, first, from)?;
         while let Some((offset, bytes)) = scan.next_frame()? {
             let frame_len = (FRAME_HEADER_LEN as usize + bytes.len()) as u32;
-            let bad = |reason: String| LedgerError::BadRecord { segment: path.clone(), offset, reason };
+            let bad = |reason: String| JournalError::Corrupt { segment: path.clone(), offset, reason };
             match record::decode(bytes).map_err(bad)? {
                 Decoded::Checkpoint(note) => batch.add_checkpoint(expect, &note),
                 Decoded::Entry(e) => {
                     let leaf = decode_leaf(&e.leaf).map_err(|x| bad(x.to_string()))?;
                     if leaf.seq != expect {
-                        return Err(bad(format!("entry has seq {} where {expect} was expected", leaf.seq)));
+                        return Err(bad(format!("entry has seq {} where {expect} was expected", leaf.seq)).into());
                     }
                     let h = leaf_hash(&e.leaf);
                     let pos =
@@ -59,8 +61,11 @@ pub(super) fn catch_up(index: &Index, dir: &Path) -> Result<u64, LedgerError> {
 
 /// Checks that the last indexed entry is in the journal as indexed; returns
 /// where the next frame starts.
-fn check_last_indexed(index: &Index, dir: &Path, through: u64) -> Result<(u64, u64), LedgerError> {
-    let missing = LedgerError::IndexAhead { indexed: through, missing: through - 1 };
+fn check_last_indexed(index: &Index, dir: &Path, through: u64) -> Result<(u64, u64), StoreError> {
+    let missing = StoreError::new(
+        StoreErrorKind::Missing { indexed: through, missing: through - 1 },
+        format!("the index holds {through} entries but the journal does not have entry {}", through - 1),
+    );
     let Some(pos) = index.position(through - 1)? else {
         return Err(missing);
     };
@@ -73,19 +78,4 @@ fn check_last_indexed(index: &Index, dir: &Path, through: u64) -> Result<(u64, u
         }
         _ => Err(missing),
     }
-}
-
-/// The writer's tip, from a caught-up index.
-pub(super) fn tip(index: &Index) -> Result<Tip, LedgerError> {
-    let n = index.indexed_through()?;
-    let (last_hash, last_time) = match n.checked_sub(1) {
-        None => ([0u8; 32], 0),
-        Some(last) => {
-            let p = index.position(last)?.ok_or(LedgerError::IndexAhead { indexed: n, missing: last })?;
-            (p.leaf_hash, p.recorded_at)
-        }
-    };
-    let range = CompactRange::from_source(index, n)?;
-    let last_history = index.checkpoints(0, n)?.last().map_or(0, |(s, _)| *s);
-    Ok(Tip { next_seq: n, last_hash, last_time, range, last_history })
 }

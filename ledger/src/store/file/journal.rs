@@ -15,8 +15,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::frame::parse_frame;
-use super::{JournalError, SEGMENT_HEADER_LEN, check_header, list_segments, segment_header, segment_name, sync_dir};
+use super::sync_dir;
+use crate::journal::{
+    JournalError, SEGMENT_HEADER_LEN, check_header, list_segments, parse_frame, segment_header, segment_name,
+};
 
 /// The open journal of one log, positioned at its end. Only one writer may
 /// exist per directory (the caller holds the data-dir lock).

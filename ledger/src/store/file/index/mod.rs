@@ -18,14 +18,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use bincode::{Decode, Encode};
-use serde::Serialize;
+use bincode::Decode;
 
 use crate::hash::Hash;
 use crate::merkle::{NodeSource, ProofError};
+pub use crate::store::{ArtifactRow, Secondary};
 
 pub use batch::{IndexBatch, IndexedEntry};
-pub use requests::hash as request_hash;
 
 const THROUGH_KEY: &[u8] = b"indexed_through";
 /// The index layout version (FORMAT.md §10); another one is rebuilt.
@@ -92,35 +91,6 @@ pub struct Position {
     pub leaf_hash: Hash,
     /// the leaf's recorded_at
     pub recorded_at: i64,
-}
-
-/// One row of the artifact index.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize)]
-pub struct ArtifactRow {
-    /// SHA-256 of the content
-    #[serde(with = "crate::entry::hex_array")]
-    pub sha256: Hash,
-    /// content length
-    pub size: u64,
-    /// file name
-    pub name: String,
-    /// media type
-    pub media_type: String,
-    /// subject of the registering entry
-    pub subject: String,
-    /// seq of the first entry that referenced it
-    pub seq: u64,
-}
-
-/// Which secondary index a scan uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Secondary {
-    /// by category
-    Category,
-    /// by subject
-    Subject,
-    /// by actor
-    Actor,
 }
 
 fn cfg() -> bincode::config::Configuration {
@@ -406,13 +376,9 @@ impl Index {
     }
 
     /// The last seq below `before` with this subject.
+    #[cfg(test)]
     pub fn last_with_subject(&self, subject: &str, before: u64) -> Result<Option<u64>, IndexError> {
         Ok(self.scan(Secondary::Subject, subject, 0, before, true, 1)?.first().copied())
-    }
-
-    /// The history checkpoint at `size`, if kept.
-    pub fn checkpoint(&self, size: u64) -> Result<Option<String>, IndexError> {
-        Ok(self.checkpoint.get(size.to_be_bytes())?.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// History checkpoints with size in `[from, to]`, ascending.
@@ -449,12 +415,20 @@ impl Index {
 /// files (a cold page is a disk read).
 pub(crate) const STORED_EVERY: u8 = 4;
 
-impl NodeSource for Index {
-    fn node(&self, level: u8, index: u64) -> Result<Hash, ProofError> {
+impl Index {
+    /// The perfect-subtree hash at (level, index), level 0 being the leaf
+    /// hash; `None` when the index does not hold it.
+    pub fn hash_at(&self, level: u8, index: u64) -> Option<Hash> {
         // A stored level is its own "below": one hash.
         let span = level % STORED_EVERY;
         let below = self.flat.hashes(level - span, index << span, 1 << span).ok().flatten();
-        Ok(fold(below.ok_or(ProofError::MissingNode { level, index })?))
+        below.map(fold)
+    }
+}
+
+impl NodeSource for Index {
+    fn node(&self, level: u8, index: u64) -> Result<Hash, ProofError> {
+        self.hash_at(level, index).ok_or(ProofError::MissingNode { level, index })
     }
 }
 
@@ -580,9 +554,9 @@ mod tests {
         let category = index.scan(Secondary::Category, "alert_ack", 0, 100, true, 100).unwrap();
         assert_eq!(category, (0..9).rev().collect::<Vec<u64>>());
         for seq in 0..9 {
-            assert_eq!(index.request_candidates(request_hash(&format!("req-{seq}"))).unwrap(), vec![seq]);
+            assert_eq!(index.request_candidates(crate::store::request_hash(&format!("req-{seq}"))).unwrap(), vec![seq]);
         }
-        assert!(index.request_candidates(request_hash("req-9")).unwrap().is_empty());
+        assert!(index.request_candidates(crate::store::request_hash("req-9")).unwrap().is_empty());
     }
 
     /// Postings written out (a full flush, then a reopen) are not added

@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-use super::frame::parse_frame;
-use super::{FRAME_HEADER_LEN, JournalError, segment_name};
+use crate::sync::lock;
+
+use crate::journal::{FRAME_HEADER_LEN, JournalError, parse_frame, segment_name};
 
 /// Most segment files kept open for reads.
 const MAX_OPEN: usize = 64;
@@ -29,7 +30,7 @@ impl JournalReader {
     }
 
     fn file(&self, segment: u64) -> Result<Arc<File>, JournalError> {
-        let mut files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let mut files = lock(&self.files);
         if let Some(f) = files.get(&segment) {
             return Ok(f.clone());
         }
@@ -45,7 +46,13 @@ impl JournalReader {
     /// Drops the cached handle of a segment that was replaced on disk (a
     /// redaction), so later reads see the new file.
     pub fn forget(&self, segment: u64) {
-        self.files.lock().unwrap_or_else(|p| p.into_inner()).remove(&segment);
+        lock(&self.files).remove(&segment);
+    }
+
+    /// Reads `buf.len()` bytes of a segment at `offset` (an export).
+    pub fn read_at(&self, segment: u64, offset: u64, buf: &mut [u8]) -> Result<(), JournalError> {
+        let f = self.file(segment)?;
+        f.read_exact_at(buf, offset).map_err(|e| JournalError::io(&self.dir.join(segment_name(segment)), e))
     }
 
     /// The record of the frame at `offset` (`frame_len` includes the header),

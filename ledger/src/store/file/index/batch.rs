@@ -96,11 +96,6 @@ impl IndexBatch {
         self.checkpoints.push((size, note.to_owned()));
     }
 
-    /// The 64-bit hashes of the request ids this batch indexes.
-    pub fn request_hashes(&self) -> impl Iterator<Item = u64> + '_ {
-        self.requests.iter().map(|&(h, _)| h)
-    }
-
     /// Appends `next`, the batch that follows this one, so both are applied
     /// as one (the index thread merges what queued up while it worked).
     pub fn merge(&mut self, next: IndexBatch) {
@@ -134,10 +129,5 @@ impl IndexBatch {
     pub fn replayed(mut self) -> Self {
         self.replayed = true;
         self
-    }
-
-    /// True when it writes nothing.
-    pub fn is_empty(&self) -> bool {
-        self.through.is_none() && self.checkpoints.is_empty()
     }
 }

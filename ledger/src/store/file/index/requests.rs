@@ -50,11 +50,7 @@ const PROBE_SLOTS: u64 = 16;
 /// The header's magic.
 const MAGIC: &[u8; 8] = b"LRQTBL01";
 
-/// The 64-bit hash of a request id.
-pub fn hash(request_id: &str) -> u64 {
-    let h = blake3::hash(request_id.as_bytes());
-    u64::from_le_bytes(h.as_bytes()[0..8].try_into().expect("8 bytes"))
-}
+pub use crate::store::request_hash as hash;
 
 /// One table file.
 struct Level {
