@@ -120,7 +120,7 @@ fn checkpoint(c: &mut Criterion) {
 
 fn journal(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let mut j = ledger::journal::Journal::open(&dir.path().join("journal"), 1 << 40).unwrap();
+    let mut j = ledger::store::file::Journal::open(&dir.path().join("journal"), 1 << 40).unwrap();
     let mut batch = Vec::new();
     let record = vec![0x5a; 640];
     for _ in 0..1024 {
@@ -141,7 +141,7 @@ fn journal(c: &mut Criterion) {
 fn verify(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("log");
-    let (l, _) = ledger::Ledger::open(&data, ledger::LogOptions::new("bench.local/verify")).unwrap();
+    let (l, _) = ledger::store::file::open(&data, ledger::LogOptions::new("bench.local/verify")).unwrap();
     const N: u64 = 100_000;
     for chunk in 0..N / 1000 {
         let batch: Vec<_> = (0..1000)

@@ -42,7 +42,7 @@ fn du(p: &std::path::Path) -> u64 {
 fn lib_append() {
     let (n, batch, subjects) = (arg(2, 200_000), arg(3, 1024), arg(4, 1000).max(1));
     let dir = std::env::temp_dir().join(format!("ledger-bench-{}", std::process::id()));
-    let (l, _) = ledger::Ledger::open(&dir, ledger::LogOptions::new("bench.local/lib")).expect("open");
+    let (l, _) = ledger::store::file::open(&dir, ledger::LogOptions::new("bench.local/lib")).expect("open");
     let filler = "x".repeat(480);
     let limits = ledger::entry::Limits::default();
     let make = |i: u64| {

@@ -140,12 +140,12 @@ fn a_crash_between_the_entry_and_the_removal_is_finished_at_open() {
     std::fs::write(&segs[0].1, &now).unwrap();
     assert_eq!(files_containing(&data, SECRET.as_bytes()).len(), 1);
 
-    let (l, report) = Ledger::open(&data, common::options()).unwrap();
+    let (l, report) = ledger::store::file::open(&data, common::options()).unwrap();
     assert_eq!(report.redactions_finished, 1);
     assert_eq!(l.get(target.seq).unwrap().redacted_by, r.seq + 1);
     assert_eq!(files_containing(&data, SECRET.as_bytes()), Vec::<std::path::PathBuf>::new());
     drop(l);
-    let (_l, again) = Ledger::open(&data, common::options()).unwrap();
+    let (_l, again) = ledger::store::file::open(&data, common::options()).unwrap();
     assert_eq!(again.redactions_finished, 0, "nothing left to finish");
 }
 
@@ -159,23 +159,23 @@ fn a_reindex_request_is_an_entry_and_the_next_open_rebuilds_the_index() {
     assert!(empty.to_string().contains("reason"), "{empty}");
     let r = l.request_reindex(&admin(), "index moved to new disk, CHG-9").unwrap();
     assert_eq!(r.seq, 30);
-    assert!(data.join(ledger::log::REINDEX_MARKER).exists());
+    assert!(data.join(ledger::store::file::REINDEX_MARKER).exists());
     let e = l.get(r.seq).unwrap();
     assert_eq!((e.leaf.category.as_str(), e.leaf.actor.as_str()), ("reindex", "spiffe://ops/admin"));
     let before: Vec<_> = (0..31).map(|s| l.get(s).unwrap().leaf_hash).collect();
     l.close().unwrap();
     drop(l);
 
-    let (l, report) = Ledger::open(&data, common::options()).unwrap();
+    let (l, report) = ledger::store::file::open(&data, common::options()).unwrap();
     let (_, why) = report.index_rebuilt.expect("rebuilt");
     assert_eq!(why, "rebuild requested by reindex entry 30");
     assert_eq!(report.caught_up, 31);
-    assert!(!data.join(ledger::log::REINDEX_MARKER).exists());
+    assert!(!data.join(ledger::store::file::REINDEX_MARKER).exists());
     let after: Vec<_> = (0..31).map(|s| l.get(s).unwrap().leaf_hash).collect();
     assert_eq!(before, after);
     let q = ledger::log::Query { subject: Some("INC-3".into()), ..Default::default() };
     assert_eq!(l.query(&q).unwrap().entries.len(), 4, "secondary indexes rebuilt too");
     drop(l);
-    let (_l, again) = Ledger::open(&data, common::options()).unwrap();
+    let (_l, again) = ledger::store::file::open(&data, common::options()).unwrap();
     assert!(again.index_rebuilt.is_none(), "only once");
 }

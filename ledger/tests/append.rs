@@ -9,7 +9,7 @@ use ledger::keys::{KeyState, Verdict};
 use ledger::note::Note;
 use ledger::policy::PolicyError;
 use ledger::verify::{VerifyInput, verify};
-use ledger::{AppendError, EntryInput, Ledger};
+use ledger::{AppendError, EntryInput};
 
 #[test]
 fn same_request_id_returns_the_original_receipt() {
@@ -172,7 +172,7 @@ fn key_rotation_is_an_entry_cosigned_by_old_and_new_keys_and_history_verifies() 
     assert!(rep.ok, "{}", rep.to_text());
     assert_eq!(rep.hmac_checked, 31);
     drop(l);
-    let (l, rep) = Ledger::open(dir.path(), o).unwrap();
+    let (l, rep) = ledger::store::file::open(dir.path(), o).unwrap();
     assert!(!rep.keys_created);
     assert_eq!(l.verifiers().len(), 2);
 }
@@ -200,7 +200,7 @@ fn world_readable_keyring_is_refused() {
     let ring = dir.path().join("keys/keyring.json");
     assert_eq!(std::fs::metadata(&ring).unwrap().permissions().mode() & 0o777, 0o600);
     std::fs::set_permissions(&ring, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let err = Ledger::open(dir.path(), common::options()).err().unwrap().to_string();
+    let err = ledger::store::file::open(dir.path(), common::options()).err().unwrap().to_string();
     assert!(err.contains("mode 0644") && err.contains("chmod 600"), "{err}");
     let text = std::fs::read_to_string(&ring).unwrap();
     let secret = text.split("\"secret\": \"").nth(1).unwrap().split('"').next().unwrap();

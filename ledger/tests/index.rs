@@ -108,7 +108,7 @@ fn an_index_in_the_old_layout_is_rebuilt() {
         db.open_tree("meta").unwrap().remove(b"index_format").unwrap();
         db.flush().unwrap();
     }
-    let (l, report) = Ledger::open(&data, common::options()).unwrap();
+    let (l, report) = ledger::store::file::open(&data, common::options()).unwrap();
     let (_, why) = report.index_rebuilt.expect("rebuilt");
     assert!(why.contains("layout 1"), "{why}");
     assert_eq!(report.caught_up, 1_000);
@@ -140,7 +140,7 @@ fn request_tables_that_lost_writes_are_refilled_from_the_journal() {
         }
     }
     assert!(tables >= 1);
-    let (l, report) = Ledger::open(dir.path(), common::options()).unwrap();
+    let (l, report) = ledger::store::file::open(dir.path(), common::options()).unwrap();
     assert_eq!(report.caught_up, 1_000, "catch-up starts where the tables' through says");
     for i in [0u64, 2, 500, 998] {
         let again = common::with_request_id(
@@ -163,7 +163,7 @@ fn a_truncated_request_table_has_the_index_rebuilt() {
     drop(l);
     let table = dir.path().join("index/requests-00.tbl");
     std::fs::OpenOptions::new().write(true).open(&table).unwrap().set_len(10).unwrap();
-    let (l, report) = Ledger::open(dir.path(), common::options()).unwrap();
+    let (l, report) = ledger::store::file::open(dir.path(), common::options()).unwrap();
     let (_, why) = report.index_rebuilt.expect("rebuilt");
     assert!(why.contains("requests-00.tbl") && why.contains("shorter than its header"), "{why}");
     let again = common::with_request_id(common::entry("stage4_incident", Some("INC-2"), 2), "req-2");

@@ -109,7 +109,7 @@ fn a_drop_right_after_appends_loses_nothing() {
 fn a_batch_begun_before_the_last_one_synced_is_acknowledged_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let l = common::open(dir.path(), common::options());
-    let exported = |l: &Ledger| l.journal_files().unwrap().iter().map(|f| f.2).sum::<u64>();
+    let exported = |l: &Ledger| l.bundle_parts().unwrap().iter().map(|p| p.len).sum::<u64>();
     let before = exported(&l);
     let a = l.begin_batch(batch(0, 16));
     let b = l.begin_batch(batch(16, 16));
@@ -172,7 +172,7 @@ fn pending_batches_across_rolls_and_drops_lose_nothing() {
             seq += 1;
         }
     }
-    let segments = l.journal_files().unwrap().len();
+    let segments = l.bundle_parts().unwrap().len();
     assert!(segments > 3, "the segments rolled: {segments}");
     drop(l);
     let l = common::open(dir.path(), opts);

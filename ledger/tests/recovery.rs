@@ -5,7 +5,8 @@ mod common;
 
 use std::path::Path;
 
-use ledger::journal::{Journal, JournalError, SegmentScanner, list_segments};
+use ledger::journal::{JournalError, SegmentScanner, list_segments};
+use ledger::store::file::Journal;
 use ledger::{Ledger, LedgerError};
 
 /// A log of `n` entries appended one per batch, dropped without close (as
@@ -98,7 +99,7 @@ fn torn_tail_through_the_full_ledger_open_keeps_every_earlier_entry() {
             // The frame was never acknowledged, so the index never saw it either.
             std::fs::remove_dir_all(dir.path().join("index")).unwrap();
             std::fs::write(&seg, bytes).unwrap();
-            let (l, rep) = Ledger::open(dir.path(), o.clone()).unwrap();
+            let (l, rep) = ledger::store::file::open(dir.path(), o.clone()).unwrap();
             assert_eq!(rep.size, 19, "cut at {cut}");
             assert_eq!(rep.caught_up, 19);
             assert!(rep.truncated.is_some());
@@ -121,7 +122,7 @@ fn garbage_after_the_last_frame_is_truncated() {
     // Non-zero bytes where the zero tail was: a torn write, not an end.
     use std::os::unix::fs::FileExt;
     std::fs::OpenOptions::new().write(true).open(&seg).unwrap().write_all_at(&[0xab; 4096], end).unwrap();
-    let (_, rep) = Ledger::open(dir.path(), common::options()).unwrap();
+    let (_, rep) = ledger::store::file::open(dir.path(), common::options()).unwrap();
     assert_eq!(rep.truncated.unwrap().2, len - end);
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), end);
     assert_eq!(rep.size, 5);
@@ -135,7 +136,7 @@ fn small_batches_go_into_a_zero_tail_that_reopening_keeps_and_closing_cuts() {
     let (first, seg) = list_segments(&dir.path().join("journal")).unwrap().pop().unwrap();
     let len = std::fs::metadata(&seg).unwrap().len();
     assert!(len > (1 << 20) && len > end, "preallocated ahead: {len} bytes for frames ending at {end}");
-    let (l, rep) = Ledger::open(dir.path(), o).unwrap();
+    let (l, rep) = ledger::store::file::open(dir.path(), o).unwrap();
     assert_eq!((rep.size, rep.truncated.is_none()), (5, true), "a zero tail is the end, not a torn write");
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), len, "and it is kept");
     l.append(common::entry("alert_ack", Some("INC-1"), 5)).unwrap();
@@ -197,7 +198,7 @@ fn corrupted_frame_in_the_middle_stops_the_open_naming_segment_and_offset() {
         }
         other => panic!("expected Corrupt, got {other:?}"),
     }
-    let msg = Ledger::open(dir.path(), common::options()).err().expect("open must refuse").to_string();
+    let msg = ledger::store::file::open(dir.path(), common::options()).err().expect("open must refuse").to_string();
     assert!(msg.contains(&seg.display().to_string()) && msg.contains(&format!("offset {at}")), "{msg}");
     assert_eq!(std::fs::read(&seg).unwrap(), b, "a refused open changes nothing");
 }
@@ -209,7 +210,7 @@ fn torn_segment_creation_is_repaired() {
     // A roll that died after creating the file and writing 5 header bytes.
     let j = dir.path().join("journal");
     std::fs::write(j.join(ledger::journal::segment_name(3)), &ledger::journal::segment_header(3)[..5]).unwrap();
-    let (l, rep) = Ledger::open(dir.path(), common::options()).unwrap();
+    let (l, rep) = ledger::store::file::open(dir.path(), common::options()).unwrap();
     assert_eq!(rep.size, 3);
     assert_eq!(l.append(common::entry("alert_ack", None, 3)).unwrap().seq, 3);
 }
@@ -245,7 +246,7 @@ fn segments_roll_and_sealed_segments_never_change() {
     }
     l.close().unwrap();
     drop(l);
-    let (l, _) = Ledger::open(dir.path(), o).unwrap();
+    let (l, _) = ledger::store::file::open(dir.path(), o).unwrap();
     assert_eq!(l.size(), 350);
     assert_eq!(l.get(123).unwrap().leaf.seq, 123);
 }
@@ -261,7 +262,7 @@ fn deleted_index_is_rebuilt_from_the_journal() {
     l.close().unwrap();
     drop(l);
     std::fs::remove_dir_all(dir.path().join("index")).unwrap();
-    let (l, rep) = Ledger::open(dir.path(), common::options()).unwrap();
+    let (l, rep) = ledger::store::file::open(dir.path(), common::options()).unwrap();
     assert_eq!(rep.caught_up, 500);
     assert_eq!(l.latest_checkpoint().checkpoint.root, root);
     assert_eq!(l.query(&q).unwrap().entries.len(), before);
@@ -291,7 +292,7 @@ fn index_ahead_of_the_journal_is_refused() {
     let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
     f.set_len(cut.unwrap()).unwrap();
     drop(f);
-    match Ledger::open(dir.path(), common::options()) {
+    match ledger::store::file::open(dir.path(), common::options()) {
         Err(LedgerError::IndexAhead { indexed: 10, missing: 9 }) => {}
         Err(e) => panic!("wrong error: {e}"),
         Ok(_) => panic!("must refuse"),
@@ -313,7 +314,7 @@ fn index_files_that_lost_writes_are_caught_up_from_the_journal() {
     };
     cut("positions.dat", 100 * 64 + 17);
     cut("merkle-04.dat", 3 * 32);
-    let (l, rep) = Ledger::open(dir.path(), common::options()).unwrap();
+    let (l, rep) = ledger::store::file::open(dir.path(), common::options()).unwrap();
     assert_eq!(rep.caught_up, 300 - 63, "kept what every file covers: 3 nodes at level 4 cover fewer than 64 leaves");
     assert_eq!(l.latest_checkpoint().checkpoint.root, root);
     for seq in [0, 99, 100, 250, 299] {
@@ -347,8 +348,9 @@ fn a_garbled_index_is_moved_aside_and_rebuilt_from_the_journal() {
             std::fs::write(&p, vec![0xA5u8; n.max(64)]).unwrap();
         }
     }
-    let (l, rep) = Ledger::open(dir.path(), common::options()).unwrap();
+    let (l, rep) = ledger::store::file::open(dir.path(), common::options()).unwrap();
     let (aside, why) = rep.index_rebuilt.expect("the damage is reported");
+    let aside = std::path::PathBuf::from(aside);
     assert!(aside.starts_with(dir.path()) && aside.exists(), "the damaged index is kept for inspection");
     assert!(why.contains("index database"), "{why}");
     assert_eq!((rep.caught_up, l.size()), (200, 200));
@@ -373,7 +375,7 @@ fn a_flipped_byte_in_a_sealed_segment_is_found_by_reads_and_by_verify() {
     b[200] ^= 0x01;
     std::fs::write(sealed, &b).unwrap();
     // The open only scans the newest segment: the log still opens and serves.
-    let (l, _) = Ledger::open(dir.path(), o).unwrap();
+    let (l, _) = ledger::store::file::open(dir.path(), o).unwrap();
     let hit = (*first..*first + 10).find(|s| l.get(*s).is_err()).expect("an entry of the damaged frame");
     let err = l.get(hit).unwrap_err().to_string();
     assert!(err.contains(&sealed.display().to_string()) && err.contains("CRC mismatch"), "{err}");
@@ -455,12 +457,12 @@ fn a_lost_postings_tail_is_caught_up_without_listing_a_seq_twice() {
             }
         }
     };
-    let (l, rep) = Ledger::open(dir.path(), common::options()).unwrap();
+    let (l, rep) = ledger::store::file::open(dir.path(), common::options()).unwrap();
     assert_eq!(rep.caught_up, 400, "sled's mark waited for the tail");
     check(&l);
     l.close().unwrap();
     drop(l);
-    let (l, rep) = Ledger::open(dir.path(), common::options()).unwrap();
+    let (l, rep) = ledger::store::file::open(dir.path(), common::options()).unwrap();
     assert_eq!(rep.caught_up, 0, "the close wrote the tail out");
     check(&l);
 }

@@ -16,7 +16,7 @@ fn ten_thousand_entries_in_batches_reopen_prove_and_verify() {
         r
     };
     assert_eq!(receipts.len(), 10_000);
-    let (l, report) = ledger::Ledger::open(dir.path(), common::options()).unwrap();
+    let (l, report) = ledger::store::file::open(dir.path(), common::options()).unwrap();
     assert_eq!(report.size, 10_000);
     assert_eq!(report.caught_up, 0, "a clean close leaves the index caught up");
     let latest = l.latest_checkpoint();

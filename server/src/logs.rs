@@ -184,15 +184,16 @@ fn open_log(
     o.min_free_bytes = config.min_free_bytes;
     o.clock = system_clock();
     let dir = ledger::layout::log_dir(&config.data_dir, name);
-    let (ledger, report) = Ledger::open(&dir, o).map_err(|e| StartError::Log { log: name.into(), source: e })?;
+    let (ledger, report) =
+        ledger::store::file::open(&dir, o).map_err(|e| StartError::Log { log: name.into(), source: e })?;
     if report.keys_created {
         tracing::warn!(log = name, keyring = %dir.join("keys/keyring.json").display(), "no keys found: generated a new Ed25519 checkpoint key and HMAC key; back up the keyring and publish the vkeys (ledger keys public)");
     }
     if let Some((aside, why)) = &report.index_rebuilt {
-        tracing::warn!(log = name, previous = %aside.display(), reason = %why, "the index was rebuilt from the journal");
+        tracing::warn!(log = name, previous = %aside, reason = %why, "the index was rebuilt from the journal");
     }
     if let Some((seg, len, cut)) = &report.truncated {
-        tracing::warn!(log = name, segment = %seg.display(), new_len = len, removed_bytes = cut, "cut a torn, never-acknowledged tail from the journal");
+        tracing::warn!(log = name, segment = %seg, new_len = len, removed_bytes = cut, "cut a torn, never-acknowledged tail from the journal");
     }
     tracing::info!(log = name, entries = report.size, indexed_from_journal = report.caught_up, dir = %dir.display(), "log open");
     let ledger = Arc::new(ledger);

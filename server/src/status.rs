@@ -5,6 +5,7 @@
 use ledger::log::{AppendError, LedgerError};
 use ledger::merkle::ProofError;
 use ledger::policy::PolicyError;
+use ledger::store::StoreErrorKind;
 use tonic::{Code, Status};
 
 /// An append refused or failed.
@@ -32,14 +33,13 @@ pub fn ledger(e: &LedgerError) -> Status {
         }
         LedgerError::Proof(ProofError::SizesOutOfOrder { .. }) => Status::invalid_argument(e.to_string()),
         LedgerError::Poisoned(_) => Status::unavailable(e.to_string()),
-        LedgerError::Artifact(ledger::artifacts::ArtifactError::NotFound(_)) => Status::not_found(e.to_string()),
-        LedgerError::Artifact(ledger::artifacts::ArtifactError::TooLarge { .. }) => {
-            Status::resource_exhausted(e.to_string())
-        }
-        LedgerError::Artifact(ledger::artifacts::ArtifactError::Altered { .. })
-        | LedgerError::BadRecord { .. }
-        | LedgerError::Journal(ledger::journal::JournalError::Corrupt { .. })
-        | LedgerError::IndexAhead { .. } => Status::data_loss(e.to_string()),
+        LedgerError::Store(s) => match s.kind {
+            StoreErrorKind::NotFound => Status::not_found(e.to_string()),
+            StoreErrorKind::TooLarge { .. } | StoreErrorKind::DiskFull => Status::resource_exhausted(e.to_string()),
+            StoreErrorKind::Damaged | StoreErrorKind::Missing { .. } => Status::data_loss(e.to_string()),
+            StoreErrorKind::Io | StoreErrorKind::Locked => Status::internal(e.to_string()),
+        },
+        LedgerError::BadRecord { .. } | LedgerError::IndexAhead { .. } => Status::data_loss(e.to_string()),
         _ => Status::internal(e.to_string()),
     }
 }

@@ -53,8 +53,8 @@ impl ArtifactService for ArtifactSvc {
             Subject::new(&h.subject, &limits).map_err(|e| status::invalid("header.subject", e.reason))?;
         }
         let max = reader.options().max_artifact_bytes;
-        let store = reader.artifacts().clone();
-        let mut w = Some(blocking(move || store.begin(max).map_err(|e| status::ledger(&e.into()))).await?);
+        let r2 = reader.clone();
+        let mut w = Some(blocking(move || r2.blobs().begin(max).map_err(|e| status::ledger(&e.into()))).await?);
         while let Some(m) = s.message().await? {
             match m.item {
                 Some(pb::upload_request::Item::Chunk(b)) => {
@@ -100,20 +100,16 @@ impl ArtifactService for ArtifactSvc {
         let r = req.into_inner();
         let reader = self.state.logs.get(&r.log)?.reader();
         let b3 = convert::hash32("blake3", &r.blake3)?;
-        let store = reader.artifacts().clone();
-        let path = blocking(move || {
-            store.verify(&b3).map_err(|e| status::ledger(&e.into()))?;
-            Ok(store.path(&b3))
+        let blob = blocking(move || {
+            reader.blobs().verify(&b3).map_err(|e| status::ledger(&e.into()))?;
+            reader.blobs().open(&b3).map_err(|e| status::ledger(&e.into()))
         })
         .await?;
         let permit = self.state.read_stream()?;
         let (tx, rx) = mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
             let _held = permit;
-            let mut f = match std::fs::File::open(&path) {
-                Ok(f) => f,
-                Err(e) => return drop(tx.blocking_send(Err(Status::internal(format!("artifact vanished: {e}"))))),
-            };
+            let mut f = blob;
             let mut buf = vec![0u8; CHUNK];
             loop {
                 match f.read(&mut buf) {
@@ -137,8 +133,8 @@ impl ArtifactService for ArtifactSvc {
         let b3 = convert::hash32("blake3", &r.blake3)?;
         blocking(move || {
             let row = reader.artifact(&b3).map_err(|e| status::ledger(&e))?;
-            let check = reader.artifacts().verify(&b3);
-            let present = !matches!(check, Err(ledger::artifacts::ArtifactError::NotFound(_)));
+            let check = reader.blobs().verify(&b3);
+            let present = !matches!(&check, Err(e) if e.kind == ledger::store::StoreErrorKind::NotFound);
             let mut resp =
                 pb::StatResponse { registered: row.is_some(), present, intact: check.is_ok(), ..Default::default() };
             if let Some(row) = row {
@@ -158,23 +154,20 @@ impl ArtifactService for ArtifactSvc {
     }
 }
 
-fn segment_first(name: &str) -> u64 {
-    name.trim_end_matches(".seg").parse().unwrap_or(0)
-}
-
 /// Streams an export: the latest checkpoint is taken first, then the
-/// journal files up to their durable length (which covers it), then keys.
+/// journal's bundle parts up to their durable length (which covers it),
+/// then keys.
 pub fn export_blocking(reader: &LedgerReader, from_seq: u64, tx: &mpsc::Sender<Result<pb::ExportChunk, Status>>) {
     let send = |item: pb::export_chunk::Item| tx.blocking_send(Ok(pb::ExportChunk { item: Some(item) })).is_ok();
     let latest = reader.latest_checkpoint();
-    let files = match reader.journal_files() {
-        Ok(f) => f,
+    let parts = match reader.bundle_parts() {
+        Ok(p) => p,
         Err(e) => return drop(tx.blocking_send(Err(status::ledger(&e)))),
     };
-    // Keep the segment holding from_seq and every later one.
-    let keep_from = files.iter().rposition(|(name, _, _)| segment_first(name) <= from_seq).unwrap_or(0);
-    let files = files[keep_from..].to_vec();
-    let first = files.first().map_or(0, |(name, _, _)| segment_first(name));
+    // Keep the part holding from_seq and every later one.
+    let keep_from = parts.iter().rposition(|p| p.first_seq <= from_seq).unwrap_or(0);
+    let parts = &parts[keep_from..];
+    let first = parts.first().map_or(0, |p| p.first_seq);
     if first > 0 {
         let start = match reader.start_state(first) {
             Ok(s) => serde_json::to_string_pretty(&s).unwrap_or_default(),
@@ -184,20 +177,16 @@ pub fn export_blocking(reader: &LedgerReader, from_seq: u64, tx: &mpsc::Sender<R
             return;
         }
     }
-    for (name, path, len) in files {
-        let mut f = match std::fs::File::open(&path) {
-            Ok(f) => f.take(len),
-            Err(e) => return drop(tx.blocking_send(Err(Status::internal(format!("{}: {e}", path.display()))))),
-        };
+    let mut buf = vec![0u8; CHUNK];
+    for part in parts {
         let mut offset = 0u64;
-        let mut buf = vec![0u8; CHUNK];
         loop {
-            let n = match f.read(&mut buf) {
+            let n = match reader.read_part(part, offset, &mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
-                Err(e) => return drop(tx.blocking_send(Err(Status::internal(e.to_string())))),
+                Err(e) => return drop(tx.blocking_send(Err(status::ledger(&e)))),
             };
-            let chunk = pb::FileChunk { name: format!("journal/{name}"), offset, data: buf[..n].to_vec() };
+            let chunk = pb::FileChunk { name: part.name.clone(), offset, data: buf[..n].to_vec() };
             if !send(pb::export_chunk::Item::File(chunk)) {
                 return;
             }

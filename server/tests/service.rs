@@ -178,7 +178,7 @@ async fn shutdown_during_a_stream_of_appends_loses_no_acknowledged_entry() {
     feeder.abort();
     assert!(receipts.len() >= 2000);
     let (l, _) =
-        ledger::Ledger::open(&d.path().join("data/logs/default"), ledger::LogOptions::new("ledger.local/default"))
+        ledger::store::file::open(&d.path().join("data/logs/default"), ledger::LogOptions::new("ledger.local/default"))
             .unwrap();
     for r in &receipts {
         assert_eq!(l.get(r.seq).unwrap().leaf_hash.to_vec(), r.leaf_hash, "acknowledged seq {} is kept", r.seq);

@@ -9,10 +9,10 @@
 use std::sync::Arc;
 
 use super::{Ledger, Receipt, Writer};
-use crate::sync::{lock, read as read_lock};
 use crate::entry::{Actor, EntryInput};
 use crate::log::AppendError;
 use crate::policy::Policy;
+use crate::sync::{lock, read as read_lock};
 
 /// The category of policy-reload entries.
 pub const POLICY_RELOAD: &str = "policy_reload";

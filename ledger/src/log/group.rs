@@ -120,7 +120,6 @@ impl Shared {
     }
 }
 
-
 /// A batch sequenced and written but not yet durable
 /// (`Ledger::begin_batch`). `wait` makes it durable and returns its
 /// receipts; dropping it still makes it durable (without receipts).
@@ -151,4 +150,3 @@ impl Drop for PendingBatch {
         }
     }
 }
-

@@ -23,13 +23,13 @@ pub use group::PendingBatch;
 pub use read::{Page, QUERY_PAGE_BYTES, Query, StoredEntry};
 pub use redact::{REDACTION, RedactError, redaction_request_id};
 
-pub use crate::store::OpenReport;
 use crate::entry::Limits;
 use crate::hash::Hash;
 use crate::keys::{KeyError, KeyPolicy, Keyring};
 use crate::merkle::{CompactRange, NodeSource, ProofError};
 use crate::note::{Checkpoint, NoteSigner};
 use crate::policy::Policy;
+pub use crate::store::OpenReport;
 use crate::store::{LogStore, LogWriter, Opened, StoreError, StoreErrorKind, Visibility};
 use crate::sync::lock;
 

@@ -7,13 +7,13 @@ use bytes::Bytes;
 
 use super::{LedgerError, LedgerReader, Receipt, SignedCheckpoint, StoreNodes};
 use crate::hash::{Hash, leaf_hash};
-use crate::store::{ArtifactRow, BlobStore, BundlePart, LeafMeta, Secondary};
-use crate::sync::read as read_lock;
 use crate::keys::{HmacKeySet, KeyStatus};
 use crate::leaf::{Leaf, decode_leaf};
 use crate::merkle::{consistency_proof, inclusion_proof, range_root};
 use crate::note::NoteVerifier;
 use crate::record::{self, Decoded};
+use crate::store::{ArtifactRow, BlobStore, BundlePart, LeafMeta, Secondary};
+use crate::sync::read as read_lock;
 
 /// Candidates fetched from an index per round of a query.
 const QUERY_CHUNK: usize = 256;

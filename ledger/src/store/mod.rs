@@ -190,8 +190,15 @@ pub trait LogStore: Send + Sync {
     fn request_candidates(&self, hash: u64) -> Result<Vec<u64>, StoreError>;
     /// Seqs with `value` in a secondary index within `[from, to)`, in order,
     /// at most `limit`.
-    fn scan(&self, by: Secondary, value: &str, from: u64, to: u64, desc: bool, limit: usize)
-    -> Result<Vec<u64>, StoreError>;
+    fn scan(
+        &self,
+        by: Secondary,
+        value: &str,
+        from: u64,
+        to: u64,
+        desc: bool,
+        limit: usize,
+    ) -> Result<Vec<u64>, StoreError>;
     /// History checkpoints with size in `[from, to]`, ascending.
     fn checkpoints(&self, from: u64, to: u64) -> Result<Vec<(u64, String)>, StoreError>;
     /// The artifact row of a BLAKE3 hash.

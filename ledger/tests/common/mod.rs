@@ -35,7 +35,7 @@ pub fn options() -> LogOptions {
 }
 
 pub fn open(dir: &Path, opts: LogOptions) -> Ledger {
-    Ledger::open(dir, opts).expect("open ledger").0
+    ledger::store::file::open(dir, opts).expect("open ledger").0
 }
 
 /// A valid entry of `category` with a small payload.

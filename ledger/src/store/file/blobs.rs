@@ -54,7 +54,13 @@ impl BlobStore for FileBlobs {
         let tmp_dir = self.dir.join("tmp");
         std::fs::create_dir_all(&tmp_dir).map_err(io(&tmp_dir))?;
         let (path, file) = tempfile_in(&tmp_dir)?;
-        Ok(Box::new(FileBlobWriter { store: self.clone(), path, file: Some(file), hasher: BlobHasher::default(), limit }))
+        Ok(Box::new(FileBlobWriter {
+            store: self.clone(),
+            path,
+            file: Some(file),
+            hasher: BlobHasher::default(),
+            limit,
+        }))
     }
 
     fn verify(&self, blake3: &Hash) -> Result<StoredBlob, StoreError> {

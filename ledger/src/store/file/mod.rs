@@ -246,8 +246,8 @@ impl LogStore for FileStore {
 
     fn start(&self, vis: Arc<Visibility>) -> Result<(), StoreError> {
         let _ = self.vis.set(vis.clone());
-        let (tx, thread) = indexer::start(self.index.clone(), vis)
-            .map_err(|e| StoreError::io("starting the index thread", e))?;
+        let (tx, thread) =
+            indexer::start(self.index.clone(), vis).map_err(|e| StoreError::io("starting the index thread", e))?;
         *lock(&self.index_tx) = Some(tx);
         *lock(&self.indexer) = Some(thread);
         Ok(())
