@@ -9,7 +9,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use ledger::hash::{Hash, leaf_hash};
 use ledger::merkle::{CompactRange, NodeSource, ProofError, consistency_proof, inclusion_proof};
 
-/// The allocator the shipped binaries use (docs/BENCHMARKS.md, "What changed on 2026-11-22").
+/// The allocator the shipped binaries use (docs/BENCHMARKS-HISTORY.md, "What changed on 2026-11-22").
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-/// The bytes one bench entry takes in the journal (docs/BENCHMARKS.md).
+/// The bytes one bench entry takes in the journal (docs/BENCHMARKS.md, "Disk per entry").
 const FRAME: usize = 715;
 /// Zero bytes written ahead at a time, as the journal writer does.
 const AHEAD: u64 = 1 << 20;

@@ -344,12 +344,12 @@ pub enum ComplianceCmd {
     },
 }
 
-/// Playbook profile.
+/// Playbook profile (docs/ARCHITECTURE.md "Design decisions: The playbooks").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Profile {
-    /// STAGE4_SUPPORT_PLAYBOOK
+    /// the Stage4 operations playbook
     Stage4,
-    /// STAGE5_SUPPORT_PLAYBOOK
+    /// the Stage5 compliance and cost control playbook
     Stage5,
 }
 

@@ -13,7 +13,7 @@ use cli::{Cli, Command};
 use error::CliResult;
 
 /// jemalloc: 1.6× the appends of glibc's malloc at the same memory
-/// (docs/BENCHMARKS.md, "What changed on 2026-11-22").
+/// (docs/BENCHMARKS-HISTORY.md, "What changed on 2026-11-22").
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -1,6 +1,6 @@
-//! Tests against vectors written by others (../shared/vectors): RFC 6962 /
-//! transparency-dev Merkle cases, C2SP signed notes, RFC 4231, RFC 8032 and
-//! Wycheproof.
+//! Tests against vectors written by others (tests/vectors/external/, see its
+//! README.md): RFC 6962 / transparency-dev Merkle cases, C2SP signed notes,
+//! RFC 4231, RFC 8032 and Wycheproof.
 
 mod common;
 

@@ -2,7 +2,8 @@
 //! warn / fail with reasons — the log verifies, the latest checkpoint is
 //! fresh, no key expired or older than the rotation limit, required fields
 //! present in incident categories, every referenced artifact present and
-//! intact.
+//! intact (docs/OPERATIONS.md "Playbook commands"; docs/ARCHITECTURE.md
+//! "Design decisions: The playbooks").
 
 use ledger_proto::v1 as pb;
 use serde_json::{Value, json};

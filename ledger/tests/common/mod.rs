@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use ledger::{EntryInput, Ledger, LogOptions, NewEntry};
 
-/// `../shared/vectors` beside the repository (override: LEDGER_VECTORS).
+/// The vectors written by others, vendored in `tests/vectors/external/` at
+/// the repository's root (override: LEDGER_VECTORS).
 pub fn vectors() -> PathBuf {
     let p = std::env::var_os("LEDGER_VECTORS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"));
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/external"));
     assert!(p.is_dir(), "test vectors not found at {} (set LEDGER_VECTORS)", p.display());
     p
 }
