@@ -1,4 +1,4 @@
-//! Compliance summaries (DESIGN "Policy and summaries"): counts per category
+//! Compliance summaries (docs/ARCHITECTURE.md "Design decisions: Policy and summaries"): counts per category
 //! and subject, required-field coverage, the decision-engine summary of the
 //! Stage5 playbook, and key-rotation / checkpoint freshness — each naming the
 //! checkpoint it was computed at.

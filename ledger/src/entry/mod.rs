@@ -1,5 +1,5 @@
 //! Entry validation: the newtypes every submitted field passes through
-//! once (FORMAT.md §3 ranges, DESIGN limits). Constructors fail closed with
+//! once (FORMAT.md §3 ranges; docs/ARCHITECTURE.md "Design decisions: Limits and errors"). Constructors fail closed with
 //! a [`ValidationError`] that names the field and the reason.
 //!
 //! Owns: input limits and checks. Must not: assign seq, time or hashes.
@@ -25,7 +25,7 @@ impl ValidationError {
     }
 }
 
-/// Configurable input limits (defaults from the design).
+/// Configurable input limits (defaults: docs/ARCHITECTURE.md "Design decisions: Limits and errors").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {

@@ -445,7 +445,7 @@ fn fold(mut hashes: Vec<Hash>) -> Hash {
 /// for an empty batch (`pin_log`), a write and `sync_file_range` on sled's
 /// I/O threads per call. At one batch per append (1,000 appends/s offered)
 /// the four empty batches of each index application made sled's threads
-/// ~40 % of ledgerd's CPU samples (docs/BENCHMARKS.md, fifth run).
+/// ~40 % of ledgerd's CPU samples (docs/BENCHMARKS-HISTORY.md, fifth run).
 fn apply_writes(tree: &sled::Tree, writes: Vec<(impl AsRef<[u8]>, impl AsRef<[u8]>)>) -> Result<(), IndexError> {
     if writes.is_empty() {
         return Ok(());
