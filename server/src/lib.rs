@@ -5,7 +5,7 @@
 //! only parses flags, sets up logging and signals, and calls it.
 //!
 //! Owns: the network surface. Must not: implement ledger logic (that is the
-//! `ledger` crate) or map errors anywhere but `status`.
+//! `ledger` crate) or build a `Status` anywhere but `status`.
 
 pub mod auth;
 pub mod config;
@@ -73,18 +73,16 @@ impl State {
     ) -> Result<(Arc<logs::LogHandle>, ledger::entry::Actor), tonic::Status> {
         let caller = self.authorize(req, claimed, log, &[config::Role::Admin])?;
         let actor = ledger::entry::Actor::new(&caller.identity, &ledger::entry::Limits::default())
-            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+            .map_err(|e| status::validation(&e))?;
         Ok((self.logs.get(log)?.clone(), actor))
     }
 
     /// A permit for one more read stream, or RESOURCE_EXHAUSTED.
     pub fn read_stream(&self) -> Result<tokio::sync::OwnedSemaphorePermit, tonic::Status> {
-        self.read_streams.clone().try_acquire_owned().map_err(|_| {
-            tonic::Status::resource_exhausted(format!(
-                "{} read streams (Query, Tail, Export, Download) are open, the most this server allows: close one or retry later",
-                self.config.max_read_streams
-            ))
-        })
+        self.read_streams
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| status::read_streams_full(self.config.max_read_streams))
     }
 }
 

@@ -41,16 +41,14 @@ impl AdminService for AdminSvc {
         let (log, who) = self.state.admin(&req, &req.get_ref().actor, &req.get_ref().log)?;
         let r = req.into_inner();
         let Some(path) = self.state.config.source.clone() else {
-            return Err(Status::failed_precondition(
-                "ledgerd was started without --config: there is no policy file to reload",
-            ));
+            return Err(status::no_policy_file());
         };
-        let fresh = Config::load(&path)
-            .and_then(|c| c.validate().map(|_| c))
-            .map_err(|e| Status::failed_precondition(format!("the policy was not reloaded: {e}")))?;
-        let lc = fresh.logs.iter().find(|l| l.name == log.name).ok_or_else(|| {
-            Status::failed_precondition(format!("{} no longer configures log {:?}", path.display(), log.name))
-        })?;
+        let fresh = Config::load(&path).and_then(|c| c.validate().map(|_| c)).map_err(status::policy_not_reloaded)?;
+        let lc = fresh
+            .logs
+            .iter()
+            .find(|l| l.name == log.name)
+            .ok_or_else(|| status::log_not_configured(&path, &log.name))?;
         let policy = fresh.policy_of(lc);
         let categories: Vec<String> = policy.categories.keys().cloned().collect();
         let (ledger, identity) = (log.ledger().clone(), who.as_str().to_owned());

@@ -82,9 +82,9 @@ impl ArtifactService for ArtifactSvc {
             artifacts: vec![art],
             ..Default::default()
         };
-        let entry = input.validate(&caller.identity, &limits).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let entry = input.validate(&caller.identity, &limits).map_err(|e| status::validation(&e))?;
         let mut results = log.submit(vec![entry])?.await.map_err(|_| status::shutting_down())?;
-        let receipt = results.pop().ok_or_else(|| Status::internal("no result"))?.map_err(|e| status::append(&e))?;
+        let receipt = results.pop().ok_or_else(status::upload_no_result)?.map_err(|e| status::append(&e))?;
         Ok(Response::new(pb::UploadResponse {
             blake3: blob.blake3.to_vec(),
             sha256: blob.sha256.to_vec(),
@@ -112,7 +112,7 @@ impl ArtifactService for ArtifactSvc {
             let _held = permit;
             let mut f = match std::fs::File::open(&path) {
                 Ok(f) => f,
-                Err(e) => return drop(tx.blocking_send(Err(Status::internal(format!("artifact vanished: {e}"))))),
+                Err(e) => return drop(tx.blocking_send(Err(status::artifact_vanished(&e)))),
             };
             let mut buf = vec![0u8; CHUNK];
             loop {
@@ -123,7 +123,7 @@ impl ArtifactService for ArtifactSvc {
                             return;
                         }
                     }
-                    Err(e) => return drop(tx.blocking_send(Err(Status::internal(e.to_string())))),
+                    Err(e) => return drop(tx.blocking_send(Err(status::internal_io(&e)))),
                 }
             }
         });
@@ -187,7 +187,7 @@ pub fn export_blocking(reader: &LedgerReader, from_seq: u64, tx: &mpsc::Sender<R
     for (name, path, len) in files {
         let mut f = match std::fs::File::open(&path) {
             Ok(f) => f.take(len),
-            Err(e) => return drop(tx.blocking_send(Err(Status::internal(format!("{}: {e}", path.display()))))),
+            Err(e) => return drop(tx.blocking_send(Err(status::internal_io_at(&path, &e)))),
         };
         let mut offset = 0u64;
         let mut buf = vec![0u8; CHUNK];
@@ -195,7 +195,7 @@ pub fn export_blocking(reader: &LedgerReader, from_seq: u64, tx: &mpsc::Sender<R
             let n = match f.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
-                Err(e) => return drop(tx.blocking_send(Err(Status::internal(e.to_string())))),
+                Err(e) => return drop(tx.blocking_send(Err(status::internal_io(&e)))),
             };
             let chunk = pb::FileChunk { name: format!("journal/{name}"), offset, data: buf[..n].to_vec() };
             if !send(pb::export_chunk::Item::File(chunk)) {

@@ -51,8 +51,8 @@ static BLOCKING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Status> + Send + 'static,
 ) -> Result<T, Status> {
-    let _permit = BLOCKING.acquire().await.map_err(|_| Status::internal("the blocking-task semaphore is closed"))?;
-    tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(format!("task failed: {e}")))?
+    let _permit = BLOCKING.acquire().await.map_err(|_| status::blocking_closed())?;
+    tokio::task::spawn_blocking(f).await.map_err(|e| status::task_failed(&e))?
 }
 
 impl LedgerSvc {
@@ -104,7 +104,7 @@ impl LedgerSvc {
     ) -> Result<Receipt, Status> {
         let rx = pending.inspect_err(|s| self.record(log, category, outcome_of_status(s), started))?;
         let mut results = rx.await.map_err(|_| status::shutting_down())?;
-        let r = results.pop().ok_or_else(|| Status::internal("the writer returned no result"))?;
+        let r = results.pop().ok_or_else(status::writer_no_result)?;
         match &r {
             Ok(rc) => self.record(log, category, if rc.duplicate { "duplicate" } else { "ok" }, started),
             Err(e) => self.record(log, category, outcome_of(e), started),
@@ -307,15 +307,15 @@ impl LedgerService for LedgerSvc {
             latest.note.clone()
         } else {
             let kept = reader.checkpoint_history(r.size, r.size).map_err(|e| status::ledger(&e))?;
-            kept.into_iter().next().map(|(_, n)| n).ok_or_else(|| {
-                let every = reader.options().checkpoint_interval;
-                Status::not_found(format!("no checkpoint of size {} is kept (history checkpoints are kept about every {every} entries; size 0 gives the latest)", r.size))
-            })?
+            kept.into_iter()
+                .next()
+                .map(|(_, n)| n)
+                .ok_or_else(|| status::checkpoint_not_kept(r.size, reader.options().checkpoint_interval))?
         };
         let cp = ledger::note::Checkpoint::parse_body(
-            &ledger::note::Note::parse(&note).map_err(|e| Status::internal(e.to_string()))?.text,
+            &ledger::note::Note::parse(&note).map_err(|e| status::checkpoint_unreadable(&e))?.text,
         )
-        .map_err(|e| Status::internal(e.to_string()))?;
+        .map_err(|e| status::checkpoint_unreadable(&e))?;
         Ok(Response::new(pb::CheckpointResponse { note, size: cp.size, root: cp.root.to_vec(), origin: cp.origin }))
     }
 
@@ -406,7 +406,7 @@ impl LedgerService for LedgerSvc {
             let s = ledger::summary::summarize(&reader, &sr, now).map_err(|e| status::ledger(&e))?;
             let root = hex::decode(&s.checkpoint.root).unwrap_or_default();
             Ok(Response::new(pb::SummarizeResponse {
-                json: serde_json::to_string(&s).map_err(|e| Status::internal(e.to_string()))?,
+                json: serde_json::to_string(&s).map_err(|e| status::summary_unencodable(&e))?,
                 tree_size: s.checkpoint.size,
                 root,
             }))
