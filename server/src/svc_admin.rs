@@ -25,8 +25,7 @@ pub fn service(state: Arc<State>) -> AdminServiceServer<AdminSvc> {
 #[tonic::async_trait]
 impl AdminService for AdminSvc {
     async fn redact(&self, req: Request<pb::RedactRequest>) -> Result<Response<pb::RedactResponse>, Status> {
-        let (log, who) = self.state.admin(&req, &req.get_ref().actor, &req.get_ref().log)?;
-        let r = req.into_inner();
+        let (who, r, log) = self.state.admin(req)?;
         let (ledger, identity) = (log.ledger().clone(), who.as_str().to_owned());
         let (seq, reason) = (r.seq, r.reason);
         let receipt = blocking(move || ledger.redact(&who, seq, &reason).map_err(|e| status::redact(&e))).await?;
@@ -38,8 +37,7 @@ impl AdminService for AdminSvc {
         &self,
         req: Request<pb::ReloadPolicyRequest>,
     ) -> Result<Response<pb::ReloadPolicyResponse>, Status> {
-        let (log, who) = self.state.admin(&req, &req.get_ref().actor, &req.get_ref().log)?;
-        let r = req.into_inner();
+        let (who, r, log) = self.state.admin(req)?;
         let Some(path) = self.state.config.source.clone() else {
             return Err(status::no_policy_file());
         };
@@ -59,8 +57,7 @@ impl AdminService for AdminSvc {
     }
 
     async fn reindex(&self, req: Request<pb::ReindexRequest>) -> Result<Response<pb::ReindexResponse>, Status> {
-        let (log, who) = self.state.admin(&req, &req.get_ref().actor, &req.get_ref().log)?;
-        let r = req.into_inner();
+        let (who, r, log) = self.state.admin(req)?;
         let (ledger, identity) = (log.ledger().clone(), who.as_str().to_owned());
         let receipt = blocking(move || ledger.request_reindex(&who, &r.reason).map_err(|e| status::append(&e))).await?;
         tracing::warn!(log = %log.name, seq = receipt.seq, actor = %identity, "index rebuild requested for the next start");

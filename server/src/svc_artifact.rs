@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::config::Role;
 use crate::svc_ledger::blocking;
 use crate::{MAX_MESSAGE_BYTES, State, convert, status};
 
@@ -96,9 +97,8 @@ impl ArtifactService for ArtifactSvc {
     type DownloadStream = ReceiverStream<Result<pb::DownloadChunk, Status>>;
 
     async fn download(&self, req: Request<pb::DownloadRequest>) -> Result<Response<Self::DownloadStream>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[crate::config::Role::Reader])?;
-        let r = req.into_inner();
-        let reader = self.state.logs.get(&r.log)?.reader();
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
+        let reader = log.reader();
         let b3 = convert::hash32("blake3", &r.blake3)?;
         let store = reader.artifacts().clone();
         let path = blocking(move || {
@@ -131,9 +131,8 @@ impl ArtifactService for ArtifactSvc {
     }
 
     async fn stat(&self, req: Request<pb::StatRequest>) -> Result<Response<pb::StatResponse>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[crate::config::Role::Reader])?;
-        let r = req.into_inner();
-        let reader = self.state.logs.get(&r.log)?.reader();
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
+        let reader = log.reader();
         let b3 = convert::hash32("blake3", &r.blake3)?;
         blocking(move || {
             let row = reader.artifact(&b3).map_err(|e| status::ledger(&e))?;

@@ -202,9 +202,7 @@ impl LedgerService for LedgerSvc {
     }
 
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Reader])?;
-        let r = req.into_inner();
-        let log = self.log(&r.log)?;
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
         let reader = log.reader();
         let metrics = self.state.metrics.clone();
         blocking(move || {
@@ -223,9 +221,7 @@ impl LedgerService for LedgerSvc {
     type QueryStream = Stream_<pb::QueryResponse>;
 
     async fn query(&self, req: Request<pb::QueryRequest>) -> Result<Response<Self::QueryStream>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Reader])?;
-        let r = req.into_inner();
-        let log = self.log(&r.log)?;
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
         let q = convert::query(r.filter, r.from_seq, r.to_seq, r.desc, r.limit, r.cursor)?;
         let permit = self.state.read_stream()?;
         let reader = log.reader();
@@ -250,9 +246,7 @@ impl LedgerService for LedgerSvc {
     type TailStream = Stream_<pb::Entry>;
 
     async fn tail(&self, req: Request<pb::TailRequest>) -> Result<Response<Self::TailStream>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Reader])?;
-        let r = req.into_inner();
-        let log = self.log(&r.log)?;
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
         let base = convert::query(r.filter, 0, 0, false, PAGE as u32, None)?;
         let permit = self.state.read_stream()?;
         // A client that stops reading stalls this task at `send`: it then
@@ -298,9 +292,7 @@ impl LedgerService for LedgerSvc {
         &self,
         req: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::CheckpointResponse>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Reader])?;
-        let r = req.into_inner();
-        let log = self.log(&r.log)?;
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
         let reader = log.reader();
         let latest = reader.latest_checkpoint();
         let note = if r.size == 0 || r.size == latest.checkpoint.size {
@@ -323,9 +315,7 @@ impl LedgerService for LedgerSvc {
         &self,
         req: Request<pb::ProveInclusionRequest>,
     ) -> Result<Response<pb::ProveInclusionResponse>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Reader])?;
-        let r = req.into_inner();
-        let log = self.log(&r.log)?;
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
         let reader = log.reader();
         blocking(move || {
             // "Latest" is the newest checkpoint the index holds when it
@@ -366,9 +356,7 @@ impl LedgerService for LedgerSvc {
         &self,
         req: Request<pb::ProveConsistencyRequest>,
     ) -> Result<Response<pb::ProveConsistencyResponse>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Reader])?;
-        let r = req.into_inner();
-        let log = self.log(&r.log)?;
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
         let reader = log.reader();
         blocking(move || {
             let latest = reader.latest_checkpoint();
@@ -389,9 +377,7 @@ impl LedgerService for LedgerSvc {
     }
 
     async fn summarize(&self, req: Request<pb::SummarizeRequest>) -> Result<Response<pb::SummarizeResponse>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Auditor])?;
-        let r = req.into_inner();
-        let log = self.log(&r.log)?;
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Auditor])?;
         let reader = log.reader();
         let opt = |s: String| (!s.is_empty()).then_some(s);
         let sr = ledger::summary::SummaryRequest {
@@ -417,9 +403,7 @@ impl LedgerService for LedgerSvc {
     type ExportStream = Stream_<pb::ExportChunk>;
 
     async fn export(&self, req: Request<pb::ExportRequest>) -> Result<Response<Self::ExportStream>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Auditor])?;
-        let r = req.into_inner();
-        let log = self.log(&r.log)?;
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Auditor])?;
         let permit = self.state.read_stream()?;
         let (tx, rx) = mpsc::channel(8);
         let reader = log.reader();
