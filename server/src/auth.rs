@@ -8,9 +8,10 @@
 //! (loopback only, or `--insecure-listen`) there is no authentication: the
 //! caller is the request's self-declared `actor` and has every role.
 //!
-//! Owns: identity extraction, the grant table, PERMISSION_DENIED messages,
-//! loading the TLS material. Must not: read request bodies beyond the log
-//! name and category it is handed.
+//! Owns: identity extraction, the grant table and its verdicts
+//! (UNAUTHENTICATED, PERMISSION_DENIED; `status` words them), loading the
+//! TLS material. Must not: read request bodies beyond the log name and
+//! category it is handed.
 
 use std::collections::HashMap;
 
@@ -18,6 +19,7 @@ use tonic::{Request, Status};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::config::{Config, Grant, Role, TlsConfig};
+use crate::status;
 
 /// The authenticated (or, without TLS, self-declared) caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,11 +61,9 @@ impl Access {
         if !self.enforced {
             return Ok(Caller::declared(claimed));
         }
-        let certs = req
-            .peer_certs()
-            .ok_or_else(|| Status::unauthenticated("no client certificate: ledgerd requires mutual TLS"))?;
-        let leaf = certs.first().ok_or_else(|| Status::unauthenticated("the client certificate chain is empty"))?;
-        let identity = identity_of(leaf.as_ref()).map_err(Status::unauthenticated)?;
+        let certs = req.peer_certs().ok_or_else(status::no_client_certificate)?;
+        let leaf = certs.first().ok_or_else(status::empty_certificate_chain)?;
+        let identity = identity_of(leaf.as_ref()).map_err(status::no_identity)?;
         Ok(Caller { identity, authenticated: true })
     }
 
@@ -76,12 +76,7 @@ impl Access {
         if !self.enforced || self.grants(caller, log).any(|g| g.roles.iter().any(|r| roles.contains(r))) {
             return Ok(());
         }
-        let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
-        Err(Status::permission_denied(format!(
-            "identity {:?} lacks the {} role on log {log:?}",
-            caller.identity,
-            names.join(" or ")
-        )))
+        Err(status::lacks_role(&caller.identity, log, roles))
     }
 
     /// Succeeds when `caller` may append `category` to `log`: a writer
@@ -96,11 +91,7 @@ impl Access {
             return Ok(());
         }
         let allowed: Vec<&str> = writers.iter().flat_map(|g| g.categories.iter().map(String::as_str)).collect();
-        Err(Status::permission_denied(format!(
-            "identity {:?} lacks the writer role for category {category:?} on log {log:?} (it may write: {})",
-            caller.identity,
-            allowed.join(", ")
-        )))
+        Err(status::lacks_category(&caller.identity, log, category, &allowed))
     }
 }
 

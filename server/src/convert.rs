@@ -14,7 +14,7 @@ pub fn entry(input: Option<pb::EntryInput>, actor: &str, limits: &Limits) -> Res
     for (i, a) in e.artifacts.iter().enumerate() {
         artifacts.push(
             ArtifactRef::new(i, &a.blake3, &a.sha256, a.size, &a.name, &a.media_type)
-                .map_err(|v| Status::invalid_argument(v.to_string()))?,
+                .map_err(|v| status::validation(&v))?,
         );
     }
     let input = EntryInput {
@@ -25,7 +25,7 @@ pub fn entry(input: Option<pb::EntryInput>, actor: &str, limits: &Limits) -> Res
         request_id: e.request_id,
         artifacts,
     };
-    input.validate(actor, limits).map_err(|v| Status::invalid_argument(v.to_string()))
+    input.validate(actor, limits).map_err(|v| status::validation(&v))
 }
 
 /// A receipt message.

@@ -4,8 +4,12 @@
 //! so a test starts a real server in a few lines. The binary (`main.rs`)
 //! only parses flags, sets up logging and signals, and calls it.
 //!
-//! Owns: the network surface. Must not: implement ledger logic (that is the
-//! `ledger` crate) or map errors anywhere but `status`.
+//! Owns: the network surface, and the [`State`] the services share: its
+//! [`State::authorized_log`] starts every read, key and admin handler
+//! (authenticate, look the log up, check the role; Append and Upload check
+//! the writer grant of the entry's category instead). Must not: implement
+//! ledger logic (that is the `ledger` crate) or build a `Status` anywhere
+//! but `status`.
 
 pub mod auth;
 pub mod config;
@@ -22,12 +26,16 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use config::Config;
+use ledger_proto::v1 as pb;
 use ledger_proto::v1::artifact_service_server::ArtifactServiceServer;
 use ledger_proto::v1::key_service_server::KeyServiceServer;
 use ledger_proto::v1::ledger_service_server::LedgerServiceServer;
 pub use logs::StartError;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tonic::{Request, Status};
+
+use crate::config::Role;
 
 /// Most bytes in one gRPC message (requests and responses).
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
@@ -49,44 +57,91 @@ pub struct State {
 }
 
 impl State {
-    /// The caller of `req` if it holds one of `roles` on `log`.
-    pub fn authorize<T>(
+    /// Authorizes a request and looks its log up: the caller, who holds one
+    /// of `roles` on the log the request names, the request's body, and
+    /// that log. Checked in this order: the caller's identity
+    /// (UNAUTHENTICATED), the log is hosted (INVALID_ARGUMENT for an empty
+    /// name, NOT_FOUND), the role (PERMISSION_DENIED).
+    pub fn authorized_log<T: NamesLog>(
         &self,
-        req: &tonic::Request<T>,
-        claimed: &str,
-        log: &str,
-        roles: &[config::Role],
-    ) -> Result<auth::Caller, tonic::Status> {
-        let caller = self.access.caller(req, claimed)?;
-        self.logs.get(log)?;
-        self.access.require(&caller, log, roles)?;
-        Ok(caller)
+        req: Request<T>,
+        roles: &[Role],
+    ) -> Result<(auth::Caller, T, Arc<logs::LogHandle>), Status> {
+        let caller = self.access.caller(&req, req.get_ref().declared_actor())?;
+        let log = self.logs.get(req.get_ref().log_name())?.clone();
+        self.access.require(&caller, &log.name, roles)?;
+        Ok((caller, req.into_inner(), log))
     }
 
-    /// For an admin action: the log and the caller's identity as the
-    /// actor of the entry that records it (role `admin` required).
-    pub fn admin<T>(
+    /// For an admin action ([`authorized_log`](Self::authorized_log) with
+    /// role `admin`): the caller's identity as the actor of the entry that
+    /// records it, the request's body, and the log.
+    pub fn admin<T: NamesLog>(
         &self,
-        req: &tonic::Request<T>,
-        claimed: &str,
-        log: &str,
-    ) -> Result<(Arc<logs::LogHandle>, ledger::entry::Actor), tonic::Status> {
-        let caller = self.authorize(req, claimed, log, &[config::Role::Admin])?;
+        req: Request<T>,
+    ) -> Result<(ledger::entry::Actor, T, Arc<logs::LogHandle>), Status> {
+        let (caller, r, log) = self.authorized_log(req, &[Role::Admin])?;
         let actor = ledger::entry::Actor::new(&caller.identity, &ledger::entry::Limits::default())
-            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
-        Ok((self.logs.get(log)?.clone(), actor))
+            .map_err(|e| status::validation(&e))?;
+        Ok((actor, r, log))
     }
 
     /// A permit for one more read stream, or RESOURCE_EXHAUSTED.
-    pub fn read_stream(&self) -> Result<tokio::sync::OwnedSemaphorePermit, tonic::Status> {
-        self.read_streams.clone().try_acquire_owned().map_err(|_| {
-            tonic::Status::resource_exhausted(format!(
-                "{} read streams (Query, Tail, Export, Download) are open, the most this server allows: close one or retry later",
-                self.config.max_read_streams
-            ))
-        })
+    pub fn read_stream(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        self.read_streams
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| status::read_streams_full(self.config.max_read_streams))
     }
 }
+
+/// A request that names the log it acts on (what
+/// [`State::authorized_log`] needs of it).
+pub trait NamesLog {
+    /// its `log` field
+    fn log_name(&self) -> &str;
+    /// its `actor` field, the caller's identity without TLS ("" for requests
+    /// that have none: the caller is then "anonymous")
+    fn declared_actor(&self) -> &str {
+        ""
+    }
+}
+
+macro_rules! names_log {
+    (with actor: $($t:ty),* $(,)?) => {$(
+        impl NamesLog for $t {
+            fn log_name(&self) -> &str {
+                &self.log
+            }
+            fn declared_actor(&self) -> &str {
+                &self.actor
+            }
+        }
+    )*};
+    ($($t:ty),* $(,)?) => {$(
+        impl NamesLog for $t {
+            fn log_name(&self) -> &str {
+                &self.log
+            }
+        }
+    )*};
+}
+
+names_log!(
+    pb::GetRequest,
+    pb::QueryRequest,
+    pb::TailRequest,
+    pb::GetCheckpointRequest,
+    pb::ProveInclusionRequest,
+    pb::ProveConsistencyRequest,
+    pb::SummarizeRequest,
+    pb::ExportRequest,
+    pb::DownloadRequest,
+    pb::StatRequest,
+    pb::KeyStatusRequest,
+    pb::PublicKeysRequest,
+);
+names_log!(with actor: pb::RotateRequest, pb::RedactRequest, pb::ReloadPolicyRequest, pb::ReindexRequest);
 
 /// A failure of the server as a whole.
 #[derive(Debug, thiserror::Error)]

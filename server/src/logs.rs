@@ -1,6 +1,7 @@
 //! The hosted logs: each one a `Ledger`, a bounded append queue and two
 //! writer threads that take turns batching whatever is queued: one
-//! sequences a batch while the other's syncs (DESIGN "The write path").
+//! sequences a batch while the other's syncs (docs/ARCHITECTURE.md "The
+//! write path").
 //!
 //! Owns: the data-dir lock, the queues, the writer threads, shutdown order.
 //! Must not: answer gRPC (services do) or bypass the queue for appends.

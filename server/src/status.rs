@@ -1,17 +1,28 @@
-//! The one place where errors become gRPC statuses (DESIGN "Limits and
-//! errors"). Messages name the field and the reason, and never carry a
+//! The one place where errors become gRPC statuses: every `Status` the
+//! server sends is built here (which code means what: the error table of
+//! docs/API.md). Messages name the field and the reason, and never carry a
 //! secret.
+//!
+//! Owns: the code and message of every error a client sees. Must not:
+//! decide whether a request is allowed or valid (`auth`, the `ledger`
+//! crate and the services do; this only words their verdict).
 
+use std::fmt::Display;
+use std::path::Path;
+
+use ledger::ValidationError;
 use ledger::log::{AppendError, LedgerError};
 use ledger::merkle::ProofError;
 use ledger::policy::PolicyError;
 use ledger::store::StoreErrorKind;
 use tonic::{Code, Status};
 
+use crate::config::Role;
+
 /// An append refused or failed.
 pub fn append(e: &AppendError) -> Status {
     match e {
-        AppendError::Invalid(v) => Status::invalid_argument(v.to_string()),
+        AppendError::Invalid(v) => validation(v),
         AppendError::Policy(PolicyError::Undeclared { .. }) => Status::invalid_argument(e.to_string()),
         AppendError::Policy(PolicyError::MissingFields { .. }) => Status::failed_precondition(e.to_string()),
         AppendError::Policy(PolicyError::NotAllowed { .. } | PolicyError::Reserved { .. }) => {
@@ -74,8 +85,108 @@ pub fn shutting_down() -> Status {
 }
 
 /// A field of a request is malformed.
-pub fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
+pub fn invalid(field: &str, reason: impl Display) -> Status {
     Status::invalid_argument(format!("invalid {field}: {reason}"))
+}
+
+/// A field the ledger's validation refused (its message names the field:
+/// `invalid <field>: <reason>`).
+pub fn validation(e: &ValidationError) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+/// With mutual TLS: the connection carries no client certificate.
+pub fn no_client_certificate() -> Status {
+    Status::unauthenticated("no client certificate: ledgerd requires mutual TLS")
+}
+
+/// With mutual TLS: the client certificate chain is empty.
+pub fn empty_certificate_chain() -> Status {
+    Status::unauthenticated("the client certificate chain is empty")
+}
+
+/// With mutual TLS: the client certificate names no usable identity
+/// (`reason` says what it lacks).
+pub fn no_identity(reason: impl Into<String>) -> Status {
+    Status::unauthenticated(reason)
+}
+
+/// The caller's identity holds none of `roles` on `log`.
+pub fn lacks_role(identity: &str, log: &str, roles: &[Role]) -> Status {
+    let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
+    Status::permission_denied(format!("identity {identity:?} lacks the {} role on log {log:?}", names.join(" or ")))
+}
+
+/// The caller's writer grants on `log` list other categories (`allowed`).
+pub fn lacks_category(identity: &str, log: &str, category: &str, allowed: &[&str]) -> Status {
+    Status::permission_denied(format!(
+        "identity {identity:?} lacks the writer role for category {category:?} on log {log:?} (it may write: {})",
+        allowed.join(", ")
+    ))
+}
+
+/// Every read stream the server allows (`max`) is open.
+pub fn read_streams_full(max: usize) -> Status {
+    Status::resource_exhausted(format!(
+        "{max} read streams (Query, Tail, Export, Download) are open, the most this server allows: close one or retry later"
+    ))
+}
+
+/// GetCheckpoint asked for a size no kept checkpoint has.
+pub fn checkpoint_not_kept(size: u64, every: u64) -> Status {
+    Status::not_found(format!(
+        "no checkpoint of size {size} is kept (history checkpoints are kept about every {every} entries; size 0 gives the latest)"
+    ))
+}
+
+/// ReloadPolicy on a server started without a config file.
+pub fn no_policy_file() -> Status {
+    Status::failed_precondition("ledgerd was started without --config: there is no policy file to reload")
+}
+
+/// ReloadPolicy found the config file unreadable or invalid.
+pub fn policy_not_reloaded(e: impl Display) -> Status {
+    Status::failed_precondition(format!("the policy was not reloaded: {e}"))
+}
+
+/// ReloadPolicy found a config file that no longer configures the log.
+pub fn log_not_configured(config: &Path, log: &str) -> Status {
+    Status::failed_precondition(format!("{} no longer configures log {log:?}", config.display()))
+}
+
+/// A file being streamed (an artifact, a journal segment) failed to read.
+pub fn internal_io(e: &std::io::Error) -> Status {
+    Status::internal(e.to_string())
+}
+
+/// A checkpoint the ledger signed does not parse.
+pub fn checkpoint_unreadable(e: &ledger::note::NoteError) -> Status {
+    Status::internal(e.to_string())
+}
+
+/// A summary did not serialize to JSON.
+pub fn summary_unencodable(e: &serde_json::Error) -> Status {
+    Status::internal(e.to_string())
+}
+
+/// The writer answered an Append with no result (it answers every entry).
+pub fn writer_no_result() -> Status {
+    Status::internal("the writer returned no result")
+}
+
+/// The writer answered an Upload's entry with no result.
+pub fn upload_no_result() -> Status {
+    Status::internal("no result")
+}
+
+/// The permits for blocking tasks are gone (the server is stopping).
+pub fn blocking_closed() -> Status {
+    Status::internal("the blocking-task semaphore is closed")
+}
+
+/// A blocking task panicked or was cancelled.
+pub fn task_failed(e: &tokio::task::JoinError) -> Status {
+    Status::internal(format!("task failed: {e}"))
 }
 
 /// The gRPC code as an integer (for per-entry stream errors).

@@ -25,8 +25,7 @@ pub fn service(state: Arc<State>) -> AdminServiceServer<AdminSvc> {
 #[tonic::async_trait]
 impl AdminService for AdminSvc {
     async fn redact(&self, req: Request<pb::RedactRequest>) -> Result<Response<pb::RedactResponse>, Status> {
-        let (log, who) = self.state.admin(&req, &req.get_ref().actor, &req.get_ref().log)?;
-        let r = req.into_inner();
+        let (who, r, log) = self.state.admin(req)?;
         let (ledger, identity) = (log.ledger().clone(), who.as_str().to_owned());
         let (seq, reason) = (r.seq, r.reason);
         let receipt = blocking(move || ledger.redact(&who, seq, &reason).map_err(|e| status::redact(&e))).await?;
@@ -38,19 +37,16 @@ impl AdminService for AdminSvc {
         &self,
         req: Request<pb::ReloadPolicyRequest>,
     ) -> Result<Response<pb::ReloadPolicyResponse>, Status> {
-        let (log, who) = self.state.admin(&req, &req.get_ref().actor, &req.get_ref().log)?;
-        let r = req.into_inner();
+        let (who, r, log) = self.state.admin(req)?;
         let Some(path) = self.state.config.source.clone() else {
-            return Err(Status::failed_precondition(
-                "ledgerd was started without --config: there is no policy file to reload",
-            ));
+            return Err(status::no_policy_file());
         };
-        let fresh = Config::load(&path)
-            .and_then(|c| c.validate().map(|_| c))
-            .map_err(|e| Status::failed_precondition(format!("the policy was not reloaded: {e}")))?;
-        let lc = fresh.logs.iter().find(|l| l.name == log.name).ok_or_else(|| {
-            Status::failed_precondition(format!("{} no longer configures log {:?}", path.display(), log.name))
-        })?;
+        let fresh = Config::load(&path).and_then(|c| c.validate().map(|_| c)).map_err(status::policy_not_reloaded)?;
+        let lc = fresh
+            .logs
+            .iter()
+            .find(|l| l.name == log.name)
+            .ok_or_else(|| status::log_not_configured(&path, &log.name))?;
         let policy = fresh.policy_of(lc);
         let categories: Vec<String> = policy.categories.keys().cloned().collect();
         let (ledger, identity) = (log.ledger().clone(), who.as_str().to_owned());
@@ -61,8 +57,7 @@ impl AdminService for AdminSvc {
     }
 
     async fn reindex(&self, req: Request<pb::ReindexRequest>) -> Result<Response<pb::ReindexResponse>, Status> {
-        let (log, who) = self.state.admin(&req, &req.get_ref().actor, &req.get_ref().log)?;
-        let r = req.into_inner();
+        let (who, r, log) = self.state.admin(req)?;
         let (ledger, identity) = (log.ledger().clone(), who.as_str().to_owned());
         let receipt = blocking(move || ledger.request_reindex(&who, &r.reason).map_err(|e| status::append(&e))).await?;
         tracing::warn!(log = %log.name, seq = receipt.seq, actor = %identity, "index rebuild requested for the next start");

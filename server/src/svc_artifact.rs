@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::config::Role;
 use crate::svc_ledger::blocking;
 use crate::{MAX_MESSAGE_BYTES, State, convert, status};
 
@@ -82,9 +83,9 @@ impl ArtifactService for ArtifactSvc {
             artifacts: vec![art],
             ..Default::default()
         };
-        let entry = input.validate(&caller.identity, &limits).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let entry = input.validate(&caller.identity, &limits).map_err(|e| status::validation(&e))?;
         let mut results = log.submit(vec![entry])?.await.map_err(|_| status::shutting_down())?;
-        let receipt = results.pop().ok_or_else(|| Status::internal("no result"))?.map_err(|e| status::append(&e))?;
+        let receipt = results.pop().ok_or_else(status::upload_no_result)?.map_err(|e| status::append(&e))?;
         Ok(Response::new(pb::UploadResponse {
             blake3: blob.blake3.to_vec(),
             sha256: blob.sha256.to_vec(),
@@ -96,9 +97,8 @@ impl ArtifactService for ArtifactSvc {
     type DownloadStream = ReceiverStream<Result<pb::DownloadChunk, Status>>;
 
     async fn download(&self, req: Request<pb::DownloadRequest>) -> Result<Response<Self::DownloadStream>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[crate::config::Role::Reader])?;
-        let r = req.into_inner();
-        let reader = self.state.logs.get(&r.log)?.reader();
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
+        let reader = log.reader();
         let b3 = convert::hash32("blake3", &r.blake3)?;
         let blob = blocking(move || {
             reader.blobs().verify(&b3).map_err(|e| status::ledger(&e.into()))?;
@@ -119,7 +119,7 @@ impl ArtifactService for ArtifactSvc {
                             return;
                         }
                     }
-                    Err(e) => return drop(tx.blocking_send(Err(Status::internal(e.to_string())))),
+                    Err(e) => return drop(tx.blocking_send(Err(status::internal_io(&e)))),
                 }
             }
         });
@@ -127,9 +127,8 @@ impl ArtifactService for ArtifactSvc {
     }
 
     async fn stat(&self, req: Request<pb::StatRequest>) -> Result<Response<pb::StatResponse>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[crate::config::Role::Reader])?;
-        let r = req.into_inner();
-        let reader = self.state.logs.get(&r.log)?.reader();
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
+        let reader = log.reader();
         let b3 = convert::hash32("blake3", &r.blake3)?;
         blocking(move || {
             let row = reader.artifact(&b3).map_err(|e| status::ledger(&e))?;

@@ -39,8 +39,8 @@ fn state_name(s: KeyState) -> String {
 #[tonic::async_trait]
 impl KeyService for KeySvc {
     async fn status(&self, req: Request<pb::KeyStatusRequest>) -> Result<Response<pb::KeyStatusResponse>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Reader, Role::Auditor, Role::Admin])?;
-        let reader = self.state.logs.get(&req.into_inner().log)?.reader();
+        let (_, _, log) = self.state.authorized_log(req, &[Role::Reader, Role::Auditor, Role::Admin])?;
+        let reader = log.reader();
         let now = (ledger::log::system_clock())();
         let keys = reader
             .key_status(now)
@@ -66,8 +66,7 @@ impl KeyService for KeySvc {
     }
 
     async fn rotate(&self, req: Request<pb::RotateRequest>) -> Result<Response<pb::RotateResponse>, Status> {
-        let (log, actor) = self.state.admin(&req, &req.get_ref().actor, &req.get_ref().log)?;
-        let r = req.into_inner();
+        let (actor, r, log) = self.state.admin(req)?;
         if r.reason.trim().is_empty() {
             return Err(status::invalid(
                 "reason",
@@ -91,8 +90,8 @@ impl KeyService for KeySvc {
         req: Request<pb::PublicKeysRequest>,
     ) -> Result<Response<pb::PublicKeysResponse>, Status> {
         let roles = [Role::Writer, Role::Reader, Role::Auditor, Role::Admin];
-        self.state.authorize(&req, "", &req.get_ref().log, &roles)?;
-        let reader = self.state.logs.get(&req.into_inner().log)?.reader();
+        let (_, _, log) = self.state.authorized_log(req, &roles)?;
+        let reader = log.reader();
         let keys = reader
             .public_keys()
             .into_iter()

@@ -51,8 +51,8 @@ static BLOCKING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Status> + Send + 'static,
 ) -> Result<T, Status> {
-    let _permit = BLOCKING.acquire().await.map_err(|_| Status::internal("the blocking-task semaphore is closed"))?;
-    tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(format!("task failed: {e}")))?
+    let _permit = BLOCKING.acquire().await.map_err(|_| status::blocking_closed())?;
+    tokio::task::spawn_blocking(f).await.map_err(|e| status::task_failed(&e))?
 }
 
 impl LedgerSvc {
@@ -104,7 +104,7 @@ impl LedgerSvc {
     ) -> Result<Receipt, Status> {
         let rx = pending.inspect_err(|s| self.record(log, category, outcome_of_status(s), started))?;
         let mut results = rx.await.map_err(|_| status::shutting_down())?;
-        let r = results.pop().ok_or_else(|| Status::internal("the writer returned no result"))?;
+        let r = results.pop().ok_or_else(status::writer_no_result)?;
         match &r {
             Ok(rc) => self.record(log, category, if rc.duplicate { "duplicate" } else { "ok" }, started),
             Err(e) => self.record(log, category, outcome_of(e), started),
@@ -202,9 +202,7 @@ impl LedgerService for LedgerSvc {
     }
 
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Reader])?;
-        let r = req.into_inner();
-        let log = self.log(&r.log)?;
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
         let reader = log.reader();
         let metrics = self.state.metrics.clone();
         blocking(move || {
@@ -223,9 +221,7 @@ impl LedgerService for LedgerSvc {
     type QueryStream = Stream_<pb::QueryResponse>;
 
     async fn query(&self, req: Request<pb::QueryRequest>) -> Result<Response<Self::QueryStream>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Reader])?;
-        let r = req.into_inner();
-        let log = self.log(&r.log)?;
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
         let q = convert::query(r.filter, r.from_seq, r.to_seq, r.desc, r.limit, r.cursor)?;
         let permit = self.state.read_stream()?;
         let reader = log.reader();
@@ -250,9 +246,7 @@ impl LedgerService for LedgerSvc {
     type TailStream = Stream_<pb::Entry>;
 
     async fn tail(&self, req: Request<pb::TailRequest>) -> Result<Response<Self::TailStream>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Reader])?;
-        let r = req.into_inner();
-        let log = self.log(&r.log)?;
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
         let base = convert::query(r.filter, 0, 0, false, PAGE as u32, None)?;
         let permit = self.state.read_stream()?;
         // A client that stops reading stalls this task at `send`: it then
@@ -298,24 +292,22 @@ impl LedgerService for LedgerSvc {
         &self,
         req: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::CheckpointResponse>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Reader])?;
-        let r = req.into_inner();
-        let log = self.log(&r.log)?;
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
         let reader = log.reader();
         let latest = reader.latest_checkpoint();
         let note = if r.size == 0 || r.size == latest.checkpoint.size {
             latest.note.clone()
         } else {
             let kept = reader.checkpoint_history(r.size, r.size).map_err(|e| status::ledger(&e))?;
-            kept.into_iter().next().map(|(_, n)| n).ok_or_else(|| {
-                let every = reader.options().checkpoint_interval;
-                Status::not_found(format!("no checkpoint of size {} is kept (history checkpoints are kept about every {every} entries; size 0 gives the latest)", r.size))
-            })?
+            kept.into_iter()
+                .next()
+                .map(|(_, n)| n)
+                .ok_or_else(|| status::checkpoint_not_kept(r.size, reader.options().checkpoint_interval))?
         };
         let cp = ledger::note::Checkpoint::parse_body(
-            &ledger::note::Note::parse(&note).map_err(|e| Status::internal(e.to_string()))?.text,
+            &ledger::note::Note::parse(&note).map_err(|e| status::checkpoint_unreadable(&e))?.text,
         )
-        .map_err(|e| Status::internal(e.to_string()))?;
+        .map_err(|e| status::checkpoint_unreadable(&e))?;
         Ok(Response::new(pb::CheckpointResponse { note, size: cp.size, root: cp.root.to_vec(), origin: cp.origin }))
     }
 
@@ -323,9 +315,7 @@ impl LedgerService for LedgerSvc {
         &self,
         req: Request<pb::ProveInclusionRequest>,
     ) -> Result<Response<pb::ProveInclusionResponse>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Reader])?;
-        let r = req.into_inner();
-        let log = self.log(&r.log)?;
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
         let reader = log.reader();
         blocking(move || {
             // "Latest" is the newest checkpoint the index holds when it
@@ -366,9 +356,7 @@ impl LedgerService for LedgerSvc {
         &self,
         req: Request<pb::ProveConsistencyRequest>,
     ) -> Result<Response<pb::ProveConsistencyResponse>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Reader])?;
-        let r = req.into_inner();
-        let log = self.log(&r.log)?;
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
         let reader = log.reader();
         blocking(move || {
             let latest = reader.latest_checkpoint();
@@ -389,9 +377,7 @@ impl LedgerService for LedgerSvc {
     }
 
     async fn summarize(&self, req: Request<pb::SummarizeRequest>) -> Result<Response<pb::SummarizeResponse>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Auditor])?;
-        let r = req.into_inner();
-        let log = self.log(&r.log)?;
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Auditor])?;
         let reader = log.reader();
         let opt = |s: String| (!s.is_empty()).then_some(s);
         let sr = ledger::summary::SummaryRequest {
@@ -406,7 +392,7 @@ impl LedgerService for LedgerSvc {
             let s = ledger::summary::summarize(&reader, &sr, now).map_err(|e| status::ledger(&e))?;
             let root = hex::decode(&s.checkpoint.root).unwrap_or_default();
             Ok(Response::new(pb::SummarizeResponse {
-                json: serde_json::to_string(&s).map_err(|e| Status::internal(e.to_string()))?,
+                json: serde_json::to_string(&s).map_err(|e| status::summary_unencodable(&e))?,
                 tree_size: s.checkpoint.size,
                 root,
             }))
@@ -417,9 +403,7 @@ impl LedgerService for LedgerSvc {
     type ExportStream = Stream_<pb::ExportChunk>;
 
     async fn export(&self, req: Request<pb::ExportRequest>) -> Result<Response<Self::ExportStream>, Status> {
-        self.state.authorize(&req, "", &req.get_ref().log, &[Role::Auditor])?;
-        let r = req.into_inner();
-        let log = self.log(&r.log)?;
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Auditor])?;
         let permit = self.state.read_stream()?;
         let (tx, rx) = mpsc::channel(8);
         let reader = log.reader();
