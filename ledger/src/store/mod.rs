@@ -23,7 +23,7 @@
 mod error;
 // pub mod fault;
 pub mod file;
-// pub mod memory;
+pub mod memory;
 mod visibility;
 
 use std::io::Read;
