@@ -21,7 +21,7 @@
 //! a store that passes it works under a [`crate::Ledger`].
 
 mod error;
-// pub mod fault;
+pub mod fault;
 pub mod file;
 pub mod memory;
 mod visibility;
