@@ -21,9 +21,9 @@
 //! a store that passes it works under a [`crate::Ledger`].
 
 mod error;
-// pub mod fault;
+pub mod fault;
 pub mod file;
-// pub mod memory;
+pub mod memory;
 mod visibility;
 
 use std::io::Read;
