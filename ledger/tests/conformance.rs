@@ -257,6 +257,30 @@ fn a_failed_sync_acknowledges_nothing(e: &dyn Engine) {
     export_and_verify(&l);
 }
 
+/// A failed sync fails every batch written since the last good one (two
+/// pending batches: none is acknowledged or visible), stops the log (no
+/// later append, no final checkpoint), and the store drops them: the next
+/// open has the log as it was before them, and a retry writes them once.
+fn a_failed_sync_fails_every_batch_it_would_have_covered(e: &dyn Engine) {
+    let (l, ctl) = e.faulty();
+    let acked = fill(&l, 0..4, 4, request);
+    let (a, b) = (l.begin_batch((4..7).map(request).collect()), l.begin_batch((7..10).map(request).collect()));
+    ctl.fail(FaultPoint::BeforeSync, 1);
+    for r in b.wait().into_iter().chain(a.wait()) {
+        assert!(matches!(r, Err(AppendError::Storage { .. })), "{r:?}");
+    }
+    assert_eq!(l.size(), 4, "nothing of the failed batches is acknowledged");
+    assert!(matches!(l.append(request(10)), Err(AppendError::Unavailable(_))));
+    assert!(l.close().is_err(), "a stopped log writes no final checkpoint");
+    drop(l);
+    let l = e.ledger();
+    assert_eq!(l.size(), 4, "the store dropped both unsynced batches");
+    check_present(&l, &acked);
+    let retried: Vec<_> = l.append_batch((4..10).map(request).collect()).into_iter().map(Result::unwrap).collect();
+    assert!(retried.iter().all(|r| !r.duplicate) && retried[0].seq == 4);
+    export_and_verify(&l);
+}
+
 /// After a crash: reopen without faults, everything acknowledged is there,
 /// the export verifies, and retrying every request (ids `0..requests`)
 /// leaves each one present exactly once. Returns the reopened ledger.
@@ -390,6 +414,7 @@ conformance!(
     export_verifies,
     redaction,
     a_failed_sync_acknowledges_nothing,
+    a_failed_sync_fails_every_batch_it_would_have_covered,
     crash_at_write,
     crash_before_sync,
     crash_after_sync,

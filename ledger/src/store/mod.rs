@@ -188,8 +188,10 @@ pub trait LogStore: Send + Sync {
     /// Seqs that may hold a request id with this 64-bit hash, ascending (the
     /// caller confirms each against the leaf).
     fn request_candidates(&self, hash: u64) -> Result<Vec<u64>, StoreError>;
-    /// Seqs with `value` in a secondary index within `[from, to)`, in order,
-    /// at most `limit`.
+    /// Seqs with `value` in a secondary index within `[from, to)`, ascending
+    /// or (`desc`) descending, at most `limit`. The log finds a subject's
+    /// previous entry with a descending scan of limit 1: a wrong order breaks
+    /// the subject chain, not only queries.
     fn scan(
         &self,
         by: Secondary,
@@ -214,12 +216,13 @@ pub trait LogStore: Send + Sync {
     /// past the part's `len`); 0 at its end.
     fn read_part(&self, part: &BundlePart, offset: u64, buf: &mut [u8]) -> Result<usize, StoreError>;
 
-    /// Makes every batch written before this call durable. On failure
-    /// nothing it would have covered may be published.
+    /// Makes every batch written before this call durable (it may cover
+    /// batches written during it too: the log publishes those with a later
+    /// sync). On failure nothing it would have covered may be published.
     fn sync(&self) -> Result<(), StoreError>;
-    /// The batch ending at `end` is durable: make it readable (now or in
-    /// the background; `Visibility::publish` tells when). Called once per
-    /// batch, in write order.
+    /// Every written batch through `end` is durable: make them readable (now
+    /// or in the background; `Visibility::publish` tells when). The log
+    /// calls it once per batch, in write order, with that batch's end.
     fn publish(&self, end: u64);
     /// A sync failed: drop every batch written since the last durable
     /// point, so no unacknowledged record stays in front of later ones.
@@ -245,8 +248,9 @@ pub trait LogWriter: Send {
     /// Replaces the record of a durable entry with one of the same length
     /// (a redaction, FORMAT.md §6.4).
     fn replace_record(&mut self, seq: u64, record: &[u8]) -> Result<(), StoreError>;
-    /// Keeps `history` (a checkpoint note at `size`, everything durable) and
-    /// makes everything durable for a clean shutdown.
+    /// Keeps `history` (a checkpoint note at `size`) and makes everything
+    /// durable for a clean shutdown. The log calls it only after every
+    /// written batch is durable and published.
     fn close(&mut self, history: Option<(u64, String)>) -> Result<(), StoreError>;
 }
 

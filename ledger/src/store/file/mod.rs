@@ -346,18 +346,20 @@ impl LogStore for FileStore {
     }
 
     fn publish(&self, end: u64) {
-        let w = {
-            let mut q = lock(&self.queue);
-            match q.written.front() {
-                Some(w) if w.end <= end => q.written.pop_front(),
-                _ => None,
+        loop {
+            let w = {
+                let mut q = lock(&self.queue);
+                match q.written.front() {
+                    Some(w) if w.end <= end => q.written.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some(w) = w else { return };
+            *lock(&self.durable) = w.journal_end;
+            let sent = lock(&self.index_tx).as_ref().is_some_and(|tx| tx.send(w.job).is_ok());
+            if !sent {
+                self.stop_writes("the index thread stopped".into());
             }
-        };
-        let Some(w) = w else { return };
-        *lock(&self.durable) = w.journal_end;
-        let sent = lock(&self.index_tx).as_ref().is_some_and(|tx| tx.send(w.job).is_ok());
-        if !sent {
-            self.stop_writes("the index thread stopped".into());
         }
     }
 
