@@ -24,7 +24,7 @@ pub mod policy;
 pub mod receipt;
 pub mod record;
 pub mod store;
-pub(crate) mod sync;
+pub mod sync;
 
 pub use entry::{Actor, Category, EntryInput, NewEntry, RequestId, Subject, ValidationError};
 pub use log::{AppendError, Ledger, LedgerError, LedgerReader, LogOptions, Receipt, SignedCheckpoint};

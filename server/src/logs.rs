@@ -20,6 +20,7 @@ use tonic::Status;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::status;
+use ledger::sync;
 
 /// One queued append (one or more entries from one request).
 pub struct Job {
@@ -86,7 +87,7 @@ impl LogHandle {
         entries: Vec<NewEntry>,
     ) -> Result<oneshot::Receiver<Vec<Result<Receipt, AppendError>>>, Status> {
         let (reply, rx) = oneshot::channel();
-        let guard = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = sync::lock(&self.queue);
         let Some(q) = guard.as_ref() else { return Err(status::shutting_down()) };
         match q.try_send(Job { count: entries.len(), entries, reply }) {
             Ok(()) => Ok(rx),
@@ -101,7 +102,7 @@ impl LogHandle {
         &self,
         entries: Vec<NewEntry>,
     ) -> Result<oneshot::Receiver<Vec<Result<Receipt, AppendError>>>, Status> {
-        let q = self.queue.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or_else(status::shutting_down)?;
+        let q = sync::lock(&self.queue).clone().ok_or_else(status::shutting_down)?;
         let (reply, rx) = oneshot::channel();
         q.send(Job { count: entries.len(), entries, reply }).await.map_err(|_| status::shutting_down())?;
         Ok(rx)
@@ -109,15 +110,15 @@ impl LogHandle {
 
     /// Appends waiting.
     pub fn queued(&self) -> usize {
-        let guard = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = sync::lock(&self.queue);
         guard.as_ref().map_or(0, |q| q.max_capacity() - q.capacity())
     }
 
     /// Stops taking appends, lets the writer finish what is queued, writes
     /// the final checkpoint and fsyncs.
     fn stop(&self) {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(t) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        sync::lock(&self.queue).take();
+        if let Some(t) = sync::lock(&self.writer).take() {
             let _ = t.join();
         }
     }
@@ -267,7 +268,7 @@ impl Writer {
     fn take_turns(&self, rx: &std::sync::Mutex<mpsc::Receiver<Job>>) {
         loop {
             let (pending, jobs, n) = {
-                let mut rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+                let mut rx = sync::lock(&rx);
                 let Some(first) = rx.blocking_recv() else { return };
                 let mut n = first.entries.len();
                 let mut jobs = vec![first];

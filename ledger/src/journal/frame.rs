@@ -38,29 +38,41 @@ pub enum FrameError {
     DataAfterEnd(u64),
 }
 
+/// Reads a frame header (`header` holds at least its 8 bytes): the frame's
+/// whole length and the record's CRC.
+fn read_header(header: &[u8]) -> Result<(usize, u32), FrameError> {
+    if header.len() < FRAME_HEADER_LEN as usize {
+        return Err(FrameError::Truncated);
+    }
+    let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes"));
+    let crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+    if len == 0 || len > MAX_FRAME_LEN {
+        return Err(FrameError::BadLength(len));
+    }
+    Ok((FRAME_HEADER_LEN as usize + len as usize, crc))
+}
+
+/// The record of a whole frame (`frame` is exactly `end` bytes long, as its
+/// header says), CRC-checked.
+fn checked_record(frame: &[u8], crc: u32) -> Result<&[u8], FrameError> {
+    let record = &frame[FRAME_HEADER_LEN as usize..];
+    if crc32c::crc32c(record) != crc {
+        return Err(FrameError::CrcMismatch);
+    }
+    Ok(record)
+}
+
 /// Parses the frame at the start of `buf`: `Ok(Some((record, frame len)))`,
 /// `Ok(None)` when `buf` is empty.
 pub fn parse_frame(buf: &[u8]) -> Result<Option<(&[u8], usize)>, FrameError> {
     if buf.is_empty() {
         return Ok(None);
     }
-    if buf.len() < FRAME_HEADER_LEN as usize {
-        return Err(FrameError::Truncated);
-    }
-    let len = u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes"));
-    let crc = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
-    if len == 0 || len > MAX_FRAME_LEN {
-        return Err(FrameError::BadLength(len));
-    }
-    let end = FRAME_HEADER_LEN as usize + len as usize;
+    let (end, crc) = read_header(buf)?;
     if buf.len() < end {
         return Err(FrameError::Truncated);
     }
-    let record = &buf[FRAME_HEADER_LEN as usize..end];
-    if crc32c::crc32c(record) != crc {
-        return Err(FrameError::CrcMismatch);
-    }
-    Ok(Some((record, end)))
+    Ok(Some((checked_record(&buf[..end], crc)?, end)))
 }
 
 /// Bytes read from the file at a time.
@@ -142,22 +154,12 @@ impl SegmentScanner {
                 Some(o) => Err(corrupt(self, FrameError::DataAfterEnd(o))),
             };
         }
-        if self.buf.len() < head {
-            return Err(corrupt(self, FrameError::Truncated));
-        }
-        let len = u32::from_le_bytes(self.buf[0..4].try_into().expect("4 bytes"));
-        let crc = u32::from_le_bytes(self.buf[4..8].try_into().expect("4 bytes"));
-        if len == 0 || len > MAX_FRAME_LEN {
-            return Err(corrupt(self, FrameError::BadLength(len)));
-        }
-        let end = head + len as usize;
+        let (end, crc) = read_header(&self.buf).map_err(|e| corrupt(self, e))?;
         self.fill(end)?;
         if self.buf.len() < end {
             return Err(corrupt(self, FrameError::Truncated));
         }
-        if crc32c::crc32c(&self.buf[head..end]) != crc {
-            return Err(corrupt(self, FrameError::CrcMismatch));
-        }
+        checked_record(&self.buf[..end], crc).map_err(|e| corrupt(self, e))?;
         let record = self.buf.split_to(end).freeze().slice(head..);
         self.offset += end as u64;
         Ok(Some((at, record)))

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use super::{Ledger, Receipt, Writer};
 use crate::entry::{Actor, EntryInput};
+use crate::keys::Keyring;
 use crate::log::AppendError;
+use crate::note::NoteSigner;
 use crate::policy::Policy;
 use crate::sync::{lock, read as read_lock};
 
@@ -19,20 +21,51 @@ pub const POLICY_RELOAD: &str = "policy_reload";
 /// The category of reindex entries.
 pub const REINDEX: &str = "reindex";
 
+/// What an admin action records: its entry's category (one of
+/// ADMIN_CATEGORIES), subject, request id and payload. The actor is the
+/// caller's identity.
+pub(super) struct AdminEntry {
+    pub category: &'static str,
+    pub subject: String,
+    pub request_id: String,
+    pub payload: serde_json::Value,
+}
+
+impl AdminEntry {
+    /// An entry with no subject and no request id.
+    pub fn new(category: &'static str, payload: serde_json::Value) -> Self {
+        Self { category, subject: String::new(), request_id: String::new(), payload }
+    }
+}
+
 impl Ledger {
-    /// Writes an admin entry (category from ADMIN_CATEGORIES) as one batch.
-    fn admin_entry(
+    /// Validates an admin action's entry, then sequences, writes and syncs
+    /// it as its own batch while the caller holds the writer: nothing is
+    /// sequenced after it before it is durable. `extra` co-signs its
+    /// checkpoint (key rotation). The one way every admin entry is built.
+    pub(super) fn commit_admin(
         &self,
         w: &mut Writer,
+        ring: &Keyring,
         actor: &str,
-        category: &str,
-        payload: serde_json::Value,
+        e: AdminEntry,
+        extra: &[NoteSigner],
     ) -> Result<Receipt, AppendError> {
-        let input =
-            EntryInput { category: category.into(), payload: payload.to_string().into_bytes(), ..Default::default() };
+        let input = EntryInput {
+            category: e.category.into(),
+            subject: e.subject,
+            request_id: e.request_id,
+            payload: e.payload.to_string().into_bytes(),
+            ..Default::default()
+        };
         let entry = input.validate(actor, &self.s.opts.limits)?;
+        self.commit_batch_of_one(w, ring, entry, extra)
+    }
+
+    /// Writes an admin entry with the active keys.
+    fn admin_entry(&self, w: &mut Writer, actor: &str, e: AdminEntry) -> Result<Receipt, AppendError> {
         let ring = read_lock(&self.s.keyring);
-        self.commit_admin(w, &ring, entry, &[])
+        self.commit_admin(w, &ring, actor, e, &[])
     }
 
     /// Puts `policy` in force for appends after its `policy_reload` entry,
@@ -50,7 +83,7 @@ impl Ledger {
         // Hold the writer across the entry and the swap: no append is
         // checked against a policy its entry does not precede.
         let mut w = lock(&self.writer);
-        let receipt = self.admin_entry(&mut w, actor.as_str(), POLICY_RELOAD, payload)?;
+        let receipt = self.admin_entry(&mut w, actor.as_str(), AdminEntry::new(POLICY_RELOAD, payload))?;
         *crate::sync::write(&self.s.policy) = Arc::new(policy);
         Ok(receipt)
     }
@@ -66,7 +99,7 @@ impl Ledger {
         }
         let payload = serde_json::json!({"reason": reason, "takes_effect": "at the next start"});
         let mut w = lock(&self.writer);
-        let receipt = self.admin_entry(&mut w, actor.as_str(), REINDEX, payload)?;
+        let receipt = self.admin_entry(&mut w, actor.as_str(), AdminEntry::new(REINDEX, payload))?;
         self.s.store.request_rebuild(receipt.seq).map_err(|e| AppendError::Storage {
             reason: format!("{e} (the reindex entry {} is written; retry)", receipt.seq),
             disk_full: e.is_disk_full(),

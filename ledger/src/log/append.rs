@@ -344,21 +344,14 @@ impl Ledger {
             ],
             "retired": rotation.retired,
         });
-        let input = crate::entry::EntryInput {
-            category: "key_rotation".into(),
-            payload: payload.to_string().into_bytes(),
-            ..Default::default()
-        };
-        let entry = input.validate(actor.as_str(), &self.s.opts.limits)?;
-        let receipt = self.commit_admin(&mut w, &ring, entry, &old)?;
+        let entry = super::admin::AdminEntry::new("key_rotation", payload);
+        let receipt = self.commit_admin(&mut w, &ring, actor.as_str(), entry, &old)?;
         Ok((receipt, rotation))
     }
 
-    /// Sequences, writes and syncs one admin entry (it may be of
-    /// ADMIN_CATEGORIES) as its own batch while the caller holds the writer:
-    /// nothing is sequenced after it before it is durable. `extra` co-signs
-    /// its checkpoint (key rotation).
-    pub(super) fn commit_admin(
+    /// Sequences, writes and syncs one entry (it may be of
+    /// ADMIN_CATEGORIES) as its own batch while the caller holds the writer.
+    pub(super) fn commit_batch_of_one(
         &self,
         w: &mut Writer,
         ring: &Keyring,

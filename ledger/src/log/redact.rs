@@ -7,8 +7,9 @@
 //! whose target still has its payload is finished at open). Must not:
 //! touch any byte of a frame other than the target's record body.
 
+use super::admin::AdminEntry;
 use super::{Ledger, LedgerError, Receipt, Writer};
-use crate::entry::{Actor, EntryInput};
+use crate::entry::Actor;
 use crate::log::AppendError;
 use crate::sync::{lock, read as read_lock};
 
@@ -62,17 +63,15 @@ impl Ledger {
             "payload_sha256": hex::encode(&target.leaf.payload_sha256),
             "payload_size": target.leaf.payload_size,
         });
-        let input = EntryInput {
-            category: REDACTION.into(),
+        let entry = AdminEntry {
+            category: REDACTION,
             subject: target.leaf.subject.clone(),
             request_id: redaction_request_id(seq),
-            payload: payload.to_string().into_bytes(),
-            ..Default::default()
+            payload,
         };
-        let entry = input.validate(actor.as_str(), &self.s.opts.limits).map_err(AppendError::from)?;
         let receipt = {
             let ring = read_lock(&self.s.keyring);
-            self.commit_admin(&mut w, &ring, entry, &[])?
+            self.commit_admin(&mut w, &ring, actor.as_str(), entry, &[])?
         };
         self.remove_payload(&mut w, seq, receipt.seq)?;
         Ok(receipt)

@@ -14,6 +14,7 @@ use crate::journal::{FRAME_HEADER_LEN, JournalError, SegmentScanner};
 use crate::keys::HmacKeySet;
 use crate::leaf::{Leaf, LeafError, decode_leaf};
 use crate::record::{self, Decoded};
+use crate::sync;
 
 const CHUNK: usize = 1024;
 
@@ -82,7 +83,7 @@ pub(super) fn work(
     keys: Option<&HmacKeySet>,
 ) {
     loop {
-        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let next = sync::lock(&rx).recv();
         let Ok((n, raws)) = next else { return };
         let items = raws
             .into_iter()

@@ -14,6 +14,7 @@ use std::sync::{Arc, RwLock};
 
 use super::{IndexError, Position, io};
 use crate::hash::Hash;
+use crate::sync;
 
 /// Bytes per position record.
 pub const POSITION_BYTES: u64 = 64;
@@ -86,14 +87,14 @@ impl FlatStore {
     }
 
     fn level(&self, l: u8, create: bool) -> Result<Option<Arc<RecordFile>>, IndexError> {
-        if let Some(f) = self.levels.read().unwrap_or_else(|p| p.into_inner())[l as usize].clone() {
+        if let Some(f) = sync::read(&self.levels)[l as usize].clone() {
             return Ok(Some(f));
         }
         if !create {
             return Ok(None);
         }
         let f = Arc::new(RecordFile::open(self.level_path(l), 32)?);
-        self.levels.write().unwrap_or_else(|p| p.into_inner())[l as usize] = Some(f.clone());
+        sync::write(&self.levels)[l as usize] = Some(f.clone());
         Ok(Some(f))
     }
 

@@ -23,6 +23,7 @@ use bincode::Decode;
 use crate::hash::Hash;
 use crate::merkle::{NodeSource, ProofError};
 pub use crate::store::{ArtifactRow, Secondary};
+use crate::sync;
 
 pub use batch::{IndexBatch, IndexedEntry};
 
@@ -234,7 +235,7 @@ impl Index {
     ) -> Result<bool, IndexError> {
         let mut written = HashMap::new();
         if replayed {
-            let tail = self.tail.read().unwrap_or_else(|p| p.into_inner());
+            let tail = sync::read(&self.tail);
             for key in postings.keys().filter(|k| !tail.knows(k)) {
                 let (tree, name) = self.tree(key.0);
                 let last = postings::scan(tree, name, &key.1, (0, u64::MAX), true, 1)?.first().copied();
@@ -242,7 +243,7 @@ impl Index {
             }
         }
         let ready = {
-            let mut tail = self.tail.write().unwrap_or_else(|p| p.into_inner());
+            let mut tail = sync::write(&self.tail);
             for (key, seqs) in postings {
                 tail.add(key, seqs, written.get(key).copied().flatten());
             }
@@ -261,7 +262,7 @@ impl Index {
         apply_writes(&self.category, c)?;
         apply_writes(&self.subject, sj)?;
         apply_writes(&self.actor, a)?;
-        let mut tail = self.tail.write().unwrap_or_else(|p| p.into_inner());
+        let mut tail = sync::write(&self.tail);
         tail.written(&ready);
         Ok(tail.is_empty())
     }
@@ -359,7 +360,7 @@ impl Index {
         limit: usize,
     ) -> Result<Vec<u64>, IndexError> {
         // The tail first, then sled: a list leaves the tail only after it is in sled.
-        let held = self.tail.read().unwrap_or_else(|p| p.into_inner()).seqs(&(s, value.to_owned()));
+        let held = sync::read(&self.tail).seqs(&(s, value.to_owned()));
         let in_sled = to.min(held.first().copied().unwrap_or(u64::MAX));
         let held = held.into_iter().filter(|x| (from..to).contains(x));
         let (tree, name) = self.tree(s);

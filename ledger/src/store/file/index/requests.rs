@@ -34,6 +34,7 @@ use std::sync::{Arc, RwLock};
 
 use super::filter::Filter;
 use super::{IndexError, io};
+use crate::sync;
 
 /// Bytes per record.
 const RECORD: u64 = 16;
@@ -352,7 +353,7 @@ fn scan_level(file: &File, path: &Path, bits: u32, slots: bool) -> Result<(Filte
 /// level notes what is inserted meanwhile, and those hashes are added last.
 fn build_newest_filter(levels: &Arc<RwLock<Vec<Level>>>) -> Result<(), IndexError> {
     let (k, file, path, bits) = {
-        let mut lv = levels.write().unwrap_or_else(|p| p.into_inner());
+        let mut lv = sync::write(&levels);
         let k = lv.len() - 1;
         let newest = &mut lv[k];
         if newest.filter.is_some() {
@@ -366,7 +367,7 @@ fn build_newest_filter(levels: &Arc<RwLock<Vec<Level>>>) -> Result<(), IndexErro
     let thread_path = path.clone();
     let build = move || {
         let built = scan_level(&file, &path, bits, true);
-        finish_filter(&mut levels.write().unwrap_or_else(|p| p.into_inner())[k], built);
+        finish_filter(&mut sync::write(&levels)[k], built);
     };
     std::thread::Builder::new().name("ledger-reqfilter".into()).spawn(build).map_err(io(&thread_path))?;
     Ok(())
@@ -454,7 +455,7 @@ impl RequestIndex {
     /// The seqs that may hold `h`, ascending.
     pub fn lookup(&self, h: u64) -> Result<Vec<u64>, IndexError> {
         let mut out = Vec::new();
-        for level in self.levels.read().unwrap_or_else(|p| p.into_inner()).iter() {
+        for level in sync::read(&self.levels).iter() {
             level.lookup(h, &mut out)?;
         }
         out.sort_unstable();
@@ -466,9 +467,9 @@ impl RequestIndex {
     /// entries before `through`, starting a new level when the newest would
     /// be over half full; syncs when the last sync is `SYNC_EVERY` old.
     pub fn insert(&self, records: &[(u64, u64)], through: u64) -> Result<(), IndexError> {
-        let mut st = self.sync.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = sync::lock(&self.sync);
         if !records.is_empty() {
-            let mut levels = self.levels.write().unwrap_or_else(|p| p.into_inner());
+            let mut levels = sync::write(&self.levels);
             loop {
                 let newest = levels.last().expect("a level");
                 if (newest.count + records.len() as u64) * 2 <= 1u64 << newest.bits {
@@ -488,9 +489,9 @@ impl RequestIndex {
             // being written may miss it; the writer never asks before the
             // index thread applied its batch (it drains the index first).
             drop(levels);
-            self.levels.read().unwrap_or_else(|p| p.into_inner())[newest].write_slots(&placed.fresh)?;
+            sync::read(&self.levels)[newest].write_slots(&placed.fresh)?;
             if !placed.others.is_empty() {
-                self.levels.write().unwrap_or_else(|p| p.into_inner())[newest].insert_reading(&placed.others)?;
+                sync::write(&self.levels)[newest].insert_reading(&placed.others)?;
             }
         }
         st.written = st.written.max(through);
@@ -504,15 +505,15 @@ impl RequestIndex {
     /// durable at the next sync) that it is durable.
     /// At a close, the new header is synced too.
     pub fn sync(&self) -> Result<(), IndexError> {
-        let mut st = self.sync.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = sync::lock(&self.sync);
         self.sync_locked(&mut st)?;
-        let levels = self.levels.read().unwrap_or_else(|p| p.into_inner());
+        let levels = sync::read(&self.levels);
         let newest = levels.last().expect("a level");
         newest.file.sync_data().map_err(io(&newest.path))
     }
 
     fn sync_locked(&self, st: &mut SyncState) -> Result<(), IndexError> {
-        let levels = self.levels.read().unwrap_or_else(|p| p.into_inner());
+        let levels = sync::read(&self.levels);
         let newest = levels.len() - 1;
         if !st.dirty.contains(&newest) {
             st.dirty.push(newest);
