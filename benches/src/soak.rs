@@ -172,7 +172,7 @@ async fn tail(ch: Channel, which: usize, subject: &str, c: Arc<Counts>) -> Vec<u
 /// Request-table level files of the default log (FORMAT.md §10.3): each
 /// stays open, and their number grows with log₂ of the log.
 fn request_levels(data: &std::path::Path) -> u64 {
-    let index = ledger::layout::log_dir(data, "default").join("index");
+    let index = ledger::layout::index(&ledger::layout::log_dir(data, "default"));
     let is_level = |n: &str| n.starts_with("requests-") && n.ends_with(".tbl");
     std::fs::read_dir(index)
         .map_or(0, |d| d.filter_map(|e| e.ok()).filter(|e| is_level(&e.file_name().to_string_lossy())).count() as u64)

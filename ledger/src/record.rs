@@ -26,6 +26,39 @@ pub fn decode(bytes: Bytes) -> Result<Decoded, String> {
     }
 }
 
+/// A record read back where entry `seq` belongs, checked (`decode_at`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Checked {
+    /// an entry whose leaf decodes and has the expected seq
+    Entry {
+        /// the record
+        record: EntryRecord,
+        /// its decoded leaf
+        leaf: crate::leaf::Leaf,
+        /// `H(0x00 ‖ leaf bytes)`
+        leaf_hash: crate::hash::Hash,
+    },
+    /// a history checkpoint note
+    Checkpoint(String),
+}
+
+/// Decodes a record found where entry `seq` belongs (or a checkpoint
+/// record): an entry's leaf must decode and carry that seq. The one checked
+/// decode of the stores' catch-up and of the log's reads.
+pub fn decode_at(bytes: Bytes, seq: u64) -> Result<Checked, String> {
+    match decode(bytes)? {
+        Decoded::Checkpoint(note) => Ok(Checked::Checkpoint(note)),
+        Decoded::Entry(record) => {
+            let leaf = crate::leaf::decode_leaf(&record.leaf).map_err(|e| e.to_string())?;
+            if leaf.seq != seq {
+                return Err(format!("entry has seq {} where {seq} was expected", leaf.seq));
+            }
+            let leaf_hash = crate::hash::leaf_hash(&record.leaf);
+            Ok(Checked::Entry { record, leaf, leaf_hash })
+        }
+    }
+}
+
 /// Encodes an entry record.
 pub fn encode_entry(e: EntryRecord) -> Vec<u8> {
     Record { body: Some(Body::Entry(e)) }.encode_to_vec()

@@ -70,7 +70,7 @@ fn torn_last_frame_cut_at_every_byte_is_truncated_and_nothing_else_is_lost() {
             }
             std::fs::write(&name, bytes).unwrap();
             let j = Journal::open(&wj, 64 << 20).unwrap();
-            assert_eq!(j.len(), last as u64, "cut at {cut}");
+            assert_eq!(j.segment_len(), last as u64, "cut at {cut}");
             let cut_off = if zero_tail { full.len() - last } else { cut - last };
             assert_eq!(j.truncated_on_open().map(|t| t.2), (cut > last).then_some(cut_off as u64), "cut at {cut}");
             drop(j);
@@ -166,7 +166,7 @@ fn small_batches_go_into_a_zero_tail_that_reopening_keeps_and_closing_cuts() {
     std::fs::write(&seg, &short).unwrap();
     assert!(ledger::verify::verify(&input()).unwrap().ok, "three zero bytes after the frames");
     let j = Journal::open(&journal, 64 << 20).unwrap();
-    assert_eq!((j.len(), j.truncated_on_open().is_none()), (data.len() as u64, true));
+    assert_eq!((j.segment_len(), j.truncated_on_open().is_none()), (data.len() as u64, true));
     drop(j);
     // A non-zero byte after a zero header is damage, named with its offset.
     let mut tailed = data.clone();

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ledger::log::{AppendError, Receipt};
+use ledger::log::{AppendError, Inclusion, Receipt};
 use ledger_proto::v1 as pb;
 use ledger_proto::v1::ledger_service_server::{LedgerService, LedgerServiceServer};
 use tokio::sync::{mpsc, oneshot};
@@ -294,16 +294,10 @@ impl LedgerService for LedgerSvc {
     ) -> Result<Response<pb::CheckpointResponse>, Status> {
         let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
         let reader = log.reader();
-        let latest = reader.latest_checkpoint();
-        let note = if r.size == 0 || r.size == latest.checkpoint.size {
-            latest.note.clone()
-        } else {
-            let kept = reader.checkpoint_history(r.size, r.size).map_err(|e| status::ledger(&e))?;
-            kept.into_iter()
-                .next()
-                .map(|(_, n)| n)
-                .ok_or_else(|| status::checkpoint_not_kept(r.size, reader.options().checkpoint_interval))?
-        };
+        let note = reader
+            .checkpoint_note(r.size)
+            .map_err(|e| status::ledger(&e))?
+            .ok_or_else(|| status::checkpoint_not_kept(r.size, reader.options().checkpoint_interval))?;
         let cp = ledger::note::Checkpoint::parse_body(
             &ledger::note::Note::parse(&note).map_err(|e| status::checkpoint_unreadable(&e))?.text,
         )
@@ -318,36 +312,25 @@ impl LedgerService for LedgerSvc {
         let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
         let reader = log.reader();
         blocking(move || {
-            // "Latest" is the newest checkpoint the index holds when it
-            // covers seq: a proof never waits for the index thread.
-            let signed = match r.tree_size {
-                0 => Some(reader.receipt(r.seq)),
-                n => [reader.readable_checkpoint(), reader.latest_checkpoint()]
-                    .into_iter()
-                    .find(|c| c.checkpoint.size == n)
-                    .map(|cp| reader.receipt_at(r.seq, &cp)),
-            };
-            if let Some(rc) = signed {
-                let rc = rc.map_err(|e| status::ledger(&e))?;
-                return Ok(Response::new(pb::ProveInclusionResponse {
+            let resp = match reader.inclusion(r.seq, r.tree_size).map_err(|e| status::ledger(&e))? {
+                Inclusion::Signed(rc) => pb::ProveInclusionResponse {
                     seq: r.seq,
                     tree_size: rc.checkpoint.checkpoint.size,
                     leaf_hash: rc.leaf_hash.to_vec(),
                     proof: rc.proof.iter().map(|h| h.to_vec()).collect(),
                     checkpoint: rc.checkpoint.note.clone(),
                     tlog_proof: rc.tlog_proof().to_text(),
-                }));
-            }
-            let (proof, size) = reader.prove_inclusion(r.seq, Some(r.tree_size)).map_err(|e| status::ledger(&e))?;
-            let leaf_hash = reader.leaf_hash(r.seq).map_err(|e| status::ledger(&e))?.to_vec();
-            Ok(Response::new(pb::ProveInclusionResponse {
-                seq: r.seq,
-                tree_size: size,
-                leaf_hash,
-                proof: proof.iter().map(|h| h.to_vec()).collect(),
-                checkpoint: String::new(),
-                tlog_proof: String::new(),
-            }))
+                },
+                Inclusion::Unsigned { proof, size, leaf_hash } => pb::ProveInclusionResponse {
+                    seq: r.seq,
+                    tree_size: size,
+                    leaf_hash: leaf_hash.to_vec(),
+                    proof: proof.iter().map(|h| h.to_vec()).collect(),
+                    checkpoint: String::new(),
+                    tlog_proof: String::new(),
+                },
+            };
+            Ok(Response::new(resp))
         })
         .await
     }

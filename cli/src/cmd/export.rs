@@ -18,7 +18,7 @@ fn prepare(out: &Path) -> CliResult {
     if out.exists() && std::fs::read_dir(out).map_err(|e| CliError::io(out, e))?.next().is_some() {
         return Err(CliError::Usage(format!("{}: exists and is not empty; choose a new directory", out.display())));
     }
-    std::fs::create_dir_all(out.join("journal")).map_err(|e| CliError::io(out, e))
+    std::fs::create_dir_all(ledger::layout::journal(out)).map_err(|e| CliError::io(out, e))
 }
 
 /// Runs the command.

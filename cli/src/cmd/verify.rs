@@ -13,7 +13,7 @@ use crate::cmd::prove::load_vkeys;
 use crate::error::{CliError, CliResult};
 
 fn journal_dir(path: &Path) -> CliResult<PathBuf> {
-    let j = path.join("journal");
+    let j = ledger::layout::journal(path);
     if j.is_dir() {
         return Ok(j);
     }

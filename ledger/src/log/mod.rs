@@ -11,6 +11,7 @@
 
 mod admin;
 mod append;
+mod checkpoints;
 mod group;
 mod read;
 mod redact;
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 pub use admin::{POLICY_RELOAD, REINDEX};
 pub use append::{AppendError, Receipt};
+pub use checkpoints::Inclusion;
 pub use group::PendingBatch;
 pub use read::{Page, QUERY_PAGE_BYTES, Query, StoredEntry};
 pub use redact::{REDACTION, RedactError, redaction_request_id};

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{LedgerError, LedgerReader, Receipt, SignedCheckpoint, StoreNodes};
-use crate::hash::{Hash, leaf_hash};
+use crate::hash::Hash;
 use crate::keys::{HmacKeySet, KeyStatus};
-use crate::leaf::{Leaf, decode_leaf};
+use crate::leaf::Leaf;
 use crate::merkle::{consistency_proof, inclusion_proof, range_root};
 use crate::note::NoteVerifier;
-use crate::record::{self, Decoded};
+use crate::record::{self, Checked};
 use crate::store::{ArtifactRow, BlobStore, BundlePart, LeafMeta, Secondary};
 use crate::sync::read as read_lock;
 
@@ -162,13 +162,11 @@ impl LedgerReader {
         let size = self.readable(seq)?;
         let (pos, bytes) = self.s.store.record(seq)?.ok_or(LedgerError::IndexAhead { indexed: size, missing: seq })?;
         let bad = |reason: String| LedgerError::BadRecord { seq, reason };
-        let Decoded::Entry(e) = record::decode(bytes).map_err(bad)? else {
+        let Checked::Entry { record: e, leaf, leaf_hash: h } = record::decode_at(bytes, seq).map_err(bad)? else {
             return Err(bad("the store holds a checkpoint record in its place".into()));
         };
-        let leaf = decode_leaf(&e.leaf).map_err(|x| bad(x.to_string()))?;
-        let h = leaf_hash(&e.leaf);
-        if h != pos.leaf_hash || leaf.seq != seq {
-            return Err(bad(format!("the frame does not hold entry {seq} as indexed")));
+        if h != pos.leaf_hash {
+            return Err(bad(format!("the record does not hold entry {seq} as indexed (another leaf hash)")));
         }
         Ok(StoredEntry {
             seq,

@@ -24,11 +24,11 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::artifacts::{BlobHasher, StoredBlob};
-use crate::hash::{Hash, leaf_hash};
+use crate::hash::Hash;
 use crate::journal::{FRAME_HEADER_LEN, SEGMENT_HEADER_LEN, encode_frame, parse_frame, segment_header, segment_name};
-use crate::leaf::{Leaf, decode_leaf};
+use crate::leaf::Leaf;
 use crate::merkle::CompactRange;
-use crate::record::{self, Decoded};
+use crate::record::{self, Checked};
 use crate::store::{
     ArtifactRow, BlobStore, BlobWriter, BundlePart, LeafMeta, LogStore, LogWriter, OpenReport, Opened, Secondary,
     StoreError, StoreErrorKind, Visibility, WriteBatch,
@@ -164,14 +164,9 @@ impl Derived {
         let bad = |at: usize, why: String| StoreError::damaged(format!("memory journal at offset {at}: {why}"));
         while let Some((rec, n)) = parse_frame(&journal[at..]).map_err(|e| bad(at, e.to_string()))? {
             let seq = offsets.len() as u64;
-            match record::decode(Bytes::copy_from_slice(rec)).map_err(|e| bad(at, e))? {
-                Decoded::Checkpoint(note) => d.checkpoints.push((seq, note)),
-                Decoded::Entry(e) => {
-                    let leaf = decode_leaf(&e.leaf).map_err(|x| bad(at, x.to_string()))?;
-                    if leaf.seq != seq {
-                        return Err(bad(at, format!("entry {} where {seq} was expected", leaf.seq)));
-                    }
-                    let h = leaf_hash(&e.leaf);
+            match record::decode_at(Bytes::copy_from_slice(rec), seq).map_err(|e| bad(at, e))? {
+                Checked::Checkpoint(note) => d.checkpoints.push((seq, note)),
+                Checked::Entry { leaf, leaf_hash: h, .. } => {
                     d.add_entry(seq, &leaf, h, None);
                     range.push(h, |l, i, n| d.add_node(l, i, n));
                     offsets.push(at as u64);
@@ -562,7 +557,7 @@ mod tests {
             let seqs = Sequencing { seq, recorded_at: seq as i64, prev_hash: [0; 32], subject_prev: 0 };
             let leaf = build_leaf(&e, seqs);
             let leaf_bytes = Bytes::from(encode_leaf(&leaf));
-            let hash = leaf_hash(&leaf_bytes);
+            let hash = crate::hash::leaf_hash(&leaf_bytes);
             let rec = EntryRecord {
                 leaf: leaf_bytes,
                 payload: Bytes::from(format!(r#"{{"n":{seq},"pad":"xxxxxxxxxxxxxxxx"}}"#)),
@@ -612,8 +607,8 @@ mod tests {
         store.publish(5);
         assert_eq!(vis.indexed(), 5);
         let (meta, rec) = store.record(4).unwrap().expect("published");
-        let Decoded::Entry(e) = record::decode(rec).unwrap() else { panic!("an entry") };
-        assert_eq!(leaf_hash(&e.leaf), meta.leaf_hash);
+        let record::Decoded::Entry(e) = record::decode(rec).unwrap() else { panic!("an entry") };
+        assert_eq!(crate::hash::leaf_hash(&e.leaf), meta.leaf_hash);
         assert_eq!(store.node(2, 0).unwrap(), CompactRange::from_source(&NodesOf(&*store), 4).ok().map(|r| r.root()));
         assert_eq!(store.scan(Secondary::Subject, "S-1", 0, 5, true, 10).unwrap(), vec![4, 1]);
         assert_eq!(store.request_candidates(crate::store::request_hash("req-3")).unwrap(), vec![3]);

@@ -7,9 +7,8 @@ use super::index::{Index, IndexBatch, IndexedEntry, Position};
 use super::reader::JournalReader;
 use crate::hash::leaf_hash;
 use crate::journal::{FRAME_HEADER_LEN, JournalError, SegmentScanner, list_segments};
-use crate::leaf::decode_leaf;
 use crate::merkle::CompactRange;
-use crate::record::{self, Decoded};
+use crate::record::{self, Checked, Decoded};
 use crate::store::{StoreError, StoreErrorKind};
 
 /// Entries indexed per sled batch during catch-up.
@@ -34,14 +33,9 @@ pub(super) fn catch_up(index: &Index, dir: &Path) -> Result<u64, StoreError> {
         while let Some((offset, bytes)) = scan.next_frame()? {
             let frame_len = (FRAME_HEADER_LEN as usize + bytes.len()) as u32;
             let bad = |reason: String| JournalError::Corrupt { segment: path.clone(), offset, reason };
-            match record::decode(bytes).map_err(bad)? {
-                Decoded::Checkpoint(note) => batch.add_checkpoint(expect, &note),
-                Decoded::Entry(e) => {
-                    let leaf = decode_leaf(&e.leaf).map_err(|x| bad(x.to_string()))?;
-                    if leaf.seq != expect {
-                        return Err(bad(format!("entry has seq {} where {expect} was expected", leaf.seq)).into());
-                    }
-                    let h = leaf_hash(&e.leaf);
+            match record::decode_at(bytes, expect).map_err(bad)? {
+                Checked::Checkpoint(note) => batch.add_checkpoint(expect, &note),
+                Checked::Entry { leaf, leaf_hash: h, .. } => {
                     let pos =
                         Position { segment: first, offset, frame_len, leaf_hash: h, recorded_at: leaf.recorded_at };
                     let flat_only = expect < sled_through;

@@ -122,14 +122,10 @@ impl Journal {
         self.seg_first
     }
 
-    /// The current segment's length (the offset of the next frame).
-    pub fn len(&self) -> u64 {
+    /// The open segment's length in frames (the offset of the next frame;
+    /// the zero tail after it is not counted).
+    pub fn segment_len(&self) -> u64 {
         self.len
-    }
-
-    /// Always false: a journal has at least a header.
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// The current segment reached the roll size (and holds a frame): the

@@ -134,7 +134,7 @@ struct FileWriter {
 /// Opens the index; a damaged one is moved aside (kept for inspection) and
 /// rebuilt from the journal, which is the source of truth.
 fn open_index(dir: &Path, now: i64) -> Result<(Index, Option<(String, String)>), StoreError> {
-    let path = dir.join("index");
+    let path = crate::layout::index(dir);
     let marker = dir.join(REINDEX_MARKER);
     let io = |p: &Path| {
         let p = p.display().to_string();
@@ -171,7 +171,7 @@ impl FileStore {
     /// from the journal. `segment_bytes` is the roll size; appends are
     /// refused while the filesystem has less than `min_free_bytes` free.
     pub fn open(dir: &Path, segment_bytes: u64, min_free_bytes: u64, now: i64) -> Result<Opened, StoreError> {
-        let journal_dir = dir.join("journal");
+        let journal_dir = crate::layout::journal(dir);
         let journal = Journal::open(&journal_dir, segment_bytes)?;
         let (index, index_rebuilt) = open_index(dir, now)?;
         let caught_up = catchup::catch_up(&index, &journal_dir)?;
@@ -187,11 +187,11 @@ impl FileStore {
             dir: dir.to_owned(),
             index,
             journal: JournalReader::new(journal_dir),
-            blobs: FileBlobs::new(dir.join("artifacts")),
+            blobs: FileBlobs::new(crate::layout::artifacts(dir)),
             min_free_bytes,
             opened_size: size,
             queue: Mutex::new(Queue { written: VecDeque::new(), file: None }),
-            durable: Mutex::new((journal.segment(), journal.len())),
+            durable: Mutex::new((journal.segment(), journal.segment_len())),
             index_tx: Mutex::new(None),
             indexer: Mutex::new(None),
             vis: OnceLock::new(),
@@ -207,11 +207,11 @@ impl FileStore {
     }
 
     fn segment_path(&self, segment: u64) -> PathBuf {
-        self.dir.join("journal").join(segment_name(segment))
+        crate::layout::journal(&self.dir).join(segment_name(segment))
     }
 
     fn set_durable(&self, j: &Journal) {
-        *lock(&self.durable) = (j.segment(), j.len());
+        *lock(&self.durable) = (j.segment(), j.segment_len());
     }
 
     fn stop_writes(&self, reason: String) {
@@ -312,7 +312,7 @@ impl LogStore for FileStore {
     fn bundle_parts(&self) -> Result<Vec<BundlePart>, StoreError> {
         let (seg, len) = *lock(&self.durable);
         let mut out = Vec::new();
-        for (first, path) in list_segments(&self.dir.join("journal"))? {
+        for (first, path) in list_segments(&crate::layout::journal(&self.dir))? {
             if first > seg {
                 break;
             }
@@ -421,12 +421,12 @@ impl FileWriter {
 
 impl LogWriter for FileWriter {
     fn write(&mut self, b: WriteBatch) -> Result<(), StoreError> {
-        let base = self.journal.len();
+        let base = self.journal.segment_len();
         let (buf, index) = self.frame(&b, base);
         self.store.check_space(buf.len() as u64)?;
         self.journal.append(&buf)?;
         let end = b.end();
-        let journal_end = (self.journal.segment(), self.journal.len());
+        let journal_end = (self.journal.segment(), self.journal.segment_len());
         let job = indexer::Job { batch: index, checkpoint: b.checkpoint };
         let mut q = lock(&self.store.queue);
         q.file = Some((self.journal.segment(), self.journal.sync_handle()));
@@ -462,7 +462,7 @@ impl LogWriter for FileWriter {
             self.journal.roll(self.next_seq)?;
             self.store.set_durable(&self.journal);
         }
-        rewrite::replace_record(&self.store.dir.join("journal"), pos.segment, pos.offset, record)?;
+        rewrite::replace_record(&crate::layout::journal(&self.store.dir), pos.segment, pos.offset, record)?;
         self.store.journal.forget(pos.segment);
         Ok(())
     }
