@@ -27,6 +27,9 @@ pub fn decode(bytes: Bytes) -> Result<Decoded, String> {
 }
 
 /// A record read back where entry `seq` belongs, checked (`decode_at`).
+// Transient (one per read); boxing the entry would cost every read an
+// allocation for the rare checkpoint record's sake.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Checked {
     /// an entry whose leaf decodes and has the expected seq

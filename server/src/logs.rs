@@ -268,7 +268,7 @@ impl Writer {
     fn take_turns(&self, rx: &std::sync::Mutex<mpsc::Receiver<Job>>) {
         loop {
             let (pending, jobs, n) = {
-                let mut rx = sync::lock(&rx);
+                let mut rx = sync::lock(rx);
                 let Some(first) = rx.blocking_recv() else { return };
                 let mut n = first.entries.len();
                 let mut jobs = vec![first];

@@ -83,7 +83,7 @@ pub(super) fn work(
     keys: Option<&HmacKeySet>,
 ) {
     loop {
-        let next = sync::lock(&rx).recv();
+        let next = sync::lock(rx).recv();
         let Ok((n, raws)) = next else { return };
         let items = raws
             .into_iter()

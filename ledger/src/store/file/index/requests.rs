@@ -353,7 +353,7 @@ fn scan_level(file: &File, path: &Path, bits: u32, slots: bool) -> Result<(Filte
 /// level notes what is inserted meanwhile, and those hashes are added last.
 fn build_newest_filter(levels: &Arc<RwLock<Vec<Level>>>) -> Result<(), IndexError> {
     let (k, file, path, bits) = {
-        let mut lv = sync::write(&levels);
+        let mut lv = sync::write(levels);
         let k = lv.len() - 1;
         let newest = &mut lv[k];
         if newest.filter.is_some() {
