@@ -11,6 +11,7 @@ use super::{Ledger, LedgerError, LedgerReader, SignedCheckpoint, StoreNodes, Tip
 use crate::entry::{NewEntry, ValidationError};
 use crate::hash::{Hash, leaf_hash};
 use crate::hmac_tag::HmacKey;
+use crate::journal::{FRAME_HEADER_LEN, encode_frame};
 use crate::keys::{Keyring, Rotation};
 use crate::leaf::{Leaf, Sequencing, build_leaf, encode_leaf};
 use crate::merkle::{CompactRange, NodeSource, ProofError, inclusion_proof};
@@ -174,6 +175,8 @@ struct Batch<'a> {
     hmac: &'a HmacKey,
     now: i64,
     tip: Tip,
+    /// the new entries' journal frames, back to back
+    frames: Vec<u8>,
     /// the new entries, in seq order
     entries: Vec<BatchEntry>,
     /// the new entry of each input slot (`usize::MAX`: none)
@@ -256,8 +259,11 @@ impl Batch<'_> {
         if let Some(id) = &e.request_id {
             self.by_request.insert(id.as_str().to_owned(), slot);
         }
+        let body = record::encode_entry(rec);
+        encode_frame(&body, &mut self.frames);
+        let frame_len = (FRAME_HEADER_LEN as usize + body.len()) as u32;
         self.slot_entry[slot] = self.entries.len();
-        self.entries.push(BatchEntry { record: record::encode_entry(rec), leaf, leaf_hash: hash, request_hash });
+        self.entries.push(BatchEntry { frame_len, leaf, leaf_hash: hash, request_hash });
         // In place: the compact range was pushed above (cloning the Tip
         // copied it, one allocation per entry).
         (self.tip.next_seq, self.tip.last_hash, self.tip.last_time) = (seq + 1, hash, recorded_at);
@@ -432,6 +438,7 @@ impl Ledger {
             hmac: ring.active_hmac(),
             now: (self.s.opts.clock)(),
             tip: w.tip.clone(),
+            frames: Vec::with_capacity(n * 640),
             entries: Vec::with_capacity(n),
             slot_entry: vec![usize::MAX; n],
             by_request: crate::FastMap::default(),
@@ -461,6 +468,7 @@ impl Ledger {
         let note = checkpoint.sign(&Self::signers_with(ring, extra));
         let mut history = None;
         if b.tip.next_seq - b.tip.last_history >= self.s.opts.checkpoint_interval {
+            encode_frame(&record::encode_checkpoint(&note), &mut b.frames);
             history = Some(note.clone());
             b.tip.last_history = checkpoint.size;
         }
@@ -468,6 +476,7 @@ impl Ledger {
         let sent = b.entries.iter().filter_map(|e| e.request_hash).collect();
         let batch = WriteBatch {
             first_seq: b.nodes.start,
+            frames: std::mem::take(&mut b.frames),
             entries: std::mem::take(&mut b.entries),
             nodes: std::mem::take(&mut b.new_nodes),
             history,

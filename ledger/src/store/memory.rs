@@ -64,13 +64,12 @@ impl Default for MemoryDisk {
 impl DiskState {
     /// Appends a batch's frames (entries, then its history checkpoint).
     fn append_batch(&mut self, b: &WriteBatch) {
+        let mut at = self.journal.len() as u64;
         for e in &b.entries {
-            self.offsets.push(self.journal.len() as u64);
-            encode_frame(&e.record, &mut self.journal);
+            self.offsets.push(at);
+            at += u64::from(e.frame_len);
         }
-        if let Some(note) = &b.history {
-            encode_frame(&record::encode_checkpoint(note), &mut self.journal);
-        }
+        self.journal.extend_from_slice(&b.frames);
     }
 
     /// The record of the frame at `offset`, CRC-checked.
@@ -544,7 +543,7 @@ mod tests {
     /// ids `req-<seq>` and subjects cycling over 3.
     fn batch(range: &mut CompactRange, n: u64, history: bool) -> WriteBatch {
         let first_seq = range.size();
-        let (mut entries, mut nodes) = (Vec::new(), Vec::new());
+        let (mut entries, mut nodes, mut frames) = (Vec::new(), Vec::new(), Vec::new());
         for seq in first_seq..first_seq + n {
             let input = EntryInput {
                 category: "alert_ack".into(),
@@ -572,12 +571,18 @@ mod tests {
                 }
             });
             let request_hash = Some(crate::store::request_hash(&leaf.request_id));
-            entries.push(BatchEntry { record: record::encode_entry(rec), leaf, leaf_hash: hash, request_hash });
+            let body = record::encode_entry(rec);
+            encode_frame(&body, &mut frames);
+            let frame_len = (FRAME_HEADER_LEN as usize + body.len()) as u32;
+            entries.push(BatchEntry { frame_len, leaf, leaf_hash: hash, request_hash });
         }
         let checkpoint = Checkpoint { origin: "test".into(), size: range.size(), root: range.root() };
         let note = format!("note {}", range.size());
+        if history {
+            encode_frame(&record::encode_checkpoint(&note), &mut frames);
+        }
         let checkpoint = Arc::new(SignedCheckpoint { checkpoint, note: note.clone() });
-        WriteBatch { first_seq, entries, nodes, history: history.then_some(note), checkpoint }
+        WriteBatch { first_seq, frames, entries, nodes, history: history.then_some(note), checkpoint }
     }
 
     #[test]

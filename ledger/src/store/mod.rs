@@ -88,8 +88,8 @@ pub struct ArtifactRow {
 /// One sequenced entry of a batch.
 #[derive(Debug, Clone)]
 pub struct BatchEntry {
-    /// its record (FORMAT.md §6.2): what a journal frame holds
-    pub record: Vec<u8>,
+    /// the length of its frame in `WriteBatch::frames` (header included)
+    pub frame_len: u32,
     /// the decoded leaf (the index keys: category, subject, actor, request
     /// id, artifacts, recorded_at)
     pub leaf: Leaf,
@@ -104,13 +104,17 @@ pub struct BatchEntry {
 pub struct WriteBatch {
     /// seq of the first entry (the log's size before the batch)
     pub first_seq: u64,
-    /// the entries, seq `first_seq + i`
+    /// the batch's journal frames (FORMAT.md §6.2), back to back: each
+    /// entry's in seq order, then the history checkpoint's when `history`
+    /// is set. Journal data, the same in every engine and in an export.
+    pub frames: Vec<u8>,
+    /// the entries, seq `first_seq + i`, their frames in order in `frames`
     pub entries: Vec<BatchEntry>,
     /// perfect-subtree hashes the batch completed, above level 0, in the
     /// order they were completed: (level, index, hash)
     pub nodes: Vec<(u8, u64, Hash)>,
-    /// a history checkpoint to keep after the entries (FORMAT.md §6.2), at
-    /// the batch's end
+    /// the history checkpoint framed after the entries (its size is the
+    /// batch's end)
     pub history: Option<String>,
     /// the batch's signed checkpoint: readable once the store publishes it
     pub checkpoint: Arc<SignedCheckpoint>,

@@ -36,7 +36,7 @@ pub use rewrite::sync_dir;
 use self::index::{Index, IndexBatch, IndexedEntry, Position};
 use self::reader::JournalReader;
 use crate::hash::Hash;
-use crate::journal::{FRAME_HEADER_LEN, JournalError, encode_frame, list_segments, segment_name};
+use crate::journal::{JournalError, encode_frame, list_segments, segment_name};
 use crate::keys::Keyring;
 use crate::log::{Ledger, LedgerError, LogOptions};
 use crate::record;
@@ -389,42 +389,40 @@ impl LogStore for FileStore {
 }
 
 impl FileWriter {
-    /// Frames a batch and builds its index batch (positions in the open
-    /// segment, from `base`).
-    fn frame(&self, b: &WriteBatch, base: u64) -> (Vec<u8>, IndexBatch) {
+    /// The index batch of a batch whose frames start at `base` in the open
+    /// segment.
+    fn index_batch(&self, b: &WriteBatch, base: u64) -> IndexBatch {
         let segment = self.journal.segment();
-        let mut buf = Vec::with_capacity(b.entries.iter().map(|e| e.record.len() + 8).sum::<usize>() + 512);
         let mut index = IndexBatch::default();
+        let mut offset = base;
         for (i, e) in b.entries.iter().enumerate() {
-            let offset = base + buf.len() as u64;
-            encode_frame(&e.record, &mut buf);
             let pos = Position {
                 segment,
                 offset,
-                frame_len: (FRAME_HEADER_LEN as usize + e.record.len()) as u32,
+                frame_len: e.frame_len,
                 leaf_hash: e.leaf_hash,
                 recorded_at: e.leaf.recorded_at,
             };
             let seq = b.first_seq + i as u64;
             index.add_entry(IndexedEntry { seq, pos, leaf: &e.leaf, request_hash: e.request_hash, flat_only: false });
+            offset += u64::from(e.frame_len);
         }
         for (level, i, h) in &b.nodes {
             index.add_node(*level, *i, h);
         }
         if let Some(note) = &b.history {
-            encode_frame(&record::encode_checkpoint(note), &mut buf);
             index.add_checkpoint(b.end(), note);
         }
-        (buf, index)
+        index
     }
 }
 
 impl LogWriter for FileWriter {
     fn write(&mut self, b: WriteBatch) -> Result<(), StoreError> {
         let base = self.journal.segment_len();
-        let (buf, index) = self.frame(&b, base);
-        self.store.check_space(buf.len() as u64)?;
-        self.journal.append(&buf)?;
+        self.store.check_space(b.frames.len() as u64)?;
+        self.journal.append(&b.frames)?;
+        let index = self.index_batch(&b, base);
         let end = b.end();
         let journal_end = (self.journal.segment(), self.journal.segment_len());
         let job = indexer::Job { batch: index, checkpoint: b.checkpoint };
