@@ -466,3 +466,31 @@ fn a_lost_postings_tail_is_caught_up_without_listing_a_seq_twice() {
     assert_eq!(rep.caught_up, 0, "the close wrote the tail out");
     check(&l);
 }
+
+/// A failed sync (the fault store over the file store) fails both pending
+/// batches and cuts their frames off the open segment: the file is back at
+/// its durable length, zero tail included (without the cut it keeps the
+/// batches and 1 MiB of preallocated zeros).
+#[test]
+fn a_failed_sync_cuts_the_unsynced_frames_off_the_segment() {
+    use ledger::store::fault::{FaultPoint, FaultStore};
+    let dir = tempfile::tempdir().unwrap();
+    let o = common::options();
+    let now = (o.clock)();
+    let ring = ledger::layout::keyring(dir.path());
+    let ring = ledger::keys::Keyring::open_or_create(&ring, &o.origin, now, &o.key_policy).unwrap().0;
+    let opened = ledger::store::file::FileStore::open(dir.path(), o.segment_bytes, 0, now).unwrap();
+    let (opened, ctl) = FaultStore::wrap(opened);
+    let (l, _) = Ledger::open(opened, ring, o).unwrap();
+    common::fill(&l, 4, 4);
+    let good = l.bundle_parts().unwrap().last().unwrap().len;
+    let (_, seg) = list_segments(&dir.path().join("journal")).unwrap().pop().unwrap();
+    let batch = |from: u64| (from..from + 3).map(|i| common::entry("alert_ack", Some("INC-1"), i)).collect();
+    let (a, b) = (l.begin_batch(batch(4)), l.begin_batch(batch(7)));
+    assert!(std::fs::metadata(&seg).unwrap().len() > good, "both batches are written");
+    ctl.fail(FaultPoint::BeforeSync, 1);
+    for r in b.wait().into_iter().chain(a.wait()) {
+        assert!(matches!(r, Err(ledger::AppendError::Storage { .. })), "{r:?}");
+    }
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), good, "their frames are cut off");
+}
