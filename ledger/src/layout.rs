@@ -31,3 +31,8 @@ pub fn index(log_dir: &Path) -> PathBuf {
 pub fn artifacts(log_dir: &Path) -> PathBuf {
     log_dir.join("artifacts")
 }
+
+/// The single-writer lease of a log directory on the file store.
+pub fn writer_lock(log_dir: &Path) -> PathBuf {
+    log_dir.join("LOCK")
+}

@@ -395,6 +395,21 @@ fn blobs_round_trip(e: &dyn Engine) {
     assert_eq!(l.blobs().verify(&stored.blake3).unwrap(), stored, "blobs survive a reopen");
 }
 
+/// One writer per store: a second open while a ledger holds the writer is
+/// refused as `Locked` (and changes nothing); once that ledger is dropped,
+/// the store opens again with everything in it.
+fn a_second_writer_is_locked_out(e: &dyn Engine) {
+    let l = e.ledger();
+    let acked = fill(&l, 0..5, 5, request);
+    let err = e.try_open_store().err().expect("a second writer must be refused");
+    assert_eq!(err.kind, ledger::store::StoreErrorKind::Locked, "{err}");
+    assert_eq!(l.append(request(5)).unwrap().seq, 5, "the first writer goes on");
+    drop(l);
+    let l = e.ledger();
+    check_present(&l, &acked);
+    assert_eq!(l.size(), 6);
+}
+
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
         mod file_store {
@@ -422,4 +437,5 @@ conformance!(
     crash_at_replace_record,
     crash_at_close,
     blobs_round_trip,
+    a_second_writer_is_locked_out,
 );

@@ -7,17 +7,21 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use ledger::Ledger;
 use ledger::keys::{KeyPolicy, Keyring};
 use ledger::log::{Clock, LogOptions, OpenReport};
-use ledger::store::Opened;
 use ledger::store::fault::{FaultControl, FaultStore};
 use ledger::store::file::FileStore;
 use ledger::store::memory::MemoryDisk;
+use ledger::store::{Opened, StoreError};
 
 const ORIGIN: &str = "ledger.test/conformance";
 
 /// One store engine, reopenable on the same disk.
 pub trait Engine {
     /// Opens the store (the same disk every time).
-    fn open_store(&self) -> Opened;
+    fn try_open_store(&self) -> Result<Opened, StoreError>;
+    /// Opens the store; panics when it cannot.
+    fn open_store(&self) -> Opened {
+        self.try_open_store().expect("open the store")
+    }
     /// The engine's temp dir (the keyring lives there).
     fn dir(&self) -> &std::path::Path;
     /// The clock shared by every open.
@@ -72,10 +76,9 @@ impl FileEngine {
 }
 
 impl Engine for FileEngine {
-    fn open_store(&self) -> Opened {
+    fn try_open_store(&self) -> Result<Opened, StoreError> {
         let o = self.options();
         FileStore::open(&self.dir.path().join("log"), o.segment_bytes, o.min_free_bytes, (self.clock)())
-            .expect("open the file store")
     }
     fn dir(&self) -> &std::path::Path {
         self.dir.path()
@@ -102,8 +105,8 @@ impl MemoryEngine {
 }
 
 impl Engine for MemoryEngine {
-    fn open_store(&self) -> Opened {
-        self.disk.open().expect("open the memory store")
+    fn try_open_store(&self) -> Result<Opened, StoreError> {
+        self.disk.open()
     }
     fn dir(&self) -> &std::path::Path {
         self.dir.path()

@@ -129,6 +129,36 @@ struct FileWriter {
     journal: Journal,
     /// entries written (durable or not)
     next_seq: u64,
+    /// the single-writer lease: `<dir>/LOCK`, locked while the writer lives
+    _lease: File,
+}
+
+/// Takes the log directory's single-writer lease (an exclusive `flock` on
+/// `<dir>/LOCK`, released when the writer is dropped or the process dies).
+fn take_lease(dir: &Path) -> Result<File, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
+    let path = crate::layout::writer_lock(dir);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::io(path.display().to_string(), e))?;
+    match fs2::FileExt::try_lock_exclusive(&file) {
+        Ok(()) => Ok(file),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.raw_os_error() == Some(11) => {
+            Err(StoreError::with_source(
+                StoreErrorKind::Locked,
+                format!(
+                    "log directory {} has a writer already (lock file {}); stop it first",
+                    dir.display(),
+                    path.display()
+                ),
+                e,
+            ))
+        }
+        Err(e) => Err(StoreError::io(format!("locking {}", path.display()), e)),
+    }
 }
 
 /// Opens the index; a damaged one is moved aside (kept for inspection) and
@@ -171,6 +201,7 @@ impl FileStore {
     /// from the journal. `segment_bytes` is the roll size; appends are
     /// refused while the filesystem has less than `min_free_bytes` free.
     pub fn open(dir: &Path, segment_bytes: u64, min_free_bytes: u64, now: i64) -> Result<Opened, StoreError> {
+        let lease = take_lease(dir)?;
         let journal_dir = crate::layout::journal(dir);
         let journal = Journal::open(&journal_dir, segment_bytes)?;
         let (index, index_rebuilt) = open_index(dir, now)?;
@@ -197,7 +228,7 @@ impl FileStore {
             vis: OnceLock::new(),
             last_sync_ns: AtomicU64::new(0),
         });
-        let writer = Box::new(FileWriter { store: store.clone(), journal, next_seq: size });
+        let writer = Box::new(FileWriter { store: store.clone(), journal, next_seq: size, _lease: lease });
         Ok(Opened { store, writer, report })
     }
 
