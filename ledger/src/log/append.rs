@@ -224,17 +224,7 @@ impl Batch<'_> {
         let seq = self.tip.next_seq;
         let subject_prev = match &e.subject {
             None => 0,
-            Some(s) => match self.by_subject.get(s.as_str()).or_else(|| self.known_subjects.get(s.as_str())) {
-                Some(prev) => prev + 1,
-                None => self
-                    .ledger
-                    .s
-                    .store
-                    .scan(Secondary::Subject, s.as_str(), 0, seq, true, 1)
-                    .map_err(storage)?
-                    .first()
-                    .map_or(0, |p| p + 1),
-            },
+            Some(s) => self.subject_prev(s.as_str(), seq)?,
         };
         let recorded_at = self.now.max(self.tip.last_time);
         let leaf = build_leaf(&e, Sequencing { seq, recorded_at, prev_hash: self.tip.last_hash, subject_prev });
@@ -268,6 +258,17 @@ impl Batch<'_> {
         // copied it, one allocation per entry).
         (self.tip.next_seq, self.tip.last_hash, self.tip.last_time) = (seq + 1, hash, recorded_at);
         Ok(Slot::New { seq, leaf: leaf_bytes, hash })
+    }
+
+    /// `subject_prev` of a new entry `seq` of `subject`: seq + 1 of the
+    /// subject's previous entry (this batch, the writer's cache, then the
+    /// store), 0 for its first.
+    fn subject_prev(&self, subject: &str, seq: u64) -> Result<u64, AppendError> {
+        if let Some(prev) = self.by_subject.get(subject).or_else(|| self.known_subjects.get(subject)) {
+            return Ok(prev + 1);
+        }
+        let last = self.ledger.s.store.scan(Secondary::Subject, subject, 0, seq, true, 1).map_err(storage)?;
+        Ok(last.first().map_or(0, |p| p + 1))
     }
 
     fn dedup(&self, id: &str, h: u64, e: &NewEntry) -> Result<Option<Slot>, AppendError> {
