@@ -75,6 +75,21 @@ async fn bad_input_is_refused_naming_the_field_and_changes_nothing() {
         (req(input("Bad Category", "", "{}")), Code::InvalidArgument, "invalid category"),
         (req(input("alert_ack", "", "[1,2]")), Code::InvalidArgument, "invalid payload: must be a JSON object"),
         (req(input("alert_ack", "", "not json")), Code::InvalidArgument, "invalid payload: not valid JSON"),
+        (
+            req(input("decision_evaluation", "", r#"{"model":"m1","accepted":true,"accepted":false}"#)),
+            Code::InvalidArgument,
+            "invalid payload.accepted: duplicate member name",
+        ),
+        (
+            req(input("alert_ack", "", r#"{"x":{"y":1,"y":2}}"#)),
+            Code::InvalidArgument,
+            "invalid payload.x.y: duplicate",
+        ),
+        (
+            req(input("alert_ack", "", r#"{"n":123456789012345678901234567890}"#)),
+            Code::InvalidArgument,
+            "invalid payload.n: integer beyond 2^53, send it as a string",
+        ),
         (req(input("alert_ack", "", &deep)), Code::InvalidArgument, "nesting depth"),
         (req(input("alert_ack", "", &big)), Code::InvalidArgument, "invalid payload"),
         (req(input("alert_ack", &"s".repeat(300), "{}")), Code::InvalidArgument, "invalid subject"),

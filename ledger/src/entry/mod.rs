@@ -148,8 +148,9 @@ impl RequestId {
     }
 }
 
-/// A payload: the text of one JSON object within the size and depth limits.
-/// The bytes are kept exactly as given (they are what is hashed).
+/// A payload: the text of one I-JSON object (FORMAT.md §3.4) within the
+/// size and depth limits. The bytes are kept exactly as given (they are
+/// what is hashed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payload {
     bytes: Vec<u8>,
@@ -177,7 +178,8 @@ impl Payload {
             }
             // Too deep for the parser, or invalid: a depth over the limit is named first.
             Err(_) if json_depth(&bytes) > limits.max_payload_depth => Err(too_deep(json_depth(&bytes))),
-            Err(e) => Err(ValidationError::new("payload", format!("not valid JSON: {e}"))),
+            Err(payload_json::Refused::Rule2(v)) => Err(ValidationError::new(v.field(), v.reason)),
+            Err(payload_json::Refused::Json(e)) => Err(ValidationError::new("payload", format!("not valid JSON: {e}"))),
         }
     }
 
@@ -192,10 +194,10 @@ impl Payload {
         std::mem::take(&mut self.bytes)
     }
 
-    /// Whether the top-level field `name` is present and not null (a
-    /// repeated name: its last value counts, as in `serde_json::Value`).
+    /// Whether the top-level field `name` is present and not null (names
+    /// are unique: FORMAT.md §3.4, rule 2).
     pub fn has_field(&self, name: &str) -> bool {
-        self.fields.iter().rev().find(|(n, _)| n == name).is_some_and(|f| f.1)
+        self.fields.iter().find(|(n, _)| n == name).is_some_and(|f| f.1)
     }
 }
 
