@@ -128,3 +128,34 @@ fn a_journal_that_starts_mid_log_verifies_from_its_start_state() {
     assert!(rep.findings.iter().all(|f| f.kind == ledger::verify::FindingKind::CheckpointMismatch
         || f.kind == ledger::verify::FindingKind::SplitView));
 }
+
+/// Which checkpoint a read answers with (`LedgerReader::inclusion`,
+/// `checkpoint_note`): "latest" (0) is signed and covers the entry; a size
+/// with a checkpoint at hand is signed at that size; another size gets the
+/// bare proof, which verifies against that size's root; a checkpoint note
+/// is the latest or a kept history one, and none for a size not kept.
+#[test]
+fn proofs_and_checkpoints_come_from_the_checkpoint_asked_for() {
+    use ledger::log::Inclusion;
+    let dir = tempfile::tempdir().unwrap();
+    let l = common::open(dir.path(), common::options()); // a history checkpoint every 100 entries
+    common::fill(&l, 250, 50);
+    let latest = l.latest_checkpoint();
+    let Inclusion::Signed(r) = l.inclusion(7, 0).unwrap() else { panic!("latest is signed") };
+    assert_eq!(r.checkpoint.checkpoint.size, 250);
+    let cp = &r.checkpoint.checkpoint;
+    verify_inclusion(7, cp.size, &r.leaf_hash, &r.proof, &cp.root).unwrap();
+    let Inclusion::Signed(r) = l.inclusion(7, 250).unwrap() else { panic!("the latest size is at hand") };
+    assert_eq!(r.checkpoint.note, latest.note);
+    let Inclusion::Unsigned { proof, size, leaf_hash } = l.inclusion(7, 120).unwrap() else {
+        panic!("no checkpoint of 120 is at hand")
+    };
+    assert_eq!((size, leaf_hash), (120, l.leaf_hash(7).unwrap()));
+    verify_inclusion(7, 120, &leaf_hash, &proof, &l.root_at(120).unwrap()).unwrap();
+    assert_eq!(l.checkpoint_note(0).unwrap().as_deref(), Some(latest.note.as_str()));
+    assert_eq!(l.checkpoint_note(250).unwrap().as_deref(), Some(latest.note.as_str()));
+    let kept = l.checkpoint_history(100, 100).unwrap().pop().expect("a history checkpoint at 100");
+    assert_eq!(l.checkpoint_note(100).unwrap(), Some(kept.1));
+    assert_eq!(l.checkpoint_note(120).unwrap(), None, "no checkpoint of 120 was kept");
+    assert!(l.inclusion(7, 251).is_err(), "beyond the log");
+}

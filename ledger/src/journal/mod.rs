@@ -47,7 +47,7 @@ impl JournalError {
 
     /// True when the OS reported a full disk or quota.
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, Self::Io { source, .. } if matches!(source.raw_os_error(), Some(28) | Some(122)))
+        matches!(self, Self::Io { source, .. } if crate::store::is_disk_full(source))
     }
 }
 

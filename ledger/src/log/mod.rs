@@ -231,9 +231,8 @@ impl std::ops::Deref for Ledger {
     }
 }
 
-/// The writer's tip, from an opened store.
-fn tip(store: &dyn LogStore) -> Result<Tip, LedgerError> {
-    let n = store.opened_size();
+/// The writer's tip, from a store just opened with `n` entries.
+fn tip(store: &dyn LogStore, n: u64) -> Result<Tip, LedgerError> {
     let (last_hash, last_time) = match n.checked_sub(1) {
         None => ([0u8; 32], 0),
         Some(last) => {
@@ -258,7 +257,7 @@ impl Ledger {
                 expected: opts.origin.clone(),
             });
         }
-        let tip = tip(store.as_ref())?;
+        let tip = tip(store.as_ref(), report.size)?;
         let checkpoint = Checkpoint { origin: opts.origin.clone(), size: tip.next_seq, root: tip.range.root() };
         let note = checkpoint.sign(&keyring.active_signers());
         report.size = tip.next_seq;

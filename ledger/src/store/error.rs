@@ -1,6 +1,11 @@
 //! The one error every store reports: a kind the log and the server act on,
 //! a context in words, and the engine's own error as the source.
 
+/// True when the OS reported a full disk (ENOSPC) or quota (EDQUOT).
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(28) | Some(122))
+}
+
 /// What kind of failure a store reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreErrorKind {
@@ -69,11 +74,7 @@ impl StoreError {
 
     /// An I/O failure while doing `context`; a full disk is `DiskFull`.
     pub fn io(context: impl Into<String>, e: std::io::Error) -> Self {
-        let kind = if matches!(e.raw_os_error(), Some(28) | Some(122)) {
-            StoreErrorKind::DiskFull
-        } else {
-            StoreErrorKind::Io
-        };
+        let kind = if is_disk_full(&e) { StoreErrorKind::DiskFull } else { StoreErrorKind::Io };
         Self::with_source(kind, context, e)
     }
 

@@ -142,9 +142,6 @@ impl FaultStore {
 }
 
 impl LogStore for FaultStore {
-    fn opened_size(&self) -> u64 {
-        self.inner.opened_size()
-    }
     fn start(&self, vis: Arc<Visibility>) -> Result<(), StoreError> {
         self.inner.start(vis)
     }

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-pub use error::{StoreError, StoreErrorKind};
+pub use error::{StoreError, StoreErrorKind, is_disk_full};
 pub use visibility::Visibility;
 
 use crate::artifacts::StoredBlob;
@@ -149,7 +149,7 @@ pub struct OpenReport {
     pub truncated: Option<(String, u64, u64)>,
     /// entries added to derived data (the index) from the source of truth
     pub caught_up: u64,
-    /// entries in the log
+    /// entries in the log (the store's: durable entries at open)
     pub size: u64,
     /// derived data was rebuilt: (where the old copy went, and why)
     pub index_rebuilt: Option<(String, String)>,
@@ -174,8 +174,6 @@ pub struct Opened {
 /// Reads answer for entries the store has published (see `publish`); the
 /// log decides who may ask for what.
 pub trait LogStore: Send + Sync {
-    /// Entries durable in the store when it was opened.
-    fn opened_size(&self) -> u64;
     /// Starts the store's background work (e.g. an index thread), which
     /// reports through `vis` what is readable and whether it failed.
     fn start(&self, vis: Arc<Visibility>) -> Result<(), StoreError>;

@@ -64,17 +64,12 @@ pub fn open(dir: &Path, opts: LogOptions) -> Result<(Ledger, OpenReport), Ledger
 
 impl From<JournalError> for StoreError {
     fn from(e: JournalError) -> Self {
-        match &e {
-            JournalError::Corrupt { .. } => StoreError::with_source(StoreErrorKind::Damaged, "", e),
-            JournalError::Io { source, .. } => {
-                let kind = if matches!(source.raw_os_error(), Some(28) | Some(122)) {
-                    StoreErrorKind::DiskFull
-                } else {
-                    StoreErrorKind::Io
-                };
-                StoreError::with_source(kind, "", e)
-            }
-        }
+        let kind = match &e {
+            JournalError::Corrupt { .. } => StoreErrorKind::Damaged,
+            JournalError::Io { .. } if e.is_disk_full() => StoreErrorKind::DiskFull,
+            JournalError::Io { .. } => StoreErrorKind::Io,
+        };
+        StoreError::with_source(kind, "", e)
     }
 }
 
@@ -112,7 +107,6 @@ pub struct FileStore {
     journal: JournalReader,
     blobs: FileBlobs,
     min_free_bytes: u64,
-    opened_size: u64,
     queue: Mutex<Queue>,
     /// the journal's durable end (segment, offset): what readers and exports may read
     durable: Mutex<(u64, u64)>,
@@ -220,7 +214,6 @@ impl FileStore {
             journal: JournalReader::new(journal_dir),
             blobs: FileBlobs::new(crate::layout::artifacts(dir)),
             min_free_bytes,
-            opened_size: size,
             queue: Mutex::new(Queue { written: VecDeque::new(), file: None }),
             durable: Mutex::new((journal.segment(), journal.segment_len())),
             index_tx: Mutex::new(None),
@@ -230,11 +223,6 @@ impl FileStore {
         });
         let writer = Box::new(FileWriter { store: store.clone(), journal, next_seq: size, _lease: lease });
         Ok(Opened { store, writer, report })
-    }
-
-    /// The log's directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     fn segment_path(&self, segment: u64) -> PathBuf {
@@ -271,10 +259,6 @@ impl FileStore {
 }
 
 impl LogStore for FileStore {
-    fn opened_size(&self) -> u64 {
-        self.opened_size
-    }
-
     fn start(&self, vis: Arc<Visibility>) -> Result<(), StoreError> {
         let _ = self.vis.set(vis.clone());
         let (tx, thread) =

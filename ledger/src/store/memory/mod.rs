@@ -112,7 +112,6 @@ impl MemoryDisk {
         let store = Arc::new(MemoryStore {
             disk: self.clone(),
             blobs: MemoryBlobs { disk: self.clone() },
-            opened_size: size,
             derived: RwLock::new(derived),
             queue: Mutex::new(Queue::default()),
             vis: OnceLock::new(),
@@ -153,7 +152,6 @@ struct Queue {
 pub struct MemoryStore {
     disk: MemoryDisk,
     blobs: MemoryBlobs,
-    opened_size: u64,
     derived: RwLock<Derived>,
     queue: Mutex<Queue>,
     vis: OnceLock<Arc<Visibility>>,
@@ -179,10 +177,6 @@ impl MemoryStore {
 }
 
 impl LogStore for MemoryStore {
-    fn opened_size(&self) -> u64 {
-        self.opened_size
-    }
-
     fn start(&self, vis: Arc<Visibility>) -> Result<(), StoreError> {
         let _ = self.vis.set(vis);
         Ok(())
@@ -351,9 +345,9 @@ impl LogWriter for MemoryWriter {
         Ok(())
     }
 
-    /// Makes every written batch durable, then keeps `history` after it.
+    /// Keeps `history` after the durable batches (the log calls it with
+    /// every written batch durable and published).
     fn close(&mut self, history: Option<(u64, String)>) -> Result<(), StoreError> {
-        self.store.sync_written();
         if let Some((size, note)) = history {
             encode_frame(&record::encode_checkpoint(&note), &mut lock(&self.store.disk.state).journal);
             write(&self.store.derived).checkpoints.push((size, note));

@@ -118,7 +118,7 @@ fn discarded_batches_never_reach_the_disk_and_a_reopen_rebuilds_the_rest() {
     w.replace_record(1, &redacted).unwrap();
     drop((store, w));
     let o = disk.open().unwrap();
-    assert_eq!((o.store.opened_size(), o.report.size), (3, 3), "the discarded batch is gone");
+    assert_eq!(o.report.size, 3, "the discarded batch is gone");
     assert_eq!(CompactRange::from_source(&NodesOf(&*o.store), 3).unwrap().root(), root3);
     assert_eq!(&o.store.record(1).unwrap().unwrap().1[..], &redacted[..], "the frame's CRC was re-encoded");
     assert!(o.store.checkpoints(0, 10).unwrap().is_empty(), "the discarded history went with its batch");
