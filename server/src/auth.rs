@@ -8,18 +8,36 @@
 //! (loopback only, or `--insecure-listen`) there is no authentication: the
 //! caller is the request's self-declared `actor` and has every role.
 //!
+//! The table can change while serving (`admin reload-policy`, SIGHUP):
+//! [`AccessCell`] holds the one in force and tells open streams when it
+//! changes. A certificate is checked again, against the revocation lists in
+//! force, on every call (cached per table for a minute), so a revoked
+//! client is refused on its next call even over a connection opened before.
+//!
 //! Owns: identity extraction, the grant table and its verdicts
-//! (UNAUTHENTICATED, PERMISSION_DENIED; `status` words them), loading the
-//! TLS material. Must not: read request bodies beyond the log name and
-//! category it is handed.
+//! (UNAUTHENTICATED, PERMISSION_DENIED; `status` words them). Must not:
+//! read request bodies beyond the log name and category it is handed, or
+//! read files (`tls` loads the TLS material).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::ClientCertVerifier;
+use tokio::sync::watch;
 use tonic::{Request, Status};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-use crate::config::{Config, Grant, Role, TlsConfig};
+use crate::config::{Config, Grant, Role};
 use crate::status;
+use crate::tls::Revocation;
+
+/// How long a certificate's verdict is reused before it is checked again
+/// (its expiry, chiefly: a reload starts a new table and a new cache).
+const RECHECK_AFTER: Duration = Duration::from_secs(60);
+/// Most verdicts cached per table.
+const MAX_CACHED: usize = 4096;
 
 /// The authenticated (or, without TLS, self-declared) caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,31 +46,79 @@ pub struct Caller {
     pub identity: String,
     /// true when the identity comes from a verified certificate
     pub authenticated: bool,
+    /// the certificate chain it presented (checked again after a reload)
+    pub chain: Option<Arc<Vec<CertificateDer<'static>>>>,
 }
 
 impl Caller {
     /// A self-declared caller (no TLS): the claim, or "anonymous".
     pub fn declared(claimed: &str) -> Self {
         let identity = if claimed.is_empty() { "anonymous".to_owned() } else { claimed.to_owned() };
-        Self { identity, authenticated: false }
+        Self { identity, authenticated: false, chain: None }
     }
 }
 
-/// The grant table, built once from the configuration.
+/// How client certificates are checked under mutual TLS: rustls' verifier
+/// with the revocation lists in force.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// the verifier (client CA + CRLs)
+    pub verifier: Arc<dyn ClientCertVerifier>,
+    /// the CRLs it checks
+    pub revocation: Revocation,
+}
+
+/// One grant table with its certificate checks; replaced whole on reload.
 #[derive(Debug, Default)]
 pub struct Access {
     /// mutual TLS is on: grants apply
     enforced: bool,
     by_log: HashMap<String, Vec<Grant>>,
+    clients: Option<Clients>,
+    verdicts: Mutex<HashMap<CertificateDer<'static>, Verdict>>,
 }
 
+/// When a certificate was checked, and the identity or the refusal.
+type Verdict = (Instant, Result<String, Status>);
+
 impl Access {
-    /// From the configuration (validated).
-    pub fn new(config: &Config) -> Self {
+    /// From the configuration (validated) and, under TLS, the certificate
+    /// checks.
+    pub fn new(config: &Config, clients: Option<Clients>) -> Self {
         Self {
             enforced: config.tls.is_some(),
             by_log: config.logs.iter().map(|l| (l.name.clone(), l.access.clone())).collect(),
+            clients,
+            verdicts: Mutex::default(),
         }
+    }
+
+    /// This table with `log`'s grants replaced and, when given, new
+    /// certificate checks.
+    pub fn revised(&self, log: &str, grants: Vec<Grant>, clients: Option<Clients>) -> Self {
+        let mut by_log = self.by_log.clone();
+        by_log.insert(log.to_owned(), grants);
+        Self {
+            enforced: self.enforced,
+            by_log,
+            clients: clients.or_else(|| self.clients.clone()),
+            verdicts: Mutex::default(),
+        }
+    }
+
+    /// The grants on `log`.
+    pub fn grants_on(&self, log: &str) -> &[Grant] {
+        self.by_log.get(log).map_or(&[], Vec::as_slice)
+    }
+
+    /// The serials revoked by the CRLs in force (empty without TLS or CRLs).
+    pub fn revoked(&self) -> BTreeSet<String> {
+        self.clients.as_ref().map(|c| c.revocation.serials.clone()).unwrap_or_default()
+    }
+
+    /// The client certificate verifier in force (under TLS).
+    pub fn verifier(&self) -> Option<Arc<dyn ClientCertVerifier>> {
+        self.clients.as_ref().map(|c| c.verifier.clone())
     }
 
     /// The caller of a request. `claimed` is the request's `actor` field,
@@ -61,10 +127,60 @@ impl Access {
         if !self.enforced {
             return Ok(Caller::declared(claimed));
         }
-        let certs = req.peer_certs().ok_or_else(status::no_client_certificate)?;
-        let leaf = certs.first().ok_or_else(status::empty_certificate_chain)?;
+        let chain = req.peer_certs().ok_or_else(status::no_client_certificate)?;
+        let identity = self.check_chain(&chain)?;
+        Ok(Caller { identity, authenticated: true, chain: Some(chain) })
+    }
+
+    /// The identity in a certificate chain that verifies now, against the
+    /// revocation lists in force.
+    fn check_chain(&self, chain: &[CertificateDer<'static>]) -> Result<String, Status> {
+        let leaf = chain.first().ok_or_else(status::empty_certificate_chain)?;
+        let mut verdicts = self.verdicts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, v)) = verdicts.get(leaf)
+            && at.elapsed() < RECHECK_AFTER
+        {
+            return v.clone();
+        }
+        let verdict = self.verify(leaf, &chain[1..]);
+        if verdicts.len() >= MAX_CACHED {
+            verdicts.clear();
+        }
+        verdicts.insert(leaf.clone(), (Instant::now(), verdict.clone()));
+        verdict
+    }
+
+    fn verify(
+        &self,
+        leaf: &CertificateDer<'static>,
+        intermediates: &[CertificateDer<'static>],
+    ) -> Result<String, Status> {
         let identity = identity_of(leaf.as_ref()).map_err(status::no_identity)?;
-        Ok(Caller { identity, authenticated: true })
+        let Some(clients) = &self.clients else { return Ok(identity) };
+        match clients.verifier.verify_client_cert(leaf, intermediates, UnixTime::now()) {
+            Ok(_) => Ok(identity),
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked)) => {
+                Err(status::certificate_revoked(&identity, &serial_of(leaf.as_ref())))
+            }
+            Err(e) => Err(status::certificate_refused(&identity, &e)),
+        }
+    }
+
+    /// Checks again that `caller` may go on holding one of `roles` on `log`
+    /// (`None`: on some hosted log), for open streams after a reload: its
+    /// certificate still verifies and a grant still gives the role.
+    pub fn recheck(&self, caller: &Caller, log: Option<&str>, roles: &[Role]) -> Result<(), Status> {
+        if !self.enforced {
+            return Ok(());
+        }
+        if let Some(chain) = &caller.chain {
+            self.check_chain(chain)?;
+        }
+        match log {
+            Some(log) => self.require(caller, log, roles),
+            None if self.by_log.keys().any(|l| self.require(caller, l, roles).is_ok()) => Ok(()),
+            None => Err(status::lacks_role(&caller.identity, "(any)", roles)),
+        }
     }
 
     fn grants<'a>(&'a self, caller: &'a Caller, log: &str) -> impl Iterator<Item = &'a Grant> {
@@ -95,6 +211,42 @@ impl Access {
     }
 }
 
+/// The access table in force, replaced whole by a reload; open streams
+/// watch [`AccessCell::changes`] to check their caller again.
+#[derive(Debug)]
+pub struct AccessCell {
+    current: RwLock<Arc<Access>>,
+    changes: watch::Sender<u64>,
+}
+
+impl AccessCell {
+    /// Starts with `access`.
+    pub fn new(access: Access) -> Self {
+        Self { current: RwLock::new(Arc::new(access)), changes: watch::Sender::new(0) }
+    }
+
+    /// The table in force.
+    pub fn current(&self) -> Arc<Access> {
+        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Puts `access` in force and tells the watchers.
+    pub fn replace(&self, access: Access) {
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(access);
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Changes each time a table is put in force.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+}
+
+/// The serial number of a DER certificate, lowercase hex ("" if unreadable).
+pub fn serial_of(der: &[u8]) -> String {
+    X509Certificate::from_der(der).map(|(_, c)| hex::encode(c.raw_serial())).unwrap_or_default()
+}
+
 /// The identity in a DER certificate: first SAN URI, else first SAN DNS
 /// name, else the subject's CN.
 pub fn identity_of(der: &[u8]) -> Result<String, String> {
@@ -115,58 +267,4 @@ pub fn identity_of(der: &[u8]) -> Result<String, String> {
     let cn = cert.subject().iter_common_name().next().and_then(|c| c.as_str().ok().map(str::to_owned));
     cn.filter(|c| !c.is_empty())
         .ok_or_else(|| "the client certificate has no SAN URI, SAN DNS name or subject CN to identify it".to_owned())
-}
-
-/// A TLS file could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    /// A certificate file cannot be read.
-    #[error("tls.{field} {path}: {source}")]
-    Read {
-        /// the config field
-        field: &'static str,
-        /// the file
-        path: std::path::PathBuf,
-        /// the OS error
-        source: std::io::Error,
-    },
-    /// The private key file is unusable (missing, or readable by others).
-    #[error("tls.key: {0}")]
-    Key(#[from] ledger::keys::KeyError),
-    /// A file holds no PEM block of the expected kind.
-    #[error("tls.{field} {path}: {reason}")]
-    Pem {
-        /// the config field
-        field: &'static str,
-        /// the file
-        path: std::path::PathBuf,
-        /// what is missing
-        reason: &'static str,
-    },
-}
-
-/// Loads the server's TLS configuration (mutual TLS, client certificate
-/// required), refusing a private key that group or others can read.
-pub fn server_tls(t: &TlsConfig) -> Result<tonic::transport::ServerTlsConfig, TlsError> {
-    let read = |field: &'static str, path: &std::path::Path| {
-        std::fs::read(path).map_err(|source| TlsError::Read { field, path: path.to_owned(), source })
-    };
-    let cert = read("cert", &t.cert)?;
-    let ca = read("client_ca", &t.client_ca)?;
-    let key = ledger::keys::read_private(&t.key)?;
-    let pem_check = |field, path: &std::path::Path, bytes: &[u8], marker: &str, reason| {
-        if String::from_utf8_lossy(bytes).contains(marker) {
-            Ok(())
-        } else {
-            Err(TlsError::Pem { field, path: path.to_owned(), reason })
-        }
-    };
-    pem_check("cert", &t.cert, &cert, "-----BEGIN CERTIFICATE-----", "no PEM certificate in the file")?;
-    pem_check("client_ca", &t.client_ca, &ca, "-----BEGIN CERTIFICATE-----", "no PEM certificate in the file")?;
-    pem_check("key", &t.key, &key, "PRIVATE KEY-----", "no PEM private key in the file")?;
-    Ok(tonic::transport::ServerTlsConfig::new()
-        .identity(tonic::transport::Identity::from_pem(cert, key))
-        .client_ca_root(tonic::transport::Certificate::from_pem(ca))
-        .client_auth_optional(false)
-        .timeout(std::time::Duration::from_secs(10)))
 }

@@ -121,6 +121,35 @@ pub struct TlsConfig {
     pub key: PathBuf,
     /// the CA that signs client certificates (PEM)
     pub client_ca: PathBuf,
+    /// certificate revocation lists from the client CA (PEM); re-read with the
+    /// grants on `admin reload-policy` and SIGHUP
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_crl: Option<PathBuf>,
+}
+
+/// What one client identity may hold of the server's shared capacity
+/// (docs/SECURITY.md "Limits"): a share of each log's append queue and of
+/// the read streams. Without TLS the identity is the declared actor.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerIdentity {
+    /// of a log's `queue_depth`: appends one identity may have waiting
+    pub queue_share: f64,
+    /// of `max_read_streams`: read streams one identity may hold open
+    pub read_stream_share: f64,
+}
+
+impl Default for PerIdentity {
+    fn default() -> Self {
+        Self { queue_share: 0.5, read_stream_share: 0.5 }
+    }
+}
+
+impl PerIdentity {
+    /// `share` of `total`, rounded up, at least 1.
+    pub fn of(share: f64, total: usize) -> usize {
+        ((share * total as f64).ceil() as usize).clamp(1, total.max(1))
+    }
 }
 
 /// The whole configuration.
@@ -155,6 +184,8 @@ pub struct Config {
     pub max_read_streams: usize,
     /// input limits
     pub limits: Limits,
+    /// each identity's share of the append queue and the read streams
+    pub per_identity: PerIdentity,
     /// key ages and lifetimes
     pub keys: KeyPolicy,
     /// categories (server-wide default)
@@ -188,6 +219,7 @@ impl Default for Config {
             min_free_bytes: 64 << 20,
             max_read_streams: 128,
             limits: Limits::default(),
+            per_identity: PerIdentity::default(),
             keys: KeyPolicy::default(),
             policy: Policy::default(),
             tls: None,
@@ -264,6 +296,14 @@ impl Config {
         ] {
             if v < min || v > max {
                 return Err(invalid(field, format!("{v} is outside {min}..={max}")));
+            }
+        }
+        for (field, share) in [
+            ("per_identity.queue_share", self.per_identity.queue_share),
+            ("per_identity.read_stream_share", self.per_identity.read_stream_share),
+        ] {
+            if !(share > 0.0 && share <= 1.0) {
+                return Err(invalid(field, format!("{share} is outside (0, 1]: a share of the capacity")));
             }
         }
         Ok(())

@@ -14,13 +14,17 @@
 pub mod auth;
 pub mod config;
 mod convert;
+mod guard;
+pub mod limits;
 mod logs;
 pub mod metrics;
+mod reload;
 mod status;
 mod svc_admin;
 mod svc_artifact;
 mod svc_keys;
 mod svc_ledger;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -50,10 +54,24 @@ pub struct State {
     pub metrics: Arc<metrics::Metrics>,
     /// flips to true when shutdown starts (ends Tail and AppendStream)
     pub shutdown: watch::Receiver<bool>,
-    /// identities and roles
-    pub access: auth::Access,
+    /// identities and roles: the table in force
+    pub access: Arc<auth::AccessCell>,
+    /// the client CA, under mutual TLS (reloads rebuild its verifier with
+    /// the CRLs they read)
+    pub client_ca: Option<tls::ClientCa>,
+    /// one reload at a time
+    pub reloading: tokio::sync::Mutex<()>,
     /// permits for open read streams (Query, Tail, Export, Download)
     pub read_streams: Arc<tokio::sync::Semaphore>,
+    /// each identity's share of them (`per_identity.read_stream_share`)
+    pub stream_shares: Arc<limits::Shares>,
+}
+
+/// What an open read stream holds: one of the server's read streams and
+/// one of its identity's share.
+pub struct ReadPermit {
+    _server: tokio::sync::OwnedSemaphorePermit,
+    _identity: limits::Slot,
 }
 
 impl State {
@@ -67,9 +85,10 @@ impl State {
         req: Request<T>,
         roles: &[Role],
     ) -> Result<(auth::Caller, T, Arc<logs::LogHandle>), Status> {
-        let caller = self.access.caller(&req, req.get_ref().declared_actor())?;
+        let access = self.access.current();
+        let caller = access.caller(&req, req.get_ref().declared_actor())?;
         let log = self.logs.get(req.get_ref().log_name())?.clone();
-        self.access.require(&caller, &log.name, roles)?;
+        access.require(&caller, &log.name, roles)?;
         Ok((caller, req.into_inner(), log))
     }
 
@@ -86,12 +105,34 @@ impl State {
         Ok((actor, r, log))
     }
 
-    /// A permit for one more read stream, or RESOURCE_EXHAUSTED.
-    pub fn read_stream(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
-        self.read_streams
+    /// A permit for one more read stream by `caller`, or
+    /// RESOURCE_EXHAUSTED naming the limit: the server's, or its identity's
+    /// share.
+    pub fn read_stream(&self, caller: &auth::Caller) -> Result<ReadPermit, Status> {
+        let server = self
+            .read_streams
             .clone()
             .try_acquire_owned()
-            .map_err(|_| status::read_streams_full(self.config.max_read_streams))
+            .map_err(|_| status::read_streams_full(self.config.max_read_streams))?;
+        let Some(slot) = self.stream_shares.try_take(&caller.identity) else {
+            self.metrics.identity_refusals.with_label_values(&[metrics::identity_label(caller), "read_streams"]).inc();
+            let limit = self.stream_shares.limit();
+            return Err(status::identity_limit(&caller.identity, "open read streams", limit, "read_stream_share"));
+        };
+        Ok(ReadPermit { _server: server, _identity: slot })
+    }
+
+    /// `inner`, ended with PERMISSION_DENIED as soon as `caller` no longer
+    /// holds one of `roles` on `log` (`None`: on any log) because a reload
+    /// revoked its certificate or withdrew its grant.
+    pub fn guarded<T: 'static>(
+        &self,
+        inner: guard::Boxed<T>,
+        caller: &auth::Caller,
+        log: Option<&str>,
+        roles: &[Role],
+    ) -> guard::Boxed<T> {
+        guard::until_lost(inner, guard::access_lost(&self.access, caller, log, roles))
     }
 }
 
@@ -157,7 +198,7 @@ pub enum ServerError {
     Listener(std::io::Error),
     /// The TLS files are unusable.
     #[error(transparent)]
-    Tls(#[from] auth::TlsError),
+    Tls(#[from] tls::TlsError),
     /// The transport failed.
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -199,7 +240,20 @@ pub async fn serve_with_metrics(
     config.validate()?;
     let local = listener.local_addr().map_err(ServerError::Listener)?;
     config.check_listen(local)?;
-    let tls = config.tls.as_ref().map(auth::server_tls).transpose()?;
+    let (client_ca, clients) = match &config.tls {
+        Some(t) => {
+            let ca = tls::ClientCa::load(&t.client_ca)?;
+            let revocation = tls::Revocation::load(t.client_crl.as_deref(), &ca)?;
+            let clients = auth::Clients { verifier: ca.verifier(&revocation)?, revocation };
+            (Some(ca), Some(clients))
+        }
+        None => (None, None),
+    };
+    let access = Arc::new(auth::AccessCell::new(auth::Access::new(&config, clients)));
+    let tls = match (&config.tls, &client_ca) {
+        (Some(t), Some(ca)) => Some(tls::server_config(t, ca, access.clone())?),
+        _ => None,
+    };
     if tls.is_none() && !local.ip().is_loopback() {
         tracing::warn!(addr = %local, "INSECURE: plaintext gRPC on a non-loopback address (--insecure-listen): no authentication, any client can append as any actor");
     }
@@ -208,9 +262,21 @@ pub async fn serve_with_metrics(
     let m = metrics.clone();
     let logs = tokio::task::spawn_blocking(move || logs::Logs::open(&cfg, &m)).await.expect("open task")?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let access = auth::Access::new(&config);
     let read_streams = Arc::new(tokio::sync::Semaphore::new(config.max_read_streams));
-    let state = Arc::new(State { config, logs, metrics, shutdown: stop_rx, access, read_streams });
+    let stream_shares =
+        limits::Shares::new(config::PerIdentity::of(config.per_identity.read_stream_share, config.max_read_streams));
+    let state = Arc::new(State {
+        config,
+        logs,
+        metrics,
+        shutdown: stop_rx,
+        access,
+        client_ca,
+        reloading: tokio::sync::Mutex::new(()),
+        read_streams,
+        stream_shares,
+    });
+    let sighup = tokio::spawn(reload::on_sighup(state.clone()));
     let metrics_task = metrics_listener.map(|l| tokio::spawn(metrics_server(l, state.clone())));
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<LedgerServiceServer<svc_ledger::LedgerSvc>>().await;
@@ -234,16 +300,13 @@ pub async fn serve_with_metrics(
         tracing::info!("shutdown: no new requests; finishing queued appends");
         let _ = stop_tx.send(true);
     };
-    let mut builder = tonic::transport::Server::builder();
-    if let Some(t) = tls {
-        builder = builder.tls_config(t)?;
-    }
+    let builder = tonic::transport::Server::builder();
     let mut stopping = state.shutdown.clone();
     let grace = async move {
         let _ = stopping.wait_for(|s| *s).await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
-    let serving = builder
+    let router = builder
         .max_concurrent_streams(Some(256))
         .add_service(health_svc)
         .add_service(reflection_v1)
@@ -251,8 +314,13 @@ pub async fn serve_with_metrics(
         .add_service(svc_ledger::service(state.clone()))
         .add_service(svc_artifact::service(state.clone()))
         .add_service(svc_keys::service(state.clone()))
-        .add_service(svc_admin::service(state.clone()))
-        .serve_with_incoming_shutdown(incoming(listener), signal);
+        .add_service(svc_admin::service(state.clone()));
+    let serving: std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> = match tls {
+        Some(t) => {
+            Box::pin(router.serve_with_incoming_shutdown(tls::incoming(listener, t, state.shutdown.clone()), signal))
+        }
+        None => Box::pin(router.serve_with_incoming_shutdown(incoming(listener), signal)),
+    };
     let result = tokio::select! {
         r = serving => r,
         () = grace => {
@@ -266,6 +334,7 @@ pub async fn serve_with_metrics(
     if let Err(e) = tokio::task::spawn_blocking(move || st.logs.stop()).await {
         tracing::error!(error = %e, "stopping the logs did not run to its end");
     }
+    sighup.abort();
     if let Some(mut t) = metrics_task
         && tokio::time::timeout(SHUTDOWN_GRACE, &mut t).await.is_err()
     {

@@ -65,8 +65,11 @@ pub struct LogHandle {
     depth: usize,
     /// the visible size, for Tail
     pub size: watch::Receiver<u64>,
+    size_tx: Arc<watch::Sender<u64>>,
     /// unix ns of the latest checkpoint
     pub checkpoint_at: Arc<AtomicI64>,
+    /// each identity's share of the queue (`per_identity.queue_share`)
+    pub shares: Arc<crate::limits::Shares>,
     writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -106,6 +109,12 @@ impl LogHandle {
         let (reply, rx) = oneshot::channel();
         q.send(Job { count: entries.len(), entries, reply }).await.map_err(|_| status::shutting_down())?;
         Ok(rx)
+    }
+
+    /// Tells Tail streams about entries written outside the queue (admin
+    /// actions, which take the writer lock themselves).
+    pub fn published(&self) {
+        publish(&self.size_tx, self.ledger.size());
     }
 
     /// Appends waiting.
@@ -201,13 +210,14 @@ fn open_log(
     let ledger = Arc::new(ledger);
     let (tx, rx) = mpsc::channel(config.queue_depth);
     let (size_tx, size_rx) = watch::channel(ledger.size());
+    let size_tx = Arc::new(size_tx);
     let checkpoint_at = Arc::new(AtomicI64::new((system_clock())()));
     let w = Writer {
         ledger: ledger.clone(),
         name: name.to_owned(),
         max_batch: config.max_batch,
         metrics: metrics.clone(),
-        size: size_tx,
+        size: size_tx.clone(),
         checkpoint_at: checkpoint_at.clone(),
     };
     let thread = std::thread::Builder::new()
@@ -220,7 +230,12 @@ fn open_log(
         queue: std::sync::Mutex::new(Some(tx)),
         depth: config.queue_depth,
         size: size_rx,
+        size_tx,
         checkpoint_at,
+        shares: crate::limits::Shares::new(crate::config::PerIdentity::of(
+            config.per_identity.queue_share,
+            config.queue_depth,
+        )),
         writer: std::sync::Mutex::new(Some(thread)),
     })
 }
@@ -230,7 +245,7 @@ struct Writer {
     name: String,
     max_batch: usize,
     metrics: Arc<Metrics>,
-    size: watch::Sender<u64>,
+    size: Arc<watch::Sender<u64>>,
     checkpoint_at: Arc<AtomicI64>,
 }
 
@@ -295,12 +310,16 @@ impl Writer {
             let sync = self.ledger.last_sync_nanos() as f64 / 1e9;
             self.metrics.fsync_seconds.with_label_values(&[&self.name]).observe(sync);
             self.checkpoint_at.store((system_clock())(), Ordering::Relaxed);
-            let after = self.ledger.size();
-            self.size.send_if_modified(|v| std::mem::replace(v, (*v).max(after)) < after);
+            publish(&self.size, self.ledger.size());
         }
         let mut results = results.into_iter();
         for job in jobs {
             let _ = job.reply.send(results.by_ref().take(job.count).collect());
         }
     }
+}
+
+/// Raises the visible size to `after` (never lowers it).
+fn publish(size: &watch::Sender<u64>, after: u64) {
+    size.send_if_modified(|v| std::mem::replace(v, (*v).max(after)) < after);
 }

@@ -1,7 +1,8 @@
 //! Prometheus metrics (docs/OPERATIONS.md lists them; docs/ops/ uses them).
 //!
 //! Owns: metric names and labels. Must not: put secrets or unbounded label
-//! values in labels (categories outside the policy become "undeclared").
+//! values in labels (categories outside the policy become "undeclared",
+//! self-declared identities "(unauthenticated)").
 
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -30,7 +31,20 @@ pub struct Metrics {
     pub queue_depth: IntGaugeVec,
     /// integrity failures found while serving reads
     pub verify_failures: IntCounterVec,
+    /// calls refused because their identity held its whole share
+    pub identity_refusals: IntCounterVec,
 }
+
+/// The `identity` label: the certificate identity under mutual TLS (a set
+/// the grants bound), else one value for every self-declared caller (their
+/// claims are unbounded).
+pub fn identity_label(caller: &crate::auth::Caller) -> &str {
+    if caller.authenticated { &caller.identity } else { "(unauthenticated)" }
+}
+
+/// Metrics that appear on the page only once something was counted (their
+/// labels are not known in advance).
+pub const COUNTED_ON_EVENT: &[&str] = &["ledger_identity_limit_refusals_total"];
 
 /// The metric names, for the docs test.
 pub const NAMES: &[&str] = &[
@@ -44,6 +58,7 @@ pub const NAMES: &[&str] = &[
     "ledger_key_days_to_expiry",
     "ledger_queue_depth",
     "ledger_verify_failures_total",
+    "ledger_identity_limit_refusals_total",
 ];
 
 impl Metrics {
@@ -87,6 +102,11 @@ impl Metrics {
                 &["log"],
             )
             .expect("valid"),
+            identity_refusals: IntCounterVec::new(
+                Opts::new(NAMES[10], "Calls refused because their identity held its whole share"),
+                &["identity", "limit"],
+            )
+            .expect("valid"),
             registry: r,
         };
         for c in [
@@ -100,6 +120,7 @@ impl Metrics {
             Box::new(m.key_days_to_expiry.clone()),
             Box::new(m.queue_depth.clone()),
             Box::new(m.verify_failures.clone()),
+            Box::new(m.identity_refusals.clone()),
         ] {
             m.registry.register(c).expect("unique metric names");
         }

@@ -111,6 +111,26 @@ pub fn no_identity(reason: impl Into<String>) -> Status {
     Status::unauthenticated(reason)
 }
 
+/// With mutual TLS: the client certificate is on a revocation list in force.
+pub fn certificate_revoked(identity: &str, serial: &str) -> Status {
+    Status::permission_denied(format!(
+        "the client certificate of {identity:?} (serial {serial}) is revoked: tls.client_crl lists it"
+    ))
+}
+
+/// With mutual TLS: the client certificate no longer verifies (expired, or
+/// no revocation list for its issuer).
+pub fn certificate_refused(identity: &str, e: &dyn Display) -> Status {
+    Status::permission_denied(format!("the client certificate of {identity:?} is refused: {e}"))
+}
+
+/// One identity holds its whole share of a capacity (`[per_identity]`).
+pub fn identity_limit(identity: &str, what: &str, limit: usize, field: &str) -> Status {
+    Status::resource_exhausted(format!(
+        "identity {identity:?} already holds {limit} {what}, its limit (per_identity.{field}): retry when some finish"
+    ))
+}
+
 /// The caller's identity holds none of `roles` on `log`.
 pub fn lacks_role(identity: &str, log: &str, roles: &[Role]) -> Status {
     let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();

@@ -8,7 +8,6 @@ use ledger_proto::v1 as pb;
 use ledger_proto::v1::admin_service_server::{AdminService, AdminServiceServer};
 use tonic::{Request, Response, Status};
 
-use crate::config::Config;
 use crate::svc_ledger::blocking;
 use crate::{State, convert, status};
 
@@ -29,6 +28,7 @@ impl AdminService for AdminSvc {
         let (ledger, identity) = (log.ledger().clone(), who.as_str().to_owned());
         let (seq, reason) = (r.seq, r.reason);
         let receipt = blocking(move || ledger.redact(&who, seq, &reason).map_err(|e| status::redact(&e))).await?;
+        log.published();
         tracing::warn!(log = %log.name, target = seq, redaction = receipt.seq, actor = %identity, "payload redacted");
         Ok(Response::new(pb::RedactResponse { receipt: Some(convert::receipt(&receipt)) }))
     }
@@ -38,28 +38,19 @@ impl AdminService for AdminSvc {
         req: Request<pb::ReloadPolicyRequest>,
     ) -> Result<Response<pb::ReloadPolicyResponse>, Status> {
         let (who, r, log) = self.state.admin(req)?;
-        let Some(path) = self.state.config.source.clone() else {
-            return Err(status::no_policy_file());
-        };
-        let fresh = Config::load(&path).and_then(|c| c.validate().map(|_| c)).map_err(status::policy_not_reloaded)?;
-        let lc = fresh
-            .logs
-            .iter()
-            .find(|l| l.name == log.name)
-            .ok_or_else(|| status::log_not_configured(&path, &log.name))?;
-        let policy = fresh.policy_of(lc);
-        let categories: Vec<String> = policy.categories.keys().cloned().collect();
-        let (ledger, identity) = (log.ledger().clone(), who.as_str().to_owned());
-        let receipt =
-            blocking(move || ledger.reload_policy(&who, policy, &r.reason).map_err(|e| status::append(&e))).await?;
-        tracing::warn!(log = %log.name, seq = receipt.seq, actor = %identity, "policy reloaded");
-        Ok(Response::new(pb::ReloadPolicyResponse { receipt: Some(convert::receipt(&receipt)), categories }))
+        let mut done = crate::reload::reload(&self.state, Some(&log.name), &who, &r.reason).await?;
+        let one = done.pop().ok_or_else(|| status::log_not_configured(std::path::Path::new(""), &log.name))?;
+        Ok(Response::new(pb::ReloadPolicyResponse {
+            receipt: Some(convert::receipt(&one.receipt)),
+            categories: one.categories,
+        }))
     }
 
     async fn reindex(&self, req: Request<pb::ReindexRequest>) -> Result<Response<pb::ReindexResponse>, Status> {
         let (who, r, log) = self.state.admin(req)?;
         let (ledger, identity) = (log.ledger().clone(), who.as_str().to_owned());
         let receipt = blocking(move || ledger.request_reindex(&who, &r.reason).map_err(|e| status::append(&e))).await?;
+        log.published();
         tracing::warn!(log = %log.name, seq = receipt.seq, actor = %identity, "index rebuild requested for the next start");
         Ok(Response::new(pb::ReindexResponse { receipt: Some(convert::receipt(&receipt)) }))
     }

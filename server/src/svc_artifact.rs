@@ -39,14 +39,14 @@ fn header_error(e: ledger::ValidationError) -> Status {
 #[tonic::async_trait]
 impl ArtifactService for ArtifactSvc {
     async fn upload(&self, req: Request<Streaming<pb::UploadRequest>>) -> Result<Response<pb::UploadResponse>, Status> {
-        let caller = self.state.access.caller(&req, "")?;
+        let caller = self.state.access.current().caller(&req, "")?;
         let mut s = req.into_inner();
         let Some(pb::UploadRequest { item: Some(pb::upload_request::Item::Header(h)) }) = s.message().await? else {
             return Err(status::invalid("header", "the first message must be the upload header"));
         };
         let log = self.state.logs.get(&h.log)?.clone();
         let caller = if caller.authenticated { caller } else { crate::auth::Caller::declared(&h.actor) };
-        self.state.access.require_writer(&caller, &log.name, "artifact")?;
+        self.state.access.current().require_writer(&caller, &log.name, "artifact")?;
         let reader = log.reader();
         let limits: Limits = reader.options().limits.clone();
         ArtifactRef::new(0, &[0; 32], &[0; 32], 0, &h.name, &h.media_type).map_err(header_error)?;
@@ -84,6 +84,10 @@ impl ArtifactService for ArtifactSvc {
             ..Default::default()
         };
         let entry = input.validate(&caller.identity, &limits).map_err(|e| status::validation(&e))?;
+        // A reload during the upload may have revoked or withdrawn it.
+        let access = self.state.access.current();
+        access.recheck(&caller, Some(&log.name), &[Role::Writer])?;
+        access.require_writer(&caller, &log.name, "artifact")?;
         let mut results = log.submit(vec![entry])?.await.map_err(|_| status::shutting_down())?;
         let receipt = results.pop().ok_or_else(status::upload_no_result)?.map_err(|e| status::append(&e))?;
         Ok(Response::new(pb::UploadResponse {
@@ -94,10 +98,10 @@ impl ArtifactService for ArtifactSvc {
         }))
     }
 
-    type DownloadStream = ReceiverStream<Result<pb::DownloadChunk, Status>>;
+    type DownloadStream = crate::guard::Boxed<pb::DownloadChunk>;
 
     async fn download(&self, req: Request<pb::DownloadRequest>) -> Result<Response<Self::DownloadStream>, Status> {
-        let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
+        let (caller, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
         let reader = log.reader();
         let b3 = convert::hash32("blake3", &r.blake3)?;
         let blob = blocking(move || {
@@ -105,7 +109,7 @@ impl ArtifactService for ArtifactSvc {
             reader.blobs().open(&b3).map_err(|e| status::ledger(&e.into()))
         })
         .await?;
-        let permit = self.state.read_stream()?;
+        let permit = self.state.read_stream(&caller)?;
         let (tx, rx) = mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
             let _held = permit;
@@ -123,7 +127,8 @@ impl ArtifactService for ArtifactSvc {
                 }
             }
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        let out = Box::pin(ReceiverStream::new(rx));
+        Ok(Response::new(self.state.guarded(out, &caller, Some(&log.name), &[Role::Reader])))
     }
 
     async fn stat(&self, req: Request<pb::StatRequest>) -> Result<Response<pb::StatResponse>, Status> {

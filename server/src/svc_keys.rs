@@ -76,6 +76,7 @@ impl KeyService for KeySvc {
         let ledger = log.ledger().clone();
         let (receipt, rot) =
             blocking(move || ledger.rotate_keys(&actor, &r.reason).map_err(|e| status::append(&e))).await?;
+        log.published();
         tracing::warn!(log = %log.name, new_ed25519 = %rot.new_ed25519_id, new_hmac = %rot.new_hmac_id, seq = receipt.seq, "keys rotated");
         Ok(Response::new(pb::RotateResponse {
             receipt: Some(convert::receipt(&receipt)),

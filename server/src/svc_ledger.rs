@@ -15,11 +15,15 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::Caller;
 use crate::config::Role;
+use crate::limits::Slot;
 use crate::logs::LogHandle;
 use crate::{MAX_MESSAGE_BYTES, State, convert, status};
 
 type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 type Pending = oneshot::Receiver<Vec<Result<Receipt, AppendError>>>;
+/// An append on its way: its log, category, and the writer's answer to
+/// come, holding one of its identity's queue slots until then.
+type Queued = Result<(Arc<LogHandle>, String, Result<Pending, Status>, Slot), Status>;
 
 /// Entries per page read for Tail and Export-like loops.
 const PAGE: usize = 256;
@@ -82,7 +86,7 @@ impl LedgerSvc {
     ) -> Result<(Arc<LogHandle>, String, ledger::NewEntry), Status> {
         let log = self.log(&r.log)?;
         let category = r.entry.as_ref().map(|e| e.category.clone()).unwrap_or_default();
-        if let Err(s) = self.state.access.require_writer(caller, &log.name, &category) {
+        if let Err(s) = self.state.access.current().require_writer(caller, &log.name, &category) {
             self.record(&log, &category, "denied", Instant::now());
             return Err(s);
         }
@@ -135,8 +139,15 @@ fn outcome_of_status(s: &Status) -> &'static str {
 impl LedgerService for LedgerSvc {
     async fn append(&self, req: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
         let started = Instant::now();
-        let caller = self.state.access.caller(&req, &req.get_ref().actor)?;
+        let caller = self.state.access.current().caller(&req, &req.get_ref().actor)?;
         let (log, category, entry) = self.prepare(&caller, req.into_inner())?;
+        let Some(_slot) = log.shares.try_take(&caller.identity) else {
+            self.record(&log, &category, "identity_limit", started);
+            let m = &self.state.metrics;
+            m.identity_refusals.with_label_values(&[crate::metrics::identity_label(&caller), "append_queue"]).inc();
+            let limit = log.shares.limit();
+            return Err(status::identity_limit(&caller.identity, "queued appends on this log", limit, "queue_share"));
+        };
         let pending = log.submit(vec![entry]);
         let r = self.finish_append(&log, &category, pending, started).await?;
         Ok(Response::new(pb::AppendResponse { receipt: Some(convert::receipt(&r)) }))
@@ -148,10 +159,10 @@ impl LedgerService for LedgerSvc {
         &self,
         req: Request<Streaming<pb::AppendRequest>>,
     ) -> Result<Response<Self::AppendStreamStream>, Status> {
-        let caller = self.state.access.caller(&req, "")?;
+        let caller = self.state.access.current().caller(&req, "")?;
+        let guard_caller = caller.clone();
         let mut inbound = req.into_inner();
         let (out_tx, out_rx) = mpsc::channel(256);
-        type Queued = Result<(Arc<LogHandle>, String, Result<Pending, Status>), Status>;
         let (pend_tx, mut pend_rx) = mpsc::channel::<(u64, Instant, Queued)>(1024);
         let svc = LedgerSvc { state: self.state.clone() };
         let mut stop = self.state.shutdown.clone();
@@ -168,8 +179,14 @@ impl LedgerService for LedgerSvc {
                 let caller = if caller.authenticated { caller.clone() } else { Caller::declared(&r.actor) };
                 let queued = match svc.prepare(&caller, r) {
                     Ok((log, category, e)) => {
+                        // Over its share, the identity waits (and its
+                        // stream's flow control slows it down).
+                        let slot = tokio::select! {
+                            s = log.shares.take(&caller.identity) => s,
+                            _ = stop.wait_for(|s| *s) => break,
+                        };
                         let pending = log.submit_wait(vec![e]).await;
-                        Ok((log, category, pending))
+                        Ok((log, category, pending, slot))
                     }
                     Err(s) => Err(s),
                 };
@@ -184,7 +201,7 @@ impl LedgerService for LedgerSvc {
             while let Some((index, started, s)) = pend_rx.recv().await {
                 let result = match s {
                     Err(st) => Err(st),
-                    Ok((log, category, pending)) => svc.finish_append(&log, &category, pending, started).await,
+                    Ok((log, category, pending, _slot)) => svc.finish_append(&log, &category, pending, started).await,
                 };
                 let result = Some(match result {
                     Ok(r) => pb::append_stream_response::Result::Receipt(convert::receipt(&r)),
@@ -198,7 +215,8 @@ impl LedgerService for LedgerSvc {
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+        let out = Box::pin(ReceiverStream::new(out_rx));
+        Ok(Response::new(self.state.guarded(out, &guard_caller, None, &[Role::Writer])))
     }
 
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
@@ -221,9 +239,10 @@ impl LedgerService for LedgerSvc {
     type QueryStream = Stream_<pb::QueryResponse>;
 
     async fn query(&self, req: Request<pb::QueryRequest>) -> Result<Response<Self::QueryStream>, Status> {
-        let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
+        let (caller, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
         let q = convert::query(r.filter, r.from_seq, r.to_seq, r.desc, r.limit, r.cursor)?;
-        let permit = self.state.read_stream()?;
+        let permit = self.state.read_stream(&caller)?;
+        let name = log.name.clone();
         let reader = log.reader();
         let metrics = self.state.metrics.clone();
         let page = blocking(move || reader.query(&q).map_err(|e| read_error(&metrics, &log, &e))).await?;
@@ -240,15 +259,16 @@ impl LedgerService for LedgerSvc {
             let _held = &permit;
             i
         });
-        Ok(Response::new(Box::pin(items)))
+        Ok(Response::new(self.state.guarded(Box::pin(items), &caller, Some(&name), &[Role::Reader])))
     }
 
     type TailStream = Stream_<pb::Entry>;
 
     async fn tail(&self, req: Request<pb::TailRequest>) -> Result<Response<Self::TailStream>, Status> {
-        let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
+        let (caller, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
         let base = convert::query(r.filter, 0, 0, false, PAGE as u32, None)?;
-        let permit = self.state.read_stream()?;
+        let permit = self.state.read_stream(&caller)?;
+        let name = log.name.clone();
         // A client that stops reading stalls this task at `send`: it then
         // holds at most one query page (QUERY_PAGE_BYTES) and TAIL_BUFFER
         // entries, whatever the log's size.
@@ -285,7 +305,8 @@ impl LedgerService for LedgerSvc {
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let out = Box::pin(ReceiverStream::new(rx));
+        Ok(Response::new(self.state.guarded(out, &caller, Some(&name), &[Role::Reader])))
     }
 
     async fn get_checkpoint(
@@ -386,15 +407,16 @@ impl LedgerService for LedgerSvc {
     type ExportStream = Stream_<pb::ExportChunk>;
 
     async fn export(&self, req: Request<pb::ExportRequest>) -> Result<Response<Self::ExportStream>, Status> {
-        let (_, r, log) = self.state.authorized_log(req, &[Role::Auditor])?;
-        let permit = self.state.read_stream()?;
+        let (caller, r, log) = self.state.authorized_log(req, &[Role::Auditor])?;
+        let permit = self.state.read_stream(&caller)?;
         let (tx, rx) = mpsc::channel(8);
         let reader = log.reader();
         tokio::task::spawn_blocking(move || {
             let _held = permit;
             crate::svc_artifact::export_blocking(&reader, r.from_seq, &tx)
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let out = Box::pin(ReceiverStream::new(rx));
+        Ok(Response::new(self.state.guarded(out, &caller, Some(&log.name), &[Role::Auditor])))
     }
 }
 

@@ -35,7 +35,7 @@ async fn start() -> Setup {
     let server_pair = pki.server();
     let (ca, sp) = (pki.ca_pem.clone(), server_pair.clone());
     let server = TestServer::start(move |c: &mut Config| {
-        c.tls = Some(TlsConfig { cert: sp.cert, key: sp.key, client_ca: ca });
+        c.tls = Some(TlsConfig { cert: sp.cert, key: sp.key, client_ca: ca, client_crl: None });
         c.logs[0].access = vec![
             grant("spiffe://ops/writer", &[Role::Writer], &[]),
             grant("spiffe://ops/trainer", &[Role::Writer], &["stage5_training"]),
@@ -343,7 +343,8 @@ async fn unusable_key_files_and_grants_without_tls_stop_startup() {
     std::fs::set_permissions(&sp.key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut c = common::config(&dir.path().join("data"));
-    c.tls = Some(TlsConfig { cert: sp.cert.clone(), key: sp.key.clone(), client_ca: pki.ca_pem.clone() });
+    c.tls =
+        Some(TlsConfig { cert: sp.cert.clone(), key: sp.key.clone(), client_ca: pki.ca_pem.clone(), client_crl: None });
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let msg = ledger_server::serve_with_metrics(c.clone(), l, None, async {}).await.unwrap_err().to_string();
     assert!(msg.starts_with("tls.key: key file "), "{msg}");
@@ -456,7 +457,11 @@ async fn a_policy_reload_is_an_entry_and_takes_effect_after_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_read_streams_are_capped_server_wide() {
-    let mut s = TestServer::start(|c: &mut Config| c.max_read_streams = 2).await;
+    let mut s = TestServer::start(|c: &mut Config| {
+        c.max_read_streams = 2;
+        c.per_identity.read_stream_share = 1.0;
+    })
+    .await;
     let mut l = s.ledger().await;
     l.append(common::ack(1)).await.unwrap();
     let tail = || pb::TailRequest { log: log(), ..Default::default() };

@@ -70,16 +70,24 @@ impl Ledger {
 
     /// Puts `policy` in force for appends after its `policy_reload` entry,
     /// which records who, why, and the declared categories with their
-    /// required fields.
-    pub fn reload_policy(&self, actor: &Actor, policy: Policy, reason: &str) -> Result<Receipt, AppendError> {
+    /// required fields. `also` adds members describing what else the caller
+    /// changes with it (the server: grants and revoked certificates); they
+    /// cannot replace the three above.
+    pub fn reload_policy(
+        &self,
+        actor: &Actor,
+        policy: Policy,
+        reason: &str,
+        also: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Receipt, AppendError> {
         if reason.trim().is_empty() {
             return Err(crate::entry::ValidationError::new("reason", "is empty; say why the policy changes").into());
         }
-        let payload = serde_json::json!({
-            "reason": reason,
-            "allow_undeclared": policy.allow_undeclared,
-            "categories": policy.categories,
-        });
+        let mut payload = also;
+        payload.insert("reason".into(), reason.into());
+        payload.insert("allow_undeclared".into(), policy.allow_undeclared.into());
+        payload.insert("categories".into(), serde_json::json!(policy.categories));
+        let payload = serde_json::Value::Object(payload);
         // Hold the writer across the entry and the swap: no append is
         // checked against a policy its entry does not precede.
         let mut w = lock(&self.writer);

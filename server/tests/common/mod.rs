@@ -1,5 +1,6 @@
 //! A real ledgerd on a loopback port, started through `serve`.
 #![allow(dead_code)]
+pub mod openssl_pki;
 pub mod pki;
 
 use std::net::SocketAddr;

@@ -1,0 +1,163 @@
+//! Re-reading the configuration while serving (`ledger admin reload-policy`
+//! for one log, SIGHUP for every log): each log's category policy and
+//! `[[logs.access]]` grants, and the server's `[tls] client_crl`.
+//!
+//! Each log reloaded gets a `policy_reload` entry first, naming who, why,
+//! the categories, the grants added and removed, and the serials newly
+//! revoked or no longer revoked; only then do the new policy and table take
+//! effect (docs/SECURITY.md "Admin actions"). Anything unreadable or
+//! invalid changes nothing. Changes that need a restart (new logs, the TLS
+//! certificate, key or CA) are left as they are.
+//!
+//! Owns: the order of a reload and the description of what changed. Must
+//! not: parse the files itself (`config`, `tls`) or decide access (`auth`).
+
+use std::collections::BTreeSet;
+
+use ledger::entry::Actor;
+use ledger::log::Receipt;
+use serde_json::{Map, Value, json};
+use tonic::Status;
+
+use crate::auth::Clients;
+use crate::config::{Config, Grant};
+use crate::svc_ledger::blocking;
+use crate::tls::Revocation;
+use crate::{State, status};
+
+/// One log reloaded.
+pub struct Reloaded {
+    /// the log
+    pub log: String,
+    /// its `policy_reload` entry
+    pub receipt: Receipt,
+    /// the categories now declared
+    pub categories: Vec<String>,
+}
+
+/// Reloads `only` that log, or every hosted log, as `actor` for `reason`.
+pub async fn reload(state: &State, only: Option<&str>, actor: &Actor, reason: &str) -> Result<Vec<Reloaded>, Status> {
+    let _one_at_a_time = state.reloading.lock().await;
+    let path = state.config.source.clone().ok_or_else(status::no_policy_file)?;
+    let fresh = blocking(move || {
+        Config::load(&path).and_then(|c| c.validate().map(|()| c)).map_err(status::policy_not_reloaded)
+    })
+    .await?;
+    let clients = fresh_clients(state, &fresh)?;
+    let names: Vec<String> = match only {
+        Some(n) => vec![state.logs.get(n)?.name.clone()],
+        None => state.logs.names(),
+    };
+    let mut done = Vec::new();
+    for name in names {
+        done.push(reload_one(state, &fresh, &name, clients.clone(), actor, reason).await?);
+    }
+    Ok(done)
+}
+
+/// The certificate checks with the CRLs the fresh configuration names
+/// (under TLS; the CA itself is not re-read).
+fn fresh_clients(state: &State, fresh: &Config) -> Result<Option<Clients>, Status> {
+    let Some(ca) = &state.client_ca else { return Ok(None) };
+    let crl = fresh.tls.as_ref().and_then(|t| t.client_crl.as_deref());
+    let revocation = Revocation::load(crl, ca).map_err(status::policy_not_reloaded)?;
+    let verifier = ca.verifier(&revocation).map_err(status::policy_not_reloaded)?;
+    Ok(Some(Clients { verifier, revocation }))
+}
+
+async fn reload_one(
+    state: &State,
+    fresh: &Config,
+    name: &str,
+    clients: Option<Clients>,
+    actor: &Actor,
+    reason: &str,
+) -> Result<Reloaded, Status> {
+    let path = fresh.source.clone().unwrap_or_default();
+    let lc = fresh.logs.iter().find(|l| l.name == name).ok_or_else(|| status::log_not_configured(&path, name))?;
+    let policy = fresh.policy_of(lc);
+    let categories: Vec<String> = policy.categories.keys().cloned().collect();
+    let old = state.access.current();
+    let revoked = clients.as_ref().map(|c| &c.revocation.serials);
+    let also = changes(old.grants_on(name), &lc.access, &old.revoked(), revoked);
+    let log = state.logs.get(name)?.clone();
+    let (ledger, who, why) = (log.ledger().clone(), actor.clone(), reason.to_owned());
+    let receipt =
+        blocking(move || ledger.reload_policy(&who, policy, &why, also).map_err(|e| status::append(&e))).await?;
+    log.published();
+    state.access.replace(old.revised(name, lc.access.clone(), clients));
+    tracing::warn!(log = %name, seq = receipt.seq, actor = %actor.as_str(), "policy, grants and revocation list reloaded");
+    Ok(Reloaded { log: name.to_owned(), receipt, categories })
+}
+
+/// What a reload changes besides the policy, as the entry records it:
+/// `access.added` / `access.removed` (grants, a changed grant being both),
+/// and under TLS `revoked_serials.added` / `.removed` (lowercase hex).
+fn changes(
+    old: &[Grant],
+    new: &[Grant],
+    old_revoked: &BTreeSet<String>,
+    new_revoked: Option<&BTreeSet<String>>,
+) -> Map<String, Value> {
+    let added: Vec<&Grant> = new.iter().filter(|g| !old.contains(g)).collect();
+    let removed: Vec<&Grant> = old.iter().filter(|g| !new.contains(g)).collect();
+    let mut m = Map::new();
+    m.insert("access".into(), json!({"added": added, "removed": removed}));
+    if let Some(now) = new_revoked {
+        let added: Vec<&String> = now.difference(old_revoked).collect();
+        let removed: Vec<&String> = old_revoked.difference(now).collect();
+        m.insert("revoked_serials".into(), json!({"added": added, "removed": removed}));
+    }
+    m
+}
+
+/// Reloads every log on SIGHUP until `stop` turns true.
+pub async fn on_sighup(state: std::sync::Arc<State>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::error!("SIGHUP cannot be handled: reload with `ledger admin reload-policy`");
+        return;
+    };
+    let mut stop = state.shutdown.clone();
+    let actor = Actor::new("ledgerd", &ledger::entry::Limits::default()).expect("a valid actor");
+    loop {
+        tokio::select! {
+            got = hup.recv() => if got.is_none() { return },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        match reload(&state, None, &actor, "SIGHUP: the configuration file was read again").await {
+            Ok(done) => {
+                let logs: Vec<&str> = done.iter().map(|d| d.log.as_str()).collect();
+                tracing::warn!(?logs, "SIGHUP: reloaded");
+            }
+            Err(s) => tracing::error!(error = %s.message(), "SIGHUP: nothing was reloaded past this error"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Role;
+
+    fn g(id: &str, roles: &[Role]) -> Grant {
+        Grant { identity: id.into(), roles: roles.to_vec(), categories: vec![] }
+    }
+
+    #[test]
+    fn the_entry_names_grants_added_and_removed_and_serials_revoked() {
+        let old = [g("a", &[Role::Reader]), g("b", &[Role::Writer])];
+        let new = [g("a", &[Role::Reader]), g("b", &[Role::Reader]), g("c", &[Role::Admin])];
+        let was: BTreeSet<String> = ["01".to_owned()].into();
+        let now: BTreeSet<String> = ["02".to_owned()].into();
+        let m = Value::Object(changes(&old, &new, &was, Some(&now)));
+        assert_eq!(
+            m["access"]["added"],
+            json!([{"identity": "b", "roles": ["reader"]}, {"identity": "c", "roles": ["admin"]}])
+        );
+        assert_eq!(m["access"]["removed"], json!([{"identity": "b", "roles": ["writer"]}]));
+        assert_eq!(m["revoked_serials"], json!({"added": ["02"], "removed": ["01"]}));
+        let plain = Value::Object(changes(&old, &old, &was, None));
+        assert_eq!(plain["access"], json!({"added": [], "removed": []}));
+        assert!(plain.get("revoked_serials").is_none(), "without TLS there is no revocation list");
+    }
+}
