@@ -16,6 +16,7 @@ $B load $D rate 1000 20 $O/rate-1000.json
 $B load $D stream 0 20 $O/stream.json
 $B load $D reads 1000 20 $O/reads-1m.json 1000000
 $B load $D proofs 1000 20 $O/proofs-1m.json 1000000
+$B load $D noisy 512 10 $O/noisy-512.json
 benches/pg-baseline.sh 64 20
 cargo bench -q -p ledger-bench --bench micro
 if [ "${1:-}" = "--soak" ]; then

@@ -12,7 +12,10 @@
 //! history of 100 entries and inclusion proofs, latency measured while
 //! appends run at R/s on a log preloaded with ARG2 entries; four readers in
 //! a closed loop), `proofs R` (inclusion proofs alone, offered at 1,000/s in
-//! an open loop, while appends run at R/s on a log of ARG2 entries).
+//! an open loop, while appends run at R/s on a log of ARG2 entries),
+//! `noisy N` (N clients of one identity flooding appends while another
+//! offers 100/s: the second's latency and errors, with the queue share
+//! `BENCH_QUEUE_SHARE`, default 0.5, 1.0 = no per-identity limit).
 //! Two scenarios measure the transport's floor, with no disk and no writer
 //! behind it: `floor N` and `floor-rate R` are `unary N` and `rate R` with
 //! GetCheckpoint (answered from memory) in place of Append. Every report
@@ -36,8 +39,13 @@ fn hist() -> Hist {
     Arc::new(Mutex::new(Histogram::new_with_bounds(1, 120_000_000, 3).expect("bounds")))
 }
 
-/// A 512-byte JSON payload append with a request id.
+/// A 512-byte JSON payload append with a request id, as `load-<worker>`.
 pub fn append_req(worker: u64, n: u64) -> pb::AppendRequest {
+    append_as(&format!("load-{worker}"), worker, n)
+}
+
+/// [`append_req`] as the identity `actor`.
+fn append_as(actor: &str, worker: u64, n: u64) -> pb::AppendRequest {
     let head = format!(r#"{{"worker":{worker},"n":{n},"note":""#);
     let pad = 512 - head.len() - 2;
     let e = pb::EntryInput {
@@ -47,7 +55,7 @@ pub fn append_req(worker: u64, n: u64) -> pb::AppendRequest {
         request_id: format!("w{worker}-{n}"),
         ..Default::default()
     };
-    pb::AppendRequest { log: log_name(), entry: Some(e), actor: format!("load-{worker}") }
+    pb::AppendRequest { log: log_name(), entry: Some(e), actor: actor.to_owned() }
 }
 
 struct Run {
@@ -122,6 +130,50 @@ async fn rate(url: &str, per_sec: u64, until: Instant, run: Arc<Run>, worker: u6
         }
     })
     .await
+}
+
+/// `noisy N`: N clients of one identity (`noisy`) appending in a closed
+/// loop, retrying at once when refused, while another identity (`calm`)
+/// offers `CALM_PER_SEC` appends in an open loop: the calm identity's
+/// latency and errors show whether the noisy one starves it.
+async fn noisy(url: &str, clients: u64, until: Instant, noisy: Arc<Run>, calm: Arc<Run>) {
+    let chans = channels(url, (clients as usize).div_ceil(8)).await;
+    let mut tasks = Vec::new();
+    for w in 0..clients {
+        let (ch, run) = (chans[w as usize % chans.len()].clone(), noisy.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut c = LedgerServiceClient::new(ch);
+            let mut n = 0;
+            while Instant::now() < until {
+                let t = Instant::now();
+                let ok = c.append(append_as("noisy", w, n)).await.is_ok();
+                run.record(t, ok).await;
+                n += 1;
+            }
+        }));
+    }
+    let calm_chans = channels(url, 1).await;
+    open_loop(CALM_PER_SEC, until, calm, move |n| {
+        let mut c = LedgerServiceClient::new(calm_chans[0].clone());
+        async move { c.append(append_as("calm", 1_000_000, n)).await.is_ok() }
+    })
+    .await;
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// What the calm identity offers in `noisy`.
+const CALM_PER_SEC: u64 = 100;
+
+/// The config file `noisy` starts ledgerd with: a 256-append queue, and
+/// each identity's share of it from `BENCH_QUEUE_SHARE` (default 0.5;
+/// 1.0 = no per-identity limit).
+fn noisy_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let share: f64 = std::env::var("BENCH_QUEUE_SHARE").ok().and_then(|s| s.parse().ok()).unwrap_or(0.5);
+    let path = dir.with_extension("toml");
+    std::fs::write(&path, format!("queue_depth = 256\n[per_identity]\nqueue_share = {share:?}\n")).expect("config");
+    path
 }
 
 fn checkpoint_req() -> pb::GetCheckpointRequest {
@@ -326,7 +378,9 @@ pub async fn run(ledgerd: &str, scenario: &str, arg: u64, arg2: u64, seconds: f6
         Some(url) => (url.clone(), std::env::var("BENCH_PID").ok().and_then(|p| p.parse().ok()).unwrap_or(0)),
         None => {
             let _ = std::fs::remove_dir_all(&dir);
-            let s = ledger_e2e::Ledgerd::start_binary(std::path::Path::new(ledgerd), &dir, &[]);
+            let cfg = (scenario == "noisy").then(|| noisy_config(&dir));
+            let extra: Vec<&str> = cfg.iter().flat_map(|c| ["--config", c.to_str().expect("utf-8 path")]).collect();
+            let s = ledger_e2e::Ledgerd::start_binary(std::path::Path::new(ledgerd), &dir, &extra);
             let (url, pid) = (s.url.clone(), s.pid().expect("running"));
             if matches!(scenario, "reads" | "proofs") && arg2 > 0 {
                 preload(&url, arg2).await;
@@ -350,9 +404,10 @@ pub async fn run(ledgerd: &str, scenario: &str, arg: u64, arg2: u64, seconds: f6
         "stream" => stream(&url, until, run.clone()).await,
         "reads" => reads(&url, arg, until, run.clone(), proofs.clone(), entries).await,
         "proofs" => proofs_alone(&url, arg, until, run.clone(), entries).await,
+        "noisy" => noisy(&url, arg.max(1), until, run.clone(), proofs.clone()).await,
         other => {
             panic!(
-                "unknown scenario {other:?}: unary N | rate R | stream | reads R [PRELOAD] | proofs R [PRELOAD] | floor N | floor-rate R"
+                "unknown scenario {other:?}: unary N | rate R | stream | reads R [PRELOAD] | proofs R [PRELOAD] | floor N | floor-rate R | noisy N"
             )
         }
     }
@@ -363,17 +418,22 @@ pub async fn run(ledgerd: &str, scenario: &str, arg: u64, arg2: u64, seconds: f6
     if let Some(mut server) = server {
         let _ = tokio::task::spawn_blocking(move || server.stop()).await;
         let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_file(dir.with_extension("toml"));
     }
     let what = match scenario {
         "reads" => "subject history (100)",
         "proofs" => "inclusion proof (1,000/s offered)",
         "floor" | "floor-rate" => "GetCheckpoint",
+        "noisy" => "noisy identity's append",
         _ => "append",
     };
     let requests = run.ok.load(Relaxed) + run.errors.load(Relaxed) + proofs.ok.load(Relaxed);
     let mut results = vec![summary(what, &run, secs).await];
     if scenario == "reads" {
         results.push(summary("inclusion proof", &proofs, secs).await);
+    }
+    if scenario == "noisy" {
+        results.push(summary("calm identity's append (100/s)", &proofs, secs).await);
     }
     serde_json::json!({
         "scenario": scenario, "arg": arg, "arg2": arg2, "seconds": secs,

@@ -90,6 +90,48 @@ fn the_cli_over_mutual_tls_records_the_certificate_identity_and_roles_hold() {
 }
 
 #[test]
+fn sighup_rereads_the_grants_and_records_what_changed() {
+    let mut env = start();
+    let submitter = env.pki.client_uri("submitter", "spiffe://ops/submitter");
+    let officer = env.pki.client_cn("officer", "compliance-officer");
+    let ca = env.pki.ca_pem.clone();
+    let append = ["--output", "json", "append", "--category", "alert_ack", "--subject", "INC-9", "--field", "a=1"];
+    let first = as_(&env, &ca, Some(&submitter), &append);
+    assert_eq!(first.code, 0, "{first:?}");
+    let seq = first.json()["seq"].as_u64().unwrap();
+
+    // The submitter's grant is withdrawn in the file, then SIGHUP.
+    let cfg = env.root.join("ledgerd.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let without = text.replace("[[logs.access]]\nidentity = \"spiffe://ops/submitter\"\nroles = [\"writer\"]\ncategories = [\"alert_ack\", \"stage5_training\"]\n", "");
+    assert_ne!(without, text, "the grant was in the file");
+    std::fs::write(&cfg, without).unwrap();
+    let pid = env.server.pid().unwrap().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+
+    // The reload entry follows the submitter's entry; wait for it (bounded).
+    let reload = (0..100)
+        .find_map(|_| {
+            let g = as_(&env, &ca, Some(&officer), &["--output", "json", "get", &(seq + 1).to_string()]);
+            if g.code == 0 {
+                return Some(g.json());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            None
+        })
+        .expect("a policy_reload entry within 5 s of SIGHUP");
+    assert_eq!(reload["category"], "policy_reload");
+    assert_eq!(reload["actor"], "ledgerd");
+    let payload = &reload["payload"];
+    assert_eq!(payload["reason"], "SIGHUP: the configuration file was read again");
+    assert_eq!(payload["access"]["removed"][0]["identity"], "spiffe://ops/submitter", "{payload}");
+    let denied = as_(&env, &ca, Some(&submitter), &append);
+    assert_eq!(denied.code, 4, "{denied:?}");
+    assert!(denied.stderr.contains("lacks the writer role"), "{}", denied.stderr);
+    assert_eq!(env.server.stop(), Some(0), "a SIGHUP does not stop ledgerd");
+}
+
+#[test]
 fn certificate_errors_are_named_with_what_to_do() {
     let env = start();
     let other = Pki::new(&env.root.join("other"), "evil");
