@@ -136,13 +136,16 @@ impl Access {
     /// revocation lists in force.
     fn check_chain(&self, chain: &[CertificateDer<'static>]) -> Result<String, Status> {
         let leaf = chain.first().ok_or_else(status::empty_certificate_chain)?;
-        let mut verdicts = self.verdicts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((at, v)) = verdicts.get(leaf)
+        let lock = || self.verdicts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, v)) = lock().get(leaf)
             && at.elapsed() < RECHECK_AFTER
         {
             return v.clone();
         }
+        // Verified outside the lock: after a reload every connection's next
+        // call verifies once, and they need not wait for each other.
         let verdict = self.verify(leaf, &chain[1..]);
+        let mut verdicts = lock();
         if verdicts.len() >= MAX_CACHED {
             verdicts.clear();
         }
