@@ -3,7 +3,9 @@
 //! the same way), but only the top-level keys are kept, each with whether
 //! its value is non-null (what the policy's required fields need). The same
 //! pass enforces payload rule 2, I-JSON (FORMAT.md §3.4): unique member
-//! names at every depth, no number of magnitude 2^53 or more.
+//! names at every depth, no number of magnitude 2^53 or more. The writer
+//! walks with [`shape`]; the verifier, checking stored payloads, with
+//! [`kind`], the same walk keeping no keys.
 //!
 //! Owns: that walk, and where a rule-2 violation is. Must not: accept a
 //! text `serde_json::Value` refuses, or parse the payload a second time.
