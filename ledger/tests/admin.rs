@@ -108,6 +108,7 @@ fn redaction_removes_the_payload_and_keeps_every_proof() {
     assert!(report.ok, "{}", report.to_text());
     assert_eq!(report.redacted.len(), 1);
     assert_eq!((report.redacted[0].seq, report.redacted[0].redaction_seq), (target.seq, r.seq));
+    assert_eq!(report.warning_count, 0, "a redacted record has no payload to check: {}", report.to_text());
 }
 
 #[test]

@@ -139,6 +139,7 @@ fn untouched_journal_is_valid() {
     let r = run(&fx, &fx.data.join("journal"), Some(&fx.latest));
     assert!(r.ok, "{}", r.to_text());
     assert_eq!((r.entries, r.checkpoints, r.hmac_checked), (50, 5, 50));
+    assert_eq!((r.warning_count, r.warnings.len(), r.warning_counts.len()), (0, 0, 0), "{}", r.to_text());
 }
 
 #[test]

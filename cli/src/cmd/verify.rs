@@ -1,6 +1,8 @@
 //! `ledger verify` (offline): PATH is an export bundle or a stopped
 //! server's log directory. Exits 0 when valid, 1 on any finding, 2 on usage
-//! or I/O errors. Uses `ledger::verify`, the same code as the server.
+//! or I/O errors; warnings (stored payloads that break the payload rules,
+//! FORMAT.md §11) are printed and leave the exit code 0. Uses
+//! `ledger::verify`, the same code as the server.
 
 use std::path::{Path, PathBuf};
 

@@ -164,8 +164,7 @@ impl Payload {
             let max = limits.max_payload_bytes;
             return Err(ValidationError::new("payload", format!("{} bytes, at most {max} allowed", bytes.len())));
         }
-        let text =
-            std::str::from_utf8(&bytes).map_err(|e| ValidationError::new("payload", format!("not UTF-8: {e}")))?;
+        let text = std::str::from_utf8(&bytes).map_err(not_utf8)?;
         let too_deep = |depth: usize| {
             let max = limits.max_payload_depth;
             ValidationError::new("payload", format!("nesting depth {depth} exceeds {max}"))
@@ -173,13 +172,10 @@ impl Payload {
         match payload_json::shape(text) {
             Ok((_, depth)) if depth > limits.max_payload_depth => Err(too_deep(depth)),
             Ok((payload_json::Shape::Object(fields), _)) => Ok(Self { bytes, fields }),
-            Ok((payload_json::Shape::Other(kind), _)) => {
-                Err(ValidationError::new("payload", format!("must be a JSON object, got {kind}")))
-            }
+            Ok((payload_json::Shape::Other(kind), _)) => Err(not_an_object(kind)),
             // Too deep for the parser, or invalid: a depth over the limit is named first.
             Err(_) if json_depth(&bytes) > limits.max_payload_depth => Err(too_deep(json_depth(&bytes))),
-            Err(payload_json::Refused::Rule2(v)) => Err(ValidationError::new(v.field(), v.reason)),
-            Err(payload_json::Refused::Json(e)) => Err(ValidationError::new("payload", format!("not valid JSON: {e}"))),
+            Err(r) => Err(refused(r)),
         }
     }
 
@@ -198,6 +194,39 @@ impl Payload {
     /// are unique: FORMAT.md §3.4, rule 2).
     pub fn has_field(&self, name: &str) -> bool {
         self.fields.iter().find(|(n, _)| n == name).is_some_and(|f| f.1)
+    }
+}
+
+/// What the writer would refuse in stored payload bytes now, named as it
+/// names it (`payload.accepted: duplicate member name`); `None` when it
+/// would accept them. The verifier's check of entries written before payload
+/// rule 2 (FORMAT.md §3.4, §11): the same walk as [`Payload::new`], for rule
+/// 1 (UTF-8, JSON, an object) and rule 2, less the size and depth limits,
+/// which are each writer's configuration ([`Limits`]).
+pub(crate) fn stored_payload_error(bytes: &[u8]) -> Option<ValidationError> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => return Some(not_utf8(e)),
+    };
+    match payload_json::kind(text) {
+        Ok(("an object", _)) => None,
+        Ok((kind, _)) => Some(not_an_object(kind)),
+        Err(r) => Some(refused(r)),
+    }
+}
+
+fn not_utf8(e: std::str::Utf8Error) -> ValidationError {
+    ValidationError::new("payload", format!("not UTF-8: {e}"))
+}
+
+fn not_an_object(kind: &str) -> ValidationError {
+    ValidationError::new("payload", format!("must be a JSON object, got {kind}"))
+}
+
+fn refused(r: payload_json::Refused) -> ValidationError {
+    match r {
+        payload_json::Refused::Rule2(v) => ValidationError::new(v.field(), v.reason),
+        payload_json::Refused::Json(e) => ValidationError::new("payload", format!("not valid JSON: {e}")),
     }
 }
 

@@ -3,7 +3,9 @@
 //! the same way), but only the top-level keys are kept, each with whether
 //! its value is non-null (what the policy's required fields need). The same
 //! pass enforces payload rule 2, I-JSON (FORMAT.md §3.4): unique member
-//! names at every depth, no number of magnitude 2^53 or more.
+//! names at every depth, no number of magnitude 2^53 or more. The writer
+//! walks with [`shape`]; the verifier, checking stored payloads, with
+//! [`kind`], the same walk keeping no keys.
 //!
 //! Owns: that walk, and where a rule-2 violation is. Must not: accept a
 //! text `serde_json::Value` refuses, or parse the payload a second time.
@@ -81,23 +83,37 @@ pub(super) enum Refused {
 /// (of `[`/`{`, as `json_depth` counts it). serde_json's recursion limit
 /// (128) bounds the stack; a deeper text is an error here.
 pub(super) fn shape(text: &str) -> Result<(Shape, usize), Refused> {
-    let (max, fields, bad) = (Cell::new(0), RefCell::new(Vec::new()), RefCell::new(None));
-    let mut de = serde_json::Deserializer::from_str(text);
-    let walk = Walk { depth: 0, max: &max, fields: Some(&fields), bad: &bad };
-    let kind = de.deserialize_any(walk).and_then(|k| de.end().map(|()| k));
-    let kind = match (kind, bad.into_inner()) {
-        (Err(_), Some(mut v)) => {
-            v.path.reverse(); // steps were noted innermost first, while unwinding
-            return Err(Refused::Rule2(v));
-        }
-        (Err(e), None) => return Err(Refused::Json(e)),
-        (Ok(kind), _) => kind,
-    };
+    let fields = RefCell::new(Vec::new());
+    let (kind, depth) = walk_text(text, Some(&fields))?;
     let shape = match kind {
         "an object" => Shape::Object(fields.into_inner()),
         other => Shape::Other(other),
     };
-    Ok((shape, max.get()))
+    Ok((shape, depth))
+}
+
+/// The same walk as [`shape`], keeping no fields: the kind of the value
+/// `text` holds ("an object", …) and its nesting depth. The verifier's
+/// check of stored payloads.
+pub(super) fn kind(text: &str) -> Result<(&'static str, usize), Refused> {
+    walk_text(text, None)
+}
+
+/// The one walk behind [`shape`] and [`kind`]: the value's kind and depth,
+/// the top-level names kept in `fields` when given.
+fn walk_text(text: &str, fields: Option<&RefCell<Fields>>) -> Result<(&'static str, usize), Refused> {
+    let (max, bad) = (Cell::new(0), RefCell::new(None));
+    let mut de = serde_json::Deserializer::from_str(text);
+    let walk = Walk { depth: 0, max: &max, fields, bad: &bad };
+    let kind = de.deserialize_any(walk).and_then(|k| de.end().map(|()| k));
+    match (kind, bad.into_inner()) {
+        (Err(_), Some(mut v)) => {
+            v.path.reverse(); // steps were noted innermost first, while unwinding
+            Err(Refused::Rule2(v))
+        }
+        (Err(e), None) => Err(Refused::Json(e)),
+        (Ok(kind), _) => Ok((kind, max.get())),
+    }
 }
 
 /// Walks one JSON value nested `depth` deep, keeping the deepest nesting in

@@ -1,6 +1,8 @@
 //! The offline verifier (FORMAT.md §11): replays a journal directory with
 //! public keys only (plus the HMAC key file when the auditor holds it) and
-//! reports every finding with its kind and seq.
+//! reports every finding with its kind and seq, and apart, as warnings that
+//! do not fail verification, stored payloads that break the payload rules
+//! (entries written before payload rule 2, FORMAT.md §3.4).
 //!
 //! Owns: the checks and the report. Must not: open the index, write
 //! anything, or trust anything in the directory but what the keys verify.
@@ -266,21 +268,7 @@ impl<'a> Replay<'a> {
             );
         }
         self.redaction_checks(leaf, l);
-        if l.redacted_by != 0 && l.payload_len == 0 {
-            self.report.redacted.push(Redacted { seq, redaction_seq: l.redacted_by - 1 });
-        } else if leaf.payload_sha256 != l.payload_hash || leaf.payload_size != l.payload_len {
-            self.find(
-                FindingKind::PayloadMismatch,
-                Some(seq),
-                format!(
-                    "payload hashes to {} ({} bytes); the leaf commits to {} ({} bytes)",
-                    to_hex(&l.payload_hash),
-                    l.payload_len,
-                    hex::encode(&leaf.payload_sha256),
-                    leaf.payload_size
-                ),
-            );
-        }
+        self.payload_checks(leaf, l);
         let expected = if leaf.subject.is_empty() { 0 } else { self.subjects.get(&leaf.subject).copied().unwrap_or(0) };
         let before_start = expected == 0
             && leaf.subject_prev != 0
@@ -304,6 +292,30 @@ impl<'a> Replay<'a> {
                     self.subjects.insert(leaf.subject.clone(), seq + 1);
                 }
             }
+        }
+    }
+
+    /// The payload is the one the leaf commits to, unless redacted; that
+    /// payload breaking the payload rules, as one written before rule 2 may,
+    /// is a warning (FORMAT.md §3.4, §11).
+    fn payload_checks(&mut self, leaf: &crate::leaf::Leaf, l: &LeafItem) {
+        let seq = leaf.seq;
+        if l.redacted_by != 0 && l.payload_len == 0 {
+            self.report.redacted.push(Redacted { seq, redaction_seq: l.redacted_by - 1 });
+        } else if leaf.payload_sha256 != l.payload_hash || leaf.payload_size != l.payload_len {
+            self.find(
+                FindingKind::PayloadMismatch,
+                Some(seq),
+                format!(
+                    "payload hashes to {} ({} bytes); the leaf commits to {} ({} bytes)",
+                    to_hex(&l.payload_hash),
+                    l.payload_len,
+                    hex::encode(&leaf.payload_sha256),
+                    leaf.payload_size
+                ),
+            );
+        } else if let Some(w) = &l.payload_warning {
+            self.find(FindingKind::PayloadNotIjson, Some(seq), w.clone());
         }
     }
 

@@ -1,6 +1,7 @@
 //! The verifier's reading and hashing: one thread reads frames (CRC
-//! checked) in numbered chunks; worker threads decode records and leaves and
-//! do the SHA-256 work; the replay thread puts the chunks back in order.
+//! checked) in numbered chunks; worker threads decode records and leaves,
+//! do the SHA-256 work and check each stored payload against the payload
+//! rules (FORMAT.md §3.4); the replay thread puts the chunks back in order.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use crate::hash::{Hash, leaf_hash, sha256};
 use crate::journal::{FRAME_HEADER_LEN, JournalError, SegmentScanner};
 use crate::keys::HmacKeySet;
 use crate::leaf::{Leaf, LeafError, decode_leaf};
-use crate::record::{self, Decoded};
+use crate::record::{self, Decoded, EntryRecord};
 use crate::sync;
 
 const CHUNK: usize = 1024;
@@ -33,6 +34,10 @@ pub(super) struct LeafItem {
     /// leaf decodes
     pub hmac: Option<HmacOutcome>,
     pub redacted_by: u64,
+    /// what the writer would now refuse in the stored payload, as its
+    /// error names it (`payload.x.y: duplicate member name`); none for a
+    /// redacted record's missing payload
+    pub payload_warning: Option<String>,
 }
 
 /// The HMAC tag of one entry against the auditor's keys (FORMAT.md §5).
@@ -163,6 +168,7 @@ fn item(path: Arc<Path>, offset: u64, bytes: bytes::Bytes, keys: Option<&HmacKey
             let leaf_hash = leaf_hash(&e.leaf);
             // An entry without a leaf gets no HMAC outcome: the replay reports the leaf.
             let hmac = keys.zip(leaf.as_ref()).map(|(k, l)| hmac_outcome(k, &e.hmac_key_id, &leaf_hash, &e.hmac, l));
+            let payload_warning = payload_warning(&e);
             Item::Leaf(Box::new(LeafItem {
                 segment: path,
                 offset,
@@ -175,7 +181,18 @@ fn item(path: Arc<Path>, offset: u64, bytes: bytes::Bytes, keys: Option<&HmacKey
                 hmac_key_id: e.hmac_key_id,
                 hmac,
                 redacted_by: e.redacted_by,
+                payload_warning,
             }))
         }
     }
+}
+
+/// The payload rules (FORMAT.md §3.4) on a stored payload, by the writer's
+/// own check: "field: reason" when it breaks them. A redacted record has no
+/// payload to check.
+fn payload_warning(e: &EntryRecord) -> Option<String> {
+    if e.redacted_by != 0 && e.payload.is_empty() {
+        return None;
+    }
+    crate::entry::stored_payload_error(&e.payload).map(|v| format!("{}: {}", v.field, v.reason))
 }

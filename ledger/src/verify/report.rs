@@ -1,14 +1,17 @@
-//! The verification report: counts, findings (kind + seq + detail), and its
+//! The verification report: counts, findings (kind + seq + detail), the
+//! warnings (findings of a kind that does not fail verification), and its
 //! human rendering. The JSON field names are stable.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-/// Findings kept in full; beyond this only the counts grow.
+/// Findings (and, apart, warnings) kept in full; beyond this only the
+/// counts grow.
 const MAX_FINDINGS: usize = 10_000;
 
-/// What is wrong (FORMAT.md §11).
+/// What is wrong (FORMAT.md §11); [`FindingKind::is_warning`] tells the
+/// kinds that are warnings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
@@ -46,6 +49,9 @@ pub enum FindingKind {
     SplitView,
     /// a record claims a redaction that no matching `redaction` entry backs
     RedactionUnbacked,
+    /// a warning: the payload breaks payload rule 2 (I-JSON) or rule 1, as
+    /// an entry written before rule 2 may (FORMAT.md §3.4)
+    PayloadNotIjson,
 }
 
 impl FindingKind {
@@ -53,9 +59,15 @@ impl FindingKind {
     pub fn name(self) -> String {
         serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
     }
+
+    /// Whether findings of this kind are warnings: reported apart, and
+    /// verification still succeeds (FORMAT.md §11).
+    pub fn is_warning(self) -> bool {
+        matches!(self, Self::PayloadNotIjson)
+    }
 }
 
-/// One finding.
+/// One finding (or warning).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// what
@@ -78,7 +90,7 @@ pub struct Redacted {
 /// The verification report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
-    /// true when there is no finding
+    /// true when there is no finding (warnings do not count)
     pub ok: bool,
     /// seq of the first entry (0 unless a partial export)
     pub first_seq: u64,
@@ -100,42 +112,64 @@ pub struct Report {
     pub finding_count: u64,
     /// the findings (the first 10,000)
     pub findings: Vec<Finding>,
+    /// all warnings counted by kind
+    pub warning_counts: BTreeMap<FindingKind, u64>,
+    /// total warnings
+    pub warning_count: u64,
+    /// the warnings (the first 10,000)
+    pub warnings: Vec<Finding>,
 }
 
 impl Report {
+    /// Counts and keeps `f` with the findings, or with the warnings when
+    /// its kind is a warning.
     pub(super) fn add(&mut self, f: Finding) {
-        *self.finding_counts.entry(f.kind).or_default() += 1;
-        self.finding_count += 1;
-        if self.findings.len() < MAX_FINDINGS {
-            self.findings.push(f);
+        let (counts, count, kept) = if f.kind.is_warning() {
+            (&mut self.warning_counts, &mut self.warning_count, &mut self.warnings)
+        } else {
+            (&mut self.finding_counts, &mut self.finding_count, &mut self.findings)
+        };
+        *counts.entry(f.kind).or_default() += 1;
+        *count += 1;
+        if kept.len() < MAX_FINDINGS {
+            kept.push(f);
         }
     }
 
-    /// The findings of one kind.
+    /// The findings, or the warnings, of one kind.
     pub fn of_kind(&self, kind: FindingKind) -> Vec<&Finding> {
-        self.findings.iter().filter(|f| f.kind == kind).collect()
+        let kept = if kind.is_warning() { &self.warnings } else { &self.findings };
+        kept.iter().filter(|f| f.kind == kind).collect()
     }
 
-    /// A human rendering.
+    /// A human rendering: the summary line, the findings, the warnings.
     pub fn to_text(&self) -> String {
         let from = if self.first_seq > 0 { format!(" (from seq {})", self.first_seq) } else { String::new() };
         let mut s = format!(
-            "{}: {} entries{from}, {} checkpoints, {} HMAC tags checked, {} redacted; tree size {} root {}\n",
+            "{}: {} entries{from}, {} checkpoints, {} HMAC tags checked, {} redacted, {} warnings; tree size {} root {}\n",
             if self.ok { "VALID" } else { "INVALID" },
             self.entries,
             self.checkpoints,
             self.hmac_checked,
             self.redacted.len(),
+            self.warning_count,
             self.tree_size,
             self.root
         );
-        for f in &self.findings {
-            let seq = f.seq.map_or_else(|| "-".to_owned(), |s| s.to_string());
-            s.push_str(&format!("  {} seq {seq}: {}\n", f.kind.name(), f.detail));
-        }
-        if self.finding_count > self.findings.len() as u64 {
-            s.push_str(&format!("  … and {} more findings\n", self.finding_count - self.findings.len() as u64));
-        }
+        list(&mut s, "", &self.findings, self.finding_count, "findings");
+        list(&mut s, "warning ", &self.warnings, self.warning_count, "warnings");
         s
+    }
+}
+
+/// One line per kept finding (`  [warning ]kind seq N: detail`), and how
+/// many more were counted.
+fn list(s: &mut String, prefix: &str, kept: &[Finding], count: u64, what: &str) {
+    for f in kept {
+        let seq = f.seq.map_or_else(|| "-".to_owned(), |s| s.to_string());
+        s.push_str(&format!("  {prefix}{} seq {seq}: {}\n", f.kind.name(), f.detail));
+    }
+    if count > kept.len() as u64 {
+        s.push_str(&format!("  … and {} more {what}\n", count - kept.len() as u64));
     }
 }

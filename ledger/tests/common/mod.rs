@@ -1,6 +1,8 @@
 //! Shared test helpers: where the vectors are, and a ledger in a temp dir.
 #![allow(dead_code)]
 
+pub mod prerule;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
