@@ -12,7 +12,6 @@
 mod produce;
 mod report;
 
-use std::collections::HashMap;
 use std::path::Path;
 
 pub use report::{Finding, FindingKind, Redacted, Report};
@@ -136,9 +135,9 @@ struct Replay<'a> {
     prev_hash: Hash,
     prev_time: i64,
     range: CompactRange,
-    subjects: HashMap<String, u64>,
+    subjects: crate::FastMap<String, u64>,
     /// redaction seq → the entry it redacted, until that seq is replayed
-    redactions: HashMap<u64, u64>,
+    redactions: crate::FastMap<u64, u64>,
     segment_first: Option<u64>,
     bytes: u64,
 }
@@ -153,8 +152,8 @@ impl<'a> Replay<'a> {
             prev_hash: [0; 32],
             prev_time: i64::MIN,
             range: CompactRange::new(),
-            subjects: HashMap::new(),
-            redactions: HashMap::new(),
+            subjects: crate::FastMap::default(),
+            redactions: crate::FastMap::default(),
             segment_first: None,
             bytes: 0,
         }
