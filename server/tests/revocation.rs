@@ -119,8 +119,8 @@ fn tail() -> pb::TailRequest {
 }
 
 /// A stream must end with PERMISSION_DENIED within a second, after at most
-/// what was already on its way (`sent` tells whether a message was sent
-/// before the reload, seq `reload`).
+/// what was already on its way (`sent` tells whether a message may have
+/// been: the reload's own entry precedes its effect, so a tail may get it).
 async fn ends_denied<T: std::fmt::Debug>(s: &mut tonic::Streaming<T>, sent: impl Fn(&T) -> bool) -> tonic::Status {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
     loop {
@@ -166,7 +166,7 @@ async fn a_revoked_certificate_is_refused_at_its_next_call_and_its_open_streams_
     t.ca.write_crl();
     let seq = t.reload(&admin, "alice's key leaked, INC-77").await.unwrap();
 
-    let tail_end = ends_denied(&mut alice_tail, |e| e.seq < seq).await;
+    let tail_end = ends_denied(&mut alice_tail, |e| e.seq <= seq).await;
     let stream_end = ends_denied(&mut alice_stream, |_| false).await;
     for st in [tail_end, stream_end] {
         assert!(st.message().contains("is revoked") && st.message().contains("0a11ce"), "{}", st.message());
@@ -203,7 +203,7 @@ async fn a_withdrawn_grant_ends_the_stream_and_the_reload_entry_names_it() {
     std::fs::write(&t.cfg, config_text(&t.ca, &t.server_cert, &grants)).unwrap();
     let seq = t.reload(&admin, "bob moved to another team").await.unwrap();
 
-    let st = ends_denied(&mut bob_tail, |e| e.seq < seq).await;
+    let st = ends_denied(&mut bob_tail, |e| e.seq <= seq).await;
     assert!(st.message().contains("lacks the reader role"), "{}", st.message());
     let again = bl.get(pb::GetRequest { log: "default".into(), seq: 0, with_proof: false }).await.unwrap_err();
     assert_eq!(again.code(), Code::PermissionDenied);
