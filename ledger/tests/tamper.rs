@@ -32,11 +32,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("log");
-    let mut o = common::options();
-    o.checkpoint_interval = 10;
-    let l = common::open(&data, o);
-    common::fill(&l, 50, 10);
-    l.close().unwrap();
+    let l = common::stopped_log_of_50(&data);
     let ring = ledger::keys::Keyring::load(&data.join("keys/keyring.json")).unwrap();
     let signer = ring.active_signers()[0].clone();
     let hmac_key = ring.active_hmac().clone();

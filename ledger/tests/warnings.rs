@@ -14,11 +14,7 @@ use ledger::verify::{FindingKind as K, Report, VerifyInput, verify};
 fn log() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("log");
-    let mut o = common::options();
-    o.checkpoint_interval = 10;
-    let l = common::open(&data, o);
-    common::fill(&l, 50, 10);
-    l.close().unwrap();
+    common::stopped_log_of_50(&data);
     (dir, data)
 }
 

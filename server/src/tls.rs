@@ -20,7 +20,7 @@ use std::time::Duration;
 use rustls::DistinguishedName;
 use rustls::RootCertStore;
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -70,6 +70,19 @@ fn read(field: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read { field, path: path.to_owned(), source })
 }
 
+/// Every PEM block of type `T` in the file `field` names; `missing` when
+/// there is none.
+fn pem_all<T: PemObject>(field: &'static str, path: &Path, missing: &str) -> Result<Vec<T>, TlsError> {
+    let pem = read(field, path)?;
+    let items: Vec<T> = T::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| content(field, path, format!("unreadable PEM: {e}")))?;
+    if items.is_empty() {
+        return Err(content(field, path, missing));
+    }
+    Ok(items)
+}
+
 /// The client CA, fixed for the server's life (a new CA needs a restart).
 #[derive(Debug)]
 pub struct ClientCa {
@@ -81,13 +94,7 @@ pub struct ClientCa {
 impl ClientCa {
     /// Reads `tls.client_ca`.
     pub fn load(path: &Path) -> Result<Self, TlsError> {
-        let pem = read("client_ca", path)?;
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<_, _>>()
-            .map_err(|e| content("client_ca", path, format!("unreadable PEM: {e}")))?;
-        if certs.is_empty() {
-            return Err(content("client_ca", path, "no PEM certificate in the file"));
-        }
+        let certs: Vec<CertificateDer<'static>> = pem_all("client_ca", path, "no PEM certificate in the file")?;
         let mut roots = RootCertStore::empty();
         for (i, c) in certs.iter().enumerate() {
             roots.add(c.clone()).map_err(|e| content("client_ca", path, format!("certificate {i}: {e}")))?;
@@ -124,13 +131,8 @@ impl Revocation {
     /// signed by a certificate of the client CA.
     pub fn load(path: Option<&Path>, ca: &ClientCa) -> Result<Self, TlsError> {
         let Some(path) = path else { return Ok(Self::default()) };
-        let pem = read("client_crl", path)?;
-        let crls: Vec<CertificateRevocationListDer<'static>> = CertificateRevocationListDer::pem_slice_iter(&pem)
-            .collect::<Result<_, _>>()
-            .map_err(|e| content("client_crl", path, format!("unreadable PEM: {e}")))?;
-        if crls.is_empty() {
-            return Err(content("client_crl", path, "no PEM CRL (-----BEGIN X509 CRL-----) in the file"));
-        }
+        let crls: Vec<CertificateRevocationListDer<'static>> =
+            pem_all("client_crl", path, "no PEM CRL (-----BEGIN X509 CRL-----) in the file")?;
         let mut serials = BTreeSet::new();
         for (i, der) in crls.iter().enumerate() {
             let found = check_crl(der, ca).map_err(|r| content("client_crl", path, format!("CRL {i}: {r}")))?;
@@ -214,13 +216,7 @@ pub fn server_config(
     ca: &ClientCa,
     access: Arc<AccessCell>,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let cert_pem = read("cert", &t.cert)?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| content("cert", &t.cert, format!("unreadable PEM: {e}")))?;
-    if chain.is_empty() {
-        return Err(content("cert", &t.cert, "no PEM certificate in the file"));
-    }
+    let chain: Vec<CertificateDer<'static>> = pem_all("cert", &t.cert, "no PEM certificate in the file")?;
     let key_pem = ledger::keys::read_private(&t.key)?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|_| content("key", &t.key, "no PEM private key in the file"))?;

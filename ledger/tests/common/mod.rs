@@ -82,3 +82,15 @@ pub fn fill(l: &Ledger, n: u64, batch: u64) -> Vec<ledger::Receipt> {
     }
     out
 }
+
+/// A log at `data` of 50 entries in batches of 10, a history checkpoint
+/// after each batch, closed (the tamper and warning tests' fixture; the
+/// closed ledger still answers for its keys and checkpoints).
+pub fn stopped_log_of_50(data: &Path) -> Ledger {
+    let mut o = options();
+    o.checkpoint_interval = 10;
+    let l = open(data, o);
+    fill(&l, 50, 10);
+    l.close().unwrap();
+    l
+}
