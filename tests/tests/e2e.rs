@@ -2,6 +2,9 @@
 
 use std::path::Path;
 
+#[path = "../../ledger/tests/common/prerule.rs"]
+mod prerule;
+
 use bytes::Bytes;
 use ledger::journal::{read_records, write_records};
 use ledger::record::Decoded;
@@ -416,4 +419,34 @@ fn malformed_files_given_to_the_cli_are_refused_clearly() {
         assert_eq!(r.stderr.trim().lines().count(), 1, "{args:?}: one line: {}", r.stderr);
     }
     ok(ledger(&d.url, w, &["verify-proof", "good.tlog-proof", "--vkey", "vkeys"]));
+}
+
+#[test]
+fn the_compliance_check_warns_about_payloads_written_before_rule_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path();
+    let mut d = Ledgerd::start(&w.join("data"), &[]);
+    for n in 0..3 {
+        ok(ledger(&d.url, w, &["append", "--category", "alert_ack", "--field", &format!("n={n}")]));
+    }
+    let clean = ledger(&d.url, w, &["compliance", "check", "--output", "json"]).json();
+    let verifies = |r: &serde_json::Value| {
+        r["checks"].as_array().unwrap().iter().find(|c| c["check"] == "log verifies").unwrap().clone()
+    };
+    assert_eq!(verifies(&clean)["verdict"], "pass");
+    assert_eq!(d.stop(), Some(0));
+    // The log as a writer before payload rule 2 left it; the index is rebuilt from it.
+    prerule::rewrite_as_rule_1(&d.log_dir(), &[(1, br#"{"accepted":true,"accepted":false}"#)]);
+    std::fs::remove_dir_all(ledger::layout::index(&d.log_dir())).unwrap();
+    let d = Ledgerd::start(&w.join("data"), &[]);
+    let r = ledger(&d.url, w, &["compliance", "check", "--output", "json"]);
+    assert_eq!(r.code, 0, "a warning does not fail the check: {r:?}");
+    let check = verifies(&r.json());
+    assert_eq!(check["verdict"], "warn", "{check}");
+    let detail = check["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("1 warnings")
+            && detail.contains("payload_not_ijson at seq 1: payload.accepted: duplicate member name"),
+        "{detail}"
+    );
 }

@@ -71,17 +71,25 @@ async fn verify_log(ctx: &Ctx) -> CliResult<Vec<Check>> {
     let report = crate::cmd::verify::report(&args);
     let _ = std::fs::remove_dir_all(&dir);
     let report = report?;
-    let (verdict, detail) = if report.ok {
+    let (verdict, detail) = if report.ok && report.warning_count > 0 {
+        let first = report.warnings.first().map(describe).unwrap_or_default();
+        (
+            V::Warn,
+            format!("no finding, {} warnings (payloads written before a rule); first: {first}", report.warning_count),
+        )
+    } else if report.ok {
         (V::Pass, format!("{} entries, {} checkpoints, no finding", report.entries, report.checkpoints))
     } else {
-        let first = report
-            .findings
-            .first()
-            .map(|f| format!("{} at seq {:?}: {}", f.kind.name(), f.seq, f.detail))
-            .unwrap_or_default();
+        let first = report.findings.first().map(describe).unwrap_or_default();
         (V::Fail, format!("{} findings; first: {first}", report.finding_count))
     };
     Ok(vec![Check { name: "log verifies", verdict, detail }])
+}
+
+/// `kind at seq N: detail` (`at seq -` for a finding of no entry).
+fn describe(f: &ledger::verify::Finding) -> String {
+    let seq = f.seq.map_or_else(|| "-".to_owned(), |s| s.to_string());
+    format!("{} at seq {seq}: {}", f.kind.name(), f.detail)
 }
 
 fn tempfile_dir() -> CliResult<std::path::PathBuf> {
