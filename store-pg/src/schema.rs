@@ -49,3 +49,65 @@ pub async fn install(client: &Client) -> Result<(), tokio_postgres::Error> {
 pub async fn writer_session(client: &Client) -> Result<(), tokio_postgres::Error> {
     client.batch_execute("SET synchronous_commit = on; SET statement_timeout = 0;").await
 }
+
+/// A writer's connection: to the one read-write server among the hosts of
+/// `url` (a libpq URL or key=value string; several hosts are tried in
+/// order, so after a promotion the new primary is found), with
+/// [`writer_session`] applied. The connection runs on a task of the current
+/// runtime.
+pub async fn connect_writer(url: &str) -> Result<Client, ConnectError> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| ConnectError::Url { reason: format!("{e}") })?;
+    config.target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
+    let hosts = describe_hosts(&config);
+    let (client, conn) =
+        config.connect(tokio_postgres::NoTls).await.map_err(|source| ConnectError::NoWriter { hosts, source })?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    writer_session(&client).await.map_err(|source| ConnectError::Session { source })?;
+    Ok(client)
+}
+
+/// `host:port, …` of a config, for errors (never its password).
+fn describe_hosts(config: &tokio_postgres::Config) -> String {
+    let ports = config.get_ports();
+    let host = |h: &tokio_postgres::config::Host| match h {
+        tokio_postgres::config::Host::Tcp(s) => s.clone(),
+        tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+    };
+    let parts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            format!("{}:{port}", host(h))
+        })
+        .collect();
+    parts.join(", ")
+}
+
+/// A writer could not connect.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL does not parse.
+    #[error("storage.url: {reason}")]
+    Url {
+        /// what the parser said
+        reason: String,
+    },
+    /// No host accepted a read-write session.
+    #[error("storage.url: no read-write PostgreSQL among {hosts}: {source}")]
+    NoWriter {
+        /// the hosts tried
+        hosts: String,
+        /// the last error
+        source: tokio_postgres::Error,
+    },
+    /// The session settings were refused.
+    #[error("setting up the writer's session: {source}")]
+    Session {
+        /// the error
+        source: tokio_postgres::Error,
+    },
+}

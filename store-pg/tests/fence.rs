@@ -110,3 +110,27 @@ async fn the_ack_waits_for_the_standby_and_acknowledged_batches_survive_the_prim
     let head = fence::head(&c, LOG).await.unwrap().unwrap();
     assert_eq!(head.tree_size, 8);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_finds_the_promoted_standby_through_the_host_list() {
+    let mut cluster = Cluster::start(true);
+    let (p, s) = (cluster.primary.port, cluster.standby.as_ref().unwrap().port);
+    let url = format!("host=127.0.0.1,127.0.0.1 port={p},{s} user=ledger dbname=postgres connect_timeout=2");
+    let mut a = schema::connect_writer(&url).await.unwrap();
+    schema::install(&a).await.unwrap();
+    let l = fence::acquire(&mut a, LOG, "node-a", Duration::from_secs(30)).await.unwrap();
+    fence::commit(&mut a, &l, &batch(0, 4, &[b"before"])).await.unwrap();
+
+    cluster.primary.signal(libc::SIGKILL);
+    // Only the standby is up, and it is read-only: no writer.
+    let err = schema::connect_writer(&url).await.unwrap_err();
+    assert!(matches!(err, schema::ConnectError::NoWriter { .. }), "{err}");
+    assert!(err.to_string().contains(&format!("127.0.0.1:{s}")), "{err}");
+    cluster.promote();
+    let mut b = schema::connect_writer(&url).await.expect("the promoted standby is found");
+    let l2 = fence::acquire(&mut b, LOG, "node-a", Duration::from_secs(30)).await.unwrap();
+    assert_eq!(l2.epoch, l.epoch + 1);
+    fence::commit(&mut b, &l2, &batch(4, 2, &[b"after"])).await.unwrap();
+    let firsts: Vec<u64> = fence::batches(&b, LOG, 0).await.unwrap().iter().map(|(f, _)| *f).collect();
+    assert_eq!(firsts, vec![0, 4]);
+}
