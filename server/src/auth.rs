@@ -106,6 +106,12 @@ impl Access {
         }
     }
 
+    /// Mutual TLS is on: certificates and grants decide (fixed for the
+    /// server's life).
+    pub fn enforced(&self) -> bool {
+        self.enforced
+    }
+
     /// The grants on `log`.
     pub fn grants_on(&self, log: &str) -> &[Grant] {
         self.by_log.get(log).map_or(&[], Vec::as_slice)

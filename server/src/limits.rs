@@ -51,11 +51,13 @@ impl Shares {
     /// A slot for `identity`, or `None` when it holds its whole share.
     pub fn try_take(self: &Arc<Self>, identity: &str) -> Option<Slot> {
         let mut held = self.lock();
-        let n = held.entry(identity.to_owned()).or_default();
-        if *n >= self.limit {
-            return None;
+        match held.get_mut(identity) {
+            Some(n) if *n >= self.limit => return None,
+            Some(n) => *n += 1,
+            None => {
+                held.insert(identity.to_owned(), 1);
+            }
         }
-        *n += 1;
         Some(Slot { shares: self.clone(), identity: identity.to_owned() })
     }
 

@@ -13,7 +13,7 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::Caller;
+use crate::auth::{Access, Caller};
 use crate::config::Role;
 use crate::limits::Slot;
 use crate::logs::LogHandle;
@@ -77,16 +77,17 @@ impl LedgerSvc {
         }
     }
 
-    /// Checks the caller's writer grant and validates one append request
-    /// (counting refused and invalid ones).
+    /// Checks the caller's writer grant under `access` (the table in force)
+    /// and validates one append request (counting refused and invalid ones).
     fn prepare(
         &self,
+        access: &Access,
         caller: &Caller,
         r: pb::AppendRequest,
     ) -> Result<(Arc<LogHandle>, String, ledger::NewEntry), Status> {
         let log = self.log(&r.log)?;
         let category = r.entry.as_ref().map(|e| e.category.clone()).unwrap_or_default();
-        if let Err(s) = self.state.access.current().require_writer(caller, &log.name, &category) {
+        if let Err(s) = access.require_writer(caller, &log.name, &category) {
             self.record(&log, &category, "denied", Instant::now());
             return Err(s);
         }
@@ -139,8 +140,9 @@ fn outcome_of_status(s: &Status) -> &'static str {
 impl LedgerService for LedgerSvc {
     async fn append(&self, req: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
         let started = Instant::now();
-        let caller = self.state.access.current().caller(&req, &req.get_ref().actor)?;
-        let (log, category, entry) = self.prepare(&caller, req.into_inner())?;
+        let access = self.state.access.current();
+        let caller = access.caller(&req, &req.get_ref().actor)?;
+        let (log, category, entry) = self.prepare(&access, &caller, req.into_inner())?;
         let Some(_slot) = log.shares.try_take(&caller.identity) else {
             self.record(&log, &category, "identity_limit", started);
             let m = &self.state.metrics;
@@ -177,7 +179,8 @@ impl LedgerService for LedgerSvc {
                 let started = Instant::now();
                 // Without TLS each message may declare its own actor.
                 let caller = if caller.authenticated { caller.clone() } else { Caller::declared(&r.actor) };
-                let queued = match svc.prepare(&caller, r) {
+                // Each message is checked under the table in force then.
+                let queued = match svc.prepare(&svc.state.access.current(), &caller, r) {
                     Ok((log, category, e)) => {
                         // Over its share, the identity waits (and its
                         // stream's flow control slows it down).

@@ -19,12 +19,7 @@ fn append_as(actor: &str, n: u64) -> pb::AppendRequest {
 }
 
 async fn metrics(s: &TestServer) -> String {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut c = tokio::net::TcpStream::connect(s.metrics).await.unwrap();
-    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").await.unwrap();
-    let mut body = String::new();
-    c.read_to_string(&mut body).await.unwrap();
-    body
+    common::http_get(s.metrics, "/metrics").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,6 +64,26 @@ async fn a_flooding_identity_is_refused_past_its_share_and_another_is_never_star
         refused.len()
     );
     assert!(page.contains(&line), "{line} not in {page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_stream_past_its_share_waits_instead_of_being_refused() {
+    let s = TestServer::start(|c: &mut Config| {
+        c.queue_depth = 8;
+        c.per_identity.queue_share = 0.5;
+    })
+    .await;
+    let mut l = LedgerServiceClient::new(s.channel().await);
+    let msgs: Vec<_> = (0..200).map(|n| append_as("streamer", n)).collect();
+    let mut out = l.append_stream(tokio_stream::iter(msgs)).await.unwrap().into_inner();
+    let mut seqs = Vec::new();
+    while let Some(m) = out.message().await.unwrap() {
+        match m.result {
+            Some(pb::append_stream_response::Result::Receipt(r)) => seqs.push(r.seq),
+            other => panic!("message {} was not appended: {other:?}", m.index),
+        }
+    }
+    assert_eq!(seqs, (0..200).collect::<Vec<u64>>(), "all 200, in order, through a share of 4");
 }
 
 async fn tls_channel(s: &TestServer, pki: &Pki, who: &common::pki::Pair) -> Channel {

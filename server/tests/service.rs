@@ -486,7 +486,7 @@ async fn health_reflection_and_metrics() {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
     s.ledger().await.append(ack(1)).await.unwrap();
-    let body = http_get(s.metrics, "/metrics").await;
+    let body = common::http_get(s.metrics, "/metrics").await;
     for name in ledger_server::metrics::NAMES {
         if ledger_server::metrics::COUNTED_ON_EVENT.contains(name) {
             continue;
@@ -496,15 +496,6 @@ async fn health_reflection_and_metrics() {
     assert!(body.contains(r#"ledger_appends_total{category="alert_ack",log="default",outcome="ok"} 1"#), "{body}");
     assert!(body.contains(r#"ledger_tree_size{log="default"} 1"#));
     s.stop().await.unwrap();
-}
-
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
-    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
-    let mut out = String::new();
-    c.read_to_string(&mut out).await.unwrap();
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -532,7 +523,7 @@ async fn damage_at_rest_is_data_loss_and_counted() {
         }
     }
     assert_eq!(lost, 1, "exactly the damaged frame");
-    let body = http_get(s.metrics, "/metrics").await;
+    let body = common::http_get(s.metrics, "/metrics").await;
     assert!(body.contains(r#"ledger_verify_failures_total{log="default"} 1"#), "{body}");
     assert!(c.append(ack(1000)).await.is_ok(), "appends go on (the damage is in a sealed segment)");
     s.stop().await.unwrap();

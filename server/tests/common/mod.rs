@@ -140,3 +140,13 @@ pub async fn vkeys(s: &TestServer) -> Vec<ledger::note::NoteVerifier> {
         .map(|k| ledger::note::NoteVerifier::from_vkey(&k.vkey).unwrap())
         .collect()
 }
+
+/// The response (status line, headers, body) to `GET path` over HTTP/1.1.
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).await.unwrap();
+    out
+}
