@@ -90,7 +90,7 @@ pub(super) struct UnindexedRequests {
 }
 
 impl UnindexedRequests {
-    fn add(&mut self, through: u64, hashes: Vec<u64>) {
+    pub(super) fn add(&mut self, through: u64, hashes: Vec<u64>) {
         for &h in &hashes {
             *self.hashes.entry(h).or_default() += 1;
         }
@@ -98,7 +98,7 @@ impl UnindexedRequests {
     }
 
     /// Forgets batches the index holds (`visible` entries).
-    fn prune(&mut self, visible: u64) {
+    pub(super) fn prune(&mut self, visible: u64) {
         while self.batches.front().is_some_and(|(through, _)| *through <= visible) {
             let (_, hashes) = self.batches.pop_front().expect("a front batch");
             for h in hashes {
@@ -302,7 +302,7 @@ fn storage(e: impl std::fmt::Display) -> AppendError {
     AppendError::Storage { reason: e.to_string(), disk_full: false }
 }
 
-fn store_failed(e: StoreError) -> AppendError {
+pub(super) fn store_failed(e: StoreError) -> AppendError {
     AppendError::Storage { disk_full: e.is_disk_full(), reason: e.to_string() }
 }
 
@@ -482,6 +482,7 @@ impl Ledger {
             nodes: std::mem::take(&mut b.new_nodes),
             history,
             checkpoint: latest.clone(),
+            replicated: false,
         };
         let store = &mut w.store;
         self.s.group.append(b.tip.next_seq, latest.clone(), || store.write(batch).map_err(store_failed))?;

@@ -47,6 +47,21 @@ impl GroupSync {
         Self { queue: Mutex::new(VecDeque::new()), synced, gate: Mutex::new(None) }
     }
 
+    /// Forgets a failed sync (`crate::Ledger::resume`): writes are taken
+    /// again, from `durable`. Call under the writer lock with nothing queued.
+    pub fn reset(&self, durable: u64) {
+        let mut gate = lock(&self.gate);
+        let mut st = lock(&self.synced);
+        lock(&self.queue).clear();
+        (st.through, st.failed) = (durable, None);
+        *gate = None;
+    }
+
+    /// The entries durable and published.
+    pub fn through(&self) -> u64 {
+        lock(&self.synced).through
+    }
+
     /// Writes one batch with `write` and queues it (ending at `end`, with
     /// its checkpoint) after every batch already queued. Call under the
     /// writer lock. After a failed sync nothing is written: that sync's

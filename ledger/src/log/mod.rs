@@ -15,6 +15,7 @@ mod checkpoints;
 mod group;
 mod read;
 mod redact;
+mod replica;
 
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -24,6 +25,7 @@ pub use checkpoints::Inclusion;
 pub use group::PendingBatch;
 pub use read::{Page, QUERY_PAGE_BYTES, Query, StoredEntry};
 pub use redact::{REDACTION, RedactError, redaction_request_id};
+pub use replica::ReplicaError;
 
 use crate::entry::Limits;
 use crate::hash::Hash;

@@ -118,6 +118,11 @@ pub struct WriteBatch {
     pub history: Option<String>,
     /// the batch's signed checkpoint: readable once the store publishes it
     pub checkpoint: Arc<SignedCheckpoint>,
+    /// the batch was sequenced elsewhere and is already committed at the
+    /// store's source of truth: a replica applies it (`Ledger::apply_replica`).
+    /// A store that keeps its commit log elsewhere (the PostgreSQL engine)
+    /// writes such a batch to its local copy only; a local store ignores it.
+    pub replicated: bool,
 }
 
 impl WriteBatch {

@@ -111,6 +111,12 @@ impl Visibility {
         lock(&self.stopped).get_or_insert(reason);
     }
 
+    /// Takes writes again after a stop whose failed batches left nothing
+    /// in the store (`crate::Ledger::resume`).
+    pub fn resume(&self) {
+        lock(&self.stopped).take();
+    }
+
     /// Why writes stopped, if they did.
     pub fn stopped(&self) -> Option<String> {
         lock(&self.stopped).clone()

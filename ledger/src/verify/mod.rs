@@ -9,11 +9,13 @@
 //! Streams in bounded memory (plus one map entry per distinct subject):
 //! one thread reads, one per core decodes and hashes, this one replays.
 
+mod batch;
 mod produce;
 mod report;
 
 use std::path::Path;
 
+pub use batch::{BatchStart, verify_batch};
 pub use report::{Finding, FindingKind, Redacted, Report};
 
 use crate::hash::{Hash, to_hex};
@@ -93,7 +95,7 @@ pub fn verify(input: &VerifyInput<'_>) -> Result<Report, VerifyError> {
     };
     let segments = crate::journal::list_segments(input.journal_dir)?;
     let total: u64 = segments.iter().filter_map(|(_, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
-    let mut state = Replay::new(input, trusted);
+    let mut state = Replay::new(input.vkeys, trusted);
     if let Some(s) = input.start {
         let (prev, range) = s.parts().ok_or(VerifyError::BadStart)?;
         (state.expect, state.prev_hash, state.prev_time, state.range) = (s.first_seq, prev, s.prev_recorded_at, range);
@@ -128,7 +130,7 @@ pub fn verify(input: &VerifyInput<'_>) -> Result<Report, VerifyError> {
 }
 
 struct Replay<'a> {
-    input: &'a VerifyInput<'a>,
+    vkeys: &'a [NoteVerifier],
     trusted: Option<Checkpoint>,
     report: Report,
     expect: u64,
@@ -143,9 +145,9 @@ struct Replay<'a> {
 }
 
 impl<'a> Replay<'a> {
-    fn new(input: &'a VerifyInput<'a>, trusted: Option<Checkpoint>) -> Self {
+    fn new(vkeys: &'a [NoteVerifier], trusted: Option<Checkpoint>) -> Self {
         Self {
-            input,
+            vkeys,
             trusted,
             report: Report::default(),
             expect: 0,
@@ -185,7 +187,7 @@ impl<'a> Replay<'a> {
         self.report.checkpoints += 1;
         let at = Some(self.range.size());
         let parsed = Note::parse(note).and_then(|n| {
-            n.verify(self.input.vkeys)?;
+            n.verify(self.vkeys)?;
             Checkpoint::parse_body(&n.text)
         });
         match parsed {

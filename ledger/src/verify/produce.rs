@@ -148,7 +148,7 @@ pub(super) fn read(segments: &[(u64, std::path::PathBuf)], tx: &SyncSender<Chunk
     let _ = tx.send((n, chunk));
 }
 
-fn item(path: Arc<Path>, offset: u64, bytes: bytes::Bytes, keys: Option<&HmacKeySet>) -> Item {
+pub(super) fn item(path: Arc<Path>, offset: u64, bytes: bytes::Bytes, keys: Option<&HmacKeySet>) -> Item {
     let frame_bytes = FRAME_HEADER_LEN + bytes.len() as u64;
     match record::decode(bytes) {
         Err(e) => Item::Bad {

@@ -53,7 +53,7 @@ fn batch(range: &mut CompactRange, n: u64, history: bool) -> WriteBatch {
         encode_frame(&record::encode_checkpoint(&note), &mut frames);
     }
     let checkpoint = Arc::new(SignedCheckpoint { checkpoint, note: note.clone() });
-    WriteBatch { first_seq, frames, entries, nodes, history: history.then_some(note), checkpoint }
+    WriteBatch { first_seq, frames, entries, nodes, history: history.then_some(note), checkpoint, replicated: false }
 }
 
 #[test]

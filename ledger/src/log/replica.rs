@@ -1,0 +1,201 @@
+//! A log as a replica (docs/HA.md "Followers"): batches that another node
+//! sequenced and committed are checked the way `ledger verify` checks a
+//! journal, then written through the same group sync as the log's own, so
+//! the replica's reads, proofs and dedup are the log's usual ones; and the
+//! writer's restart after a batch the store refused without keeping it.
+//!
+//! Owns: the checks before a replicated batch is written (it follows the
+//! tip, verifies, ends at its signed checkpoint) and the writer state it
+//! leaves. Must not: accept a batch that does not verify, or write one
+//! that does not start at the tip.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::append::store_failed;
+use super::{AppendError, Ledger, LedgerError, SignedCheckpoint, Tip, tip};
+use crate::journal::parse_frame;
+use crate::note::Checkpoint;
+use crate::record::{self, Checked};
+use crate::store::{BatchEntry, WriteBatch, request_hash};
+use crate::sync::lock;
+use crate::verify::{BatchStart, Finding, verify_batch};
+
+/// Why a replicated batch was not applied (nothing of it was).
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    /// The batch does not start where the replica ends.
+    #[error("the batch starts at seq {first_seq} but the replica holds {size} entries")]
+    NotAtTip {
+        /// the batch's first seq
+        first_seq: u64,
+        /// entries in the replica
+        size: u64,
+    },
+    /// The batch does not verify: the first finding, as `ledger verify`
+    /// names it.
+    #[error("the batch from seq {first_seq} does not verify ({count} findings), first: {} at seq {}: {}", finding.kind.name(), finding.seq.map_or("-".into(), |s| s.to_string()), finding.detail)]
+    Verify {
+        /// the batch's first seq
+        first_seq: u64,
+        /// the first finding
+        finding: Finding,
+        /// findings in all
+        count: u64,
+    },
+    /// The replica stopped taking writes (an earlier failure).
+    #[error("the replica stopped: {0}")]
+    Stopped(String),
+    /// The store failed to write or sync it.
+    #[error("writing the batch failed: {0}")]
+    Store(AppendError),
+}
+
+impl Ledger {
+    /// Applies a batch sequenced by another node: its journal `frames`
+    /// (entries, then an optional history checkpoint) and `head`, its
+    /// signed checkpoint note. The batch must start at this log's size and
+    /// verify under the log's keys (CRC, leaves, chain, HMAC tags, payload
+    /// hashes, history checkpoints, and `head`'s signature, size and root);
+    /// then it is written, made durable and published like an append.
+    /// Returns the new size.
+    pub fn apply_replica(&self, first_seq: u64, frames: Bytes, head: &str) -> Result<u64, ReplicaError> {
+        let mut w = lock(&self.writer);
+        if let Some(p) = self.s.vis.stopped() {
+            return Err(ReplicaError::Stopped(p));
+        }
+        if first_seq != w.tip.next_seq {
+            return Err(ReplicaError::NotAtTip { first_seq, size: w.tip.next_seq });
+        }
+        let (vkeys, hmac) = {
+            let ring = self.s.keyring.read().unwrap_or_else(|e| e.into_inner());
+            (ring.verifiers(), ring.hmac_keys())
+        };
+        let start = BatchStart {
+            first_seq,
+            prev_hash: w.tip.last_hash,
+            prev_recorded_at: w.tip.last_time,
+            range: w.tip.range.clone(),
+        };
+        let report = verify_batch(&start, &frames, head, &vkeys, Some(&hmac));
+        if let Some(finding) = report.findings.first() {
+            let count = report.finding_count;
+            return Err(ReplicaError::Verify { first_seq, finding: finding.clone(), count });
+        }
+        let checkpoint = Checkpoint::open(head, &vkeys).map_err(|e| verify_failed(first_seq, e.to_string()))?;
+        let head = SignedCheckpoint { checkpoint, note: head.to_owned() };
+        let pieces = replicated_batches(&w.tip, &frames, head, &vkeys).map_err(|e| verify_failed(first_seq, e))?;
+        for (batch, tip) in pieces {
+            let end = tip.next_seq;
+            let sent: Vec<u64> = batch.entries.iter().filter_map(|e| e.request_hash).collect();
+            let subjects: Vec<(String, u64)> = batch
+                .entries
+                .iter()
+                .filter(|e| !e.leaf.subject.is_empty())
+                .map(|e| (e.leaf.subject.clone(), e.leaf.seq))
+                .collect();
+            let latest = batch.checkpoint.clone();
+            let store = &mut w.store;
+            self.s
+                .group
+                .append(end, latest, || store.write(batch).map_err(store_failed))
+                .map_err(ReplicaError::Store)?;
+            w.tip = tip;
+            w.unindexed.prune(self.s.vis.indexed());
+            w.unindexed.add(end, sent);
+            if w.subjects.len() + subjects.len() > super::SUBJECT_CACHE {
+                w.subjects.clear(); // a miss asks the store, which serves this batch once published
+            }
+            w.subjects.extend(subjects);
+        }
+        self.s.flush_written().map_err(ReplicaError::Store)?;
+        if w.store.wants_durable_point()
+            && let Err(e) = w.store.durable_point()
+        {
+            self.s.vis.stop(format!("the store failed at a durable point: {e}"));
+        }
+        Ok(w.tip.next_seq)
+    }
+
+    /// Takes writes again after a failed sync whose batches the store
+    /// dropped without keeping anything of them (a replicated store's
+    /// writer that was fenced): the writer restarts from what is durable
+    /// and published. Only the store knows whether that holds; the caller
+    /// asks it first.
+    pub fn resume(&self) -> Result<u64, LedgerError> {
+        let mut w = lock(&self.writer);
+        let durable = self.s.group.through();
+        let fresh = tip(self.s.store.as_ref(), durable)?;
+        self.s.group.reset(durable);
+        (w.tip, w.subjects, w.unindexed) = (fresh, Default::default(), Default::default());
+        self.s.vis.resume();
+        Ok(durable)
+    }
+}
+
+fn verify_failed(first_seq: u64, detail: String) -> ReplicaError {
+    let finding = Finding { kind: crate::verify::FindingKind::FrameCorrupt, seq: Some(first_seq), detail };
+    ReplicaError::Verify { first_seq, finding, count: 1 }
+}
+
+/// The store's batches, each with the writer's tip after it, from frames
+/// that verified: a history checkpoint frame ends a batch (its note is that
+/// batch's checkpoint, as in the log's own batches, FORMAT.md §6.2); the
+/// last one ends at `head`.
+fn replicated_batches(
+    old: &Tip,
+    frames: &Bytes,
+    head: SignedCheckpoint,
+    vkeys: &[crate::note::NoteVerifier],
+) -> Result<Vec<(WriteBatch, Tip)>, String> {
+    let mut tip = old.clone();
+    let mut out: Vec<(WriteBatch, Tip)> = Vec::new();
+    let piece = |first_seq: u64, frames: &[u8], entries, nodes, history, checkpoint| WriteBatch {
+        first_seq,
+        frames: frames.to_vec(),
+        entries,
+        nodes,
+        history,
+        checkpoint: Arc::new(checkpoint),
+        replicated: true,
+    };
+    let (mut entries, mut nodes, mut from, mut first) = (Vec::new(), Vec::new(), 0, tip.next_seq);
+    let mut offset = 0;
+    while offset < frames.len() {
+        let Some((body, len)) = parse_frame(&frames[offset..]).map_err(|e| e.to_string())? else { break };
+        offset += len;
+        match record::decode_at(frames.slice_ref(body), tip.next_seq)? {
+            Checked::Checkpoint(note) => {
+                let checkpoint = Checkpoint::open(&note, vkeys).map_err(|e| e.to_string())?;
+                tip.last_history = tip.next_seq;
+                let cp = SignedCheckpoint { checkpoint, note: note.clone() };
+                let b = piece(
+                    first,
+                    &frames[from..offset],
+                    std::mem::take(&mut entries),
+                    std::mem::take(&mut nodes),
+                    Some(note),
+                    cp,
+                );
+                out.push((b, tip.clone()));
+                (from, first) = (offset, tip.next_seq);
+            }
+            Checked::Entry { leaf, leaf_hash, .. } => {
+                // every node the push completes, level 0 included, as the
+                // log's own batches carry them
+                tip.range.push(leaf_hash, |l, i, h| nodes.push((l, i, *h)));
+                let request_hash = (!leaf.request_id.is_empty()).then(|| request_hash(&leaf.request_id));
+                (tip.next_seq, tip.last_hash) = (leaf.seq + 1, leaf_hash);
+                tip.last_time = tip.last_time.max(leaf.recorded_at);
+                entries.push(BatchEntry { frame_len: len as u32, leaf, leaf_hash, request_hash });
+            }
+        }
+    }
+    if !entries.is_empty() {
+        out.push((piece(first, &frames[from..], entries, nodes, None, head), tip));
+    } else if let Some((last, _)) = out.last_mut().filter(|(b, _)| b.checkpoint.checkpoint == head.checkpoint) {
+        last.checkpoint = Arc::new(head); // the head signs what the last history frame did
+    }
+    Ok(out)
+}

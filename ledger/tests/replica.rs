@@ -1,0 +1,129 @@
+//! A log as a replica (`Ledger::apply_replica`): a batch another node
+//! sequenced is applied only when it verifies, starts at the tip and ends
+//! at its signed checkpoint; then the replica serves it like its own
+//! (reads, proofs, request-id dedup) and can go on writing after it.
+
+mod common;
+
+use bytes::Bytes;
+use ledger::journal::{SEGMENT_HEADER_LEN, encode_frame, parse_frame};
+use ledger::keys::Keyring;
+use ledger::log::ReplicaError;
+use ledger::record::{self, Decoded};
+use ledger::store::memory::MemoryDisk;
+use ledger::verify::FindingKind;
+use ledger::{Ledger, LogOptions};
+
+fn options() -> LogOptions {
+    let mut o = common::options();
+    o.checkpoint_interval = 10; // history checkpoint frames inside the batch
+    o
+}
+
+/// A log on a memory disk with the keyring in `dir` (created on first use).
+fn log_on(dir: &std::path::Path) -> (Ledger, MemoryDisk) {
+    let o = options();
+    let (ring, _) =
+        Keyring::open_or_create(&dir.join("keyring.json"), &o.origin, 1_767_225_600_000_000_000, &o.key_policy)
+            .unwrap();
+    let disk = MemoryDisk::new();
+    let (l, _) = Ledger::open(disk.open().unwrap(), ring, o).unwrap();
+    (l, disk)
+}
+
+/// A leader with 25 entries (one with a request id); its journal frames
+/// and head checkpoint.
+fn leader(dir: &std::path::Path) -> (Ledger, Bytes, String) {
+    let (l, disk) = log_on(dir);
+    common::fill(&l, 24, 7);
+    l.append(common::with_request_id(common::entry("stage4_incident", Some("INC-1"), 99), "req-99")).unwrap();
+    let frames = Bytes::from(disk.journal()[SEGMENT_HEADER_LEN as usize..].to_vec());
+    let head = l.latest_checkpoint().note.clone();
+    (l, frames, head)
+}
+
+/// The frames with entry `seq`'s payload changed (frame CRC recomputed).
+fn tamper_payload(frames: &Bytes, seq: u64) -> Bytes {
+    let (mut out, mut at, mut n) = (Vec::new(), 0, 0u64);
+    while let Some((body, len)) = parse_frame(&frames[at..]).unwrap() {
+        match record::decode(Bytes::copy_from_slice(body)).unwrap() {
+            Decoded::Entry(mut e) if n == seq => {
+                let mut p = e.payload.to_vec();
+                p[2] ^= 1;
+                e.payload = p.into();
+                encode_frame(&record::encode_entry(e), &mut out);
+                n += 1;
+            }
+            Decoded::Entry(_) => {
+                out.extend_from_slice(&frames[at..at + len]);
+                n += 1;
+            }
+            Decoded::Checkpoint(_) => out.extend_from_slice(&frames[at..at + len]),
+        }
+        at += len;
+        if at == frames.len() {
+            break;
+        }
+    }
+    out.into()
+}
+
+#[test]
+fn a_verified_batch_is_served_like_the_logs_own_and_writing_goes_on_after_it() {
+    let keys = tempfile::tempdir().unwrap();
+    let (l, frames, head) = leader(keys.path());
+    let (r, _) = log_on(keys.path());
+    assert_eq!(r.apply_replica(0, frames, &head).unwrap(), 25);
+    assert_eq!(r.latest_checkpoint().checkpoint, l.latest_checkpoint().checkpoint);
+    assert_eq!(r.get(24).unwrap().leaf, l.get(24).unwrap().leaf);
+    let proof = r.prove_inclusion(3, Some(25)).unwrap();
+    assert_eq!(proof, l.prove_inclusion(3, Some(25)).unwrap());
+    // dedup caught up: the leader's request id returns the original entry
+    let again = r.append(common::with_request_id(common::entry("stage4_incident", Some("INC-1"), 99), "req-99"));
+    let again = again.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.seq, 24);
+    // the subject chain goes on from the replicated entries
+    let next = r.append(common::entry("stage4_incident", Some("INC-1"), 100)).unwrap();
+    assert_eq!(next.seq, 25);
+    assert_eq!(r.get(25).unwrap().leaf.subject_prev, 25, "INC-1's previous entry is seq 24");
+    assert!(r.get(25).unwrap().leaf.recorded_at >= l.get(24).unwrap().leaf.recorded_at);
+}
+
+#[test]
+fn a_batch_that_does_not_verify_or_follow_the_tip_changes_nothing() {
+    let keys = tempfile::tempdir().unwrap();
+    let (_l, frames, head) = leader(keys.path());
+    let (r, _) = log_on(keys.path());
+
+    match r.apply_replica(5, frames.clone(), &head) {
+        Err(ReplicaError::NotAtTip { first_seq: 5, size: 0 }) => {}
+        other => panic!("expected NotAtTip, got {other:?}"),
+    }
+    match r.apply_replica(0, tamper_payload(&frames, 7), &head) {
+        Err(ReplicaError::Verify { finding, .. }) => {
+            assert_eq!((finding.kind, finding.seq), (FindingKind::PayloadMismatch, Some(7)), "{finding:?}");
+        }
+        other => panic!("expected a payload mismatch at 7, got {other:?}"),
+    }
+    // a head signed by a key the replica does not hold
+    let other_keys = tempfile::tempdir().unwrap();
+    let (_, _, foreign) = leader(other_keys.path());
+    match r.apply_replica(0, frames.clone(), &foreign) {
+        Err(ReplicaError::Verify { finding, .. }) => {
+            assert_eq!((finding.kind, finding.seq), (FindingKind::CheckpointUntrusted, Some(25)), "{finding:?}");
+        }
+        other => panic!("expected an untrusted head, got {other:?}"),
+    }
+    // a batch cut short: its head names more entries than it holds
+    let (cut, _) = parse_frame(&frames).unwrap().unwrap();
+    let cut_len = cut.len() + ledger::journal::FRAME_HEADER_LEN as usize;
+    match r.apply_replica(0, frames.slice(..cut_len), &head) {
+        Err(ReplicaError::Verify { finding, .. }) => {
+            assert_eq!((finding.kind, finding.seq), (FindingKind::CheckpointMismatch, Some(1)), "{finding:?}");
+        }
+        other => panic!("expected a checkpoint mismatch, got {other:?}"),
+    }
+    assert_eq!(r.size(), 0, "nothing of a refused batch was applied");
+    assert_eq!(r.apply_replica(0, frames, &head).unwrap(), 25, "the genuine batch still applies");
+}
