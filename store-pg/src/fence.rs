@@ -90,6 +90,8 @@ pub struct Head {
     pub epoch: i64,
     /// the node that took it last
     pub holder: String,
+    /// how clients reach that node (its `storage.advertise`)
+    pub holder_addr: String,
     /// milliseconds until the lease expires (≤ 0: expired), database clock
     pub remaining_ms: i64,
     /// entries committed
@@ -142,7 +144,7 @@ pub async fn head(client: &Client, log: &str) -> Result<Option<Head>, FenceError
     let row = client
         .query_opt(
             "SELECT epoch, holder, (extract(epoch FROM lease_until - clock_timestamp()) * 1000)::bigint, \
-             tree_size, root, checkpoint, last_recorded_at FROM ledger_head WHERE log = $1",
+             tree_size, root, checkpoint, last_recorded_at, holder_addr FROM ledger_head WHERE log = $1",
             &[&log],
         )
         .await
@@ -155,16 +157,23 @@ pub async fn head(client: &Client, log: &str) -> Result<Option<Head>, FenceError
         root: r.get(4),
         checkpoint: r.get(5),
         last_recorded_at: r.get(6),
+        holder_addr: r.get(7),
     }))
 }
 
-/// Takes the lease of `log` for `node` unless another node holds an
-/// unexpired one; the epoch goes up by one either way it is taken (a node
-/// restarting fences its own former self).
-pub async fn acquire(client: &mut Client, log: &str, node: &str, length: Duration) -> Result<Lease, FenceError> {
+/// Takes the lease of `log` for `node` (reached at `advertise`) unless
+/// another node holds an unexpired one; the epoch goes up by one either way
+/// it is taken (a node restarting fences its own former self).
+pub async fn acquire(
+    client: &mut Client,
+    log: &str,
+    node: &str,
+    advertise: &str,
+    length: Duration,
+) -> Result<Lease, FenceError> {
     let tx = client.transaction().await.map_err(db(log, "beginning the lease transaction"))?;
     tx.execute(
-        "INSERT INTO ledger_head VALUES ($1, 0, '', 'epoch', 0, '', '', 0) ON CONFLICT (log) DO NOTHING",
+        "INSERT INTO ledger_head VALUES ($1, 0, '', '', 'epoch', 0, '', '', 0) ON CONFLICT (log) DO NOTHING",
         &[&log],
     )
     .await
@@ -184,9 +193,9 @@ pub async fn acquire(client: &mut Client, log: &str, node: &str, length: Duratio
     let ms = length.as_millis() as f64;
     let row = tx
         .query_one(
-            "UPDATE ledger_head SET epoch = epoch + 1, holder = $2, \
+            "UPDATE ledger_head SET epoch = epoch + 1, holder = $2, holder_addr = $4, \
              lease_until = clock_timestamp() + $3 * interval '1 millisecond' WHERE log = $1 RETURNING epoch",
-            &[&log, &node, &ms],
+            &[&log, &node, &ms, &advertise],
         )
         .await
         .map_err(db(log, "taking the lease"))?;
@@ -245,9 +254,11 @@ async fn insert_parts(
 ) -> Result<(), tokio_postgres::Error> {
     let (first, entries) = (batch.first_seq as i64, batch.entries as i32);
     for (part, bytes) in batch.parts.iter().enumerate() {
+        let checkpoint = if part == 0 { batch.checkpoint } else { "" };
         tx.execute(
-            "INSERT INTO ledger_batch (log, first_seq, part, entries, epoch, frames) VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&lease.log, &first, &(part as i32), &entries, &lease.epoch, bytes],
+            "INSERT INTO ledger_batch (log, first_seq, part, entries, epoch, frames, checkpoint) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&lease.log, &first, &(part as i32), &entries, &lease.epoch, bytes, &checkpoint],
         )
         .await?;
     }
@@ -278,22 +289,35 @@ pub async fn renew(client: &Client, lease: &Lease) -> Result<(), FenceError> {
     })
 }
 
-/// The committed batches of `log` from `from_seq` on, in order, as (first
-/// seq, frames with the parts joined): what a replica applies.
-pub async fn batches(client: &Client, log: &str, from_seq: u64) -> Result<Vec<(u64, Vec<u8>)>, FenceError> {
+/// One committed batch as stored: what a replica applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// seq of its first entry
+    pub first_seq: u64,
+    /// its journal frames, the parts joined
+    pub frames: Vec<u8>,
+    /// the checkpoint signed for it (its size is the batch's end)
+    pub checkpoint: String,
+}
+
+/// The committed batches of `log` from `from_seq` on, in order, at most
+/// `max_batches`.
+pub async fn batches(client: &Client, log: &str, from_seq: u64, max_batches: i64) -> Result<Vec<Stored>, FenceError> {
     let rows = client
         .query(
-            "SELECT first_seq, frames FROM ledger_batch WHERE log = $1 AND first_seq >= $2 ORDER BY first_seq, part",
-            &[&log, &(from_seq as i64)],
+            "SELECT first_seq, frames, checkpoint FROM ledger_batch WHERE log = $1 AND first_seq IN \
+             (SELECT first_seq FROM ledger_batch WHERE log = $1 AND first_seq >= $2 AND part = 0 \
+              ORDER BY first_seq LIMIT $3) ORDER BY first_seq, part",
+            &[&log, &(from_seq as i64), &max_batches],
         )
         .await
         .map_err(db(log, "reading batches"))?;
-    let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut out: Vec<Stored> = Vec::new();
     for r in rows {
-        let (first, bytes): (i64, Vec<u8>) = (r.get(0), r.get(1));
+        let (first, bytes, checkpoint): (i64, Vec<u8>, String) = (r.get(0), r.get(1), r.get(2));
         match out.last_mut() {
-            Some((f, acc)) if *f == first as u64 => acc.extend_from_slice(&bytes),
-            _ => out.push((first as u64, bytes)),
+            Some(s) if s.first_seq == first as u64 => s.frames.extend_from_slice(&bytes),
+            _ => out.push(Stored { first_seq: first as u64, frames: bytes, checkpoint }),
         }
     }
     Ok(out)

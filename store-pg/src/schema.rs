@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS ledger_head (
     log              text PRIMARY KEY,
     epoch            bigint NOT NULL,
     holder           text NOT NULL,
+    holder_addr      text NOT NULL,
     lease_until      timestamptz NOT NULL,
     tree_size        bigint NOT NULL,
     root             bytea NOT NULL,
@@ -32,6 +33,7 @@ CREATE TABLE IF NOT EXISTS ledger_batch (
     entries   integer NOT NULL,
     epoch     bigint NOT NULL,
     frames    bytea NOT NULL,
+    checkpoint text NOT NULL,
     PRIMARY KEY (log, first_seq, part)
 );
 ";

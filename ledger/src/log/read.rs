@@ -87,6 +87,11 @@ impl LedgerReader {
         self.s.vis.latest()
     }
 
+    /// Why the log stopped taking writes, if it did (a failed sync).
+    pub fn stopped(&self) -> Option<String> {
+        self.s.vis.stopped()
+    }
+
     /// Entries in the log (acknowledged). Every read sees them: one that
     /// needs the index beyond what the index thread has applied waits for
     /// it (a batch's application, milliseconds).
