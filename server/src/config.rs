@@ -152,6 +152,109 @@ impl PerIdentity {
     }
 }
 
+/// Where a log's source of truth lives (docs/HA.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// the file store in `data_dir` (one ledgerd)
+    #[default]
+    Local,
+    /// a PostgreSQL database (several ledgerd nodes, one leader per log);
+    /// each node keeps a verified replica in `data_dir`
+    Postgres,
+}
+
+/// `[storage]`: where the logs' source of truth lives.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `local` or `postgres`
+    pub kind: StorageKind,
+    /// libpq URL or key=value string, several hosts allowed (env LEDGER_STORAGE_URL)
+    pub url: String,
+    /// this node's name in the lease ("" = the host name)
+    pub node: String,
+    /// how clients and other nodes reach this node ("" = http(s)://<listen>)
+    pub advertise: String,
+    /// the leader's lease, e.g. "10s"
+    pub lease: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            kind: StorageKind::Local,
+            url: String::new(),
+            node: String::new(),
+            advertise: String::new(),
+            lease: "10s".into(),
+        }
+    }
+}
+
+/// The URL may hold a password: never printed.
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("kind", &self.kind)
+            .field("url", &if self.url.is_empty() { "" } else { "(set)" })
+            .field("node", &self.node)
+            .field("advertise", &self.advertise)
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+impl StorageConfig {
+    /// The lease's length.
+    pub fn lease(&self) -> Result<std::time::Duration, ConfigError> {
+        let d = humantime::parse_duration(&self.lease)
+            .map_err(|e| invalid("storage.lease", format!("{:?}: {e}", self.lease)))?;
+        if d < std::time::Duration::from_secs(1) || d > std::time::Duration::from_secs(300) {
+            return Err(invalid("storage.lease", format!("{:?} is outside 1s..=300s", self.lease)));
+        }
+        Ok(d)
+    }
+
+    /// This node's name: `node`, else the host name.
+    pub fn node_name(&self) -> String {
+        if !self.node.is_empty() {
+            return self.node.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "ledgerd".into())
+    }
+
+    fn validate(&self, tls: bool) -> Result<(), ConfigError> {
+        if self.kind == StorageKind::Local {
+            return Ok(());
+        }
+        if self.url.trim().is_empty() {
+            return Err(invalid("storage.url", "is needed with kind = \"postgres\" (or set LEDGER_STORAGE_URL)"));
+        }
+        self.lease()?;
+        if self.node.chars().any(|c| c.is_control()) || self.node.len() > 128 {
+            return Err(invalid("storage.node", "at most 128 characters, no control characters"));
+        }
+        if !self.advertise.is_empty() {
+            let scheme_ok = self.advertise.starts_with("http://") || self.advertise.starts_with("https://");
+            if !scheme_ok || self.advertise.contains([' ', ',']) {
+                return Err(invalid(
+                    "storage.advertise",
+                    format!("{:?} is not an http:// or https:// URL", self.advertise),
+                ));
+            }
+            if tls && self.advertise.starts_with("http://") {
+                return Err(invalid("storage.advertise", "is http:// but [tls] is configured: use https://"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -197,6 +300,8 @@ pub struct Config {
     pub insecure_listen: bool,
     /// the hosted logs
     pub logs: Vec<LogConfig>,
+    /// where the logs' source of truth lives
+    pub storage: StorageConfig,
     /// the file this was read from (policy reloads read it again)
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -225,6 +330,7 @@ impl Default for Config {
             tls: None,
             insecure_listen: false,
             logs: vec![LogConfig { name: "default".into(), policy: None, access: Vec::new() }],
+            storage: StorageConfig::default(),
             source: None,
         }
     }
@@ -246,7 +352,7 @@ impl Config {
 
     /// Applies `LEDGER_DATA_DIR`, `LEDGER_LISTEN`, `LEDGER_METRICS_LISTEN`,
     /// `LEDGER_ORIGIN_PREFIX`, `LEDGER_LOG_FORMAT`, `LEDGER_QUEUE_DEPTH`,
-    /// `LEDGER_MAX_BATCH` from `vars` (normally `std::env::vars()`).
+    /// `LEDGER_MAX_BATCH`, `LEDGER_STORAGE_URL` from `vars` (normally `std::env::vars()`).
     pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
         for (k, v) in vars {
             let parse_err = |e: &dyn std::fmt::Display| invalid(k.clone(), format!("{v:?}: {e}"));
@@ -260,6 +366,7 @@ impl Config {
                 }
                 "LEDGER_QUEUE_DEPTH" => self.queue_depth = v.parse().map_err(|e| parse_err(&e))?,
                 "LEDGER_MAX_BATCH" => self.max_batch = v.parse().map_err(|e| parse_err(&e))?,
+                "LEDGER_STORAGE_URL" => self.storage.url = v.clone(),
                 _ => {}
             }
         }
@@ -298,6 +405,7 @@ impl Config {
                 return Err(invalid(field, format!("{v} is outside {min}..={max}")));
             }
         }
+        self.storage.validate(self.tls.is_some())?;
         for (field, share) in [
             ("per_identity.queue_share", self.per_identity.queue_share),
             ("per_identity.read_stream_share", self.per_identity.read_stream_share),
@@ -350,6 +458,16 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// How clients reach this node: `storage.advertise`, else the listen
+    /// address (https under `[tls]`).
+    pub fn advertise(&self) -> String {
+        if !self.storage.advertise.is_empty() {
+            return self.storage.advertise.clone();
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.listen)
     }
 
     /// The policy of a log.

@@ -19,6 +19,7 @@ pub mod limits;
 mod logs;
 pub mod metrics;
 mod reload;
+mod replicated;
 mod status;
 mod svc_admin;
 mod svc_artifact;
@@ -258,7 +259,11 @@ pub async fn serve_with_metrics(
         tracing::warn!(addr = %local, "INSECURE: plaintext gRPC on a non-loopback address (--insecure-listen): no authentication, any client can append as any actor");
     }
     let metrics = Arc::new(metrics::Metrics::new());
-    let cfg = config.clone();
+    let mut cfg = config.clone();
+    if cfg.storage.advertise.is_empty() {
+        // the address bound, not the one asked for (port 0 picks one)
+        cfg.storage.advertise = format!("{}://{local}", if tls.is_some() { "https" } else { "http" });
+    }
     let m = metrics.clone();
     let logs = tokio::task::spawn_blocking(move || logs::Logs::open(&cfg, &m)).await.expect("open task")?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -393,6 +398,19 @@ async fn metrics_server(listener: TcpListener, state: Arc<State>) {
     }
 }
 
+/// The replication figures of one log (`[storage] kind = "postgres"`).
+fn replication_gauges(m: &metrics::Metrics, name: &str, r: &replicated::Replication, size: u64) {
+    let st = r.state();
+    m.role.with_label_values(&[name]).set(i64::from(st.is_leader()));
+    m.epoch.with_label_values(&[name]).set(st.epoch());
+    m.replication_lag.with_label_values(&[name]).set(st.head_size().saturating_sub(size) as i64);
+    m.replication_halted.with_label_values(&[name]).set(i64::from(st.halted().is_some()));
+    for (c, now) in [(&m.fenced_batches, r.fenced_batches()), (&m.failovers, st.became_leader())] {
+        let c = c.with_label_values(&[name]);
+        c.inc_by(now.saturating_sub(c.get()));
+    }
+}
+
 /// Gauges that are read at scrape time.
 async fn refresh_gauges(st: &State) {
     let now = (ledger::log::system_clock())();
@@ -403,6 +421,9 @@ async fn refresh_gauges(st: &State) {
         m.tree_size.with_label_values(&[name]).set(h.reader().size() as i64);
         m.verify_failures.with_label_values(&[name]);
         m.queue_depth.with_label_values(&[name]).set(h.queued() as i64);
+        if let Some(r) = &h.replication {
+            replication_gauges(m, name, r, h.reader().size());
+        }
         let age = (now - h.checkpoint_at.load(std::sync::atomic::Ordering::Relaxed)) as f64 / 1e9;
         m.checkpoint_age.with_label_values(&[name]).set(age.max(0.0));
         for k in h.reader().key_status(now) {

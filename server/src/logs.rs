@@ -46,6 +46,14 @@ pub enum StartError {
         /// the OS error
         source: std::io::Error,
     },
+    /// The database of `[storage] kind = "postgres"` cannot be used.
+    #[error("log {log:?}: storage: {reason}")]
+    Storage {
+        /// the log
+        log: String,
+        /// why
+        reason: String,
+    },
     /// A log did not open.
     #[error("log {log:?}: {source}")]
     Log {
@@ -71,9 +79,23 @@ pub struct LogHandle {
     /// each identity's share of the queue (`per_identity.queue_share`)
     pub shares: Arc<crate::limits::Shares>,
     writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// with `[storage] kind = "postgres"`: this node's part in the log
+    pub replication: Option<crate::replicated::Replication>,
 }
 
 impl LogHandle {
+    /// `Ok` when this node may append to the log (always on the local
+    /// store); on a follower `UNAVAILABLE` naming the leader.
+    pub fn writable(&self) -> Result<(), Status> {
+        self.replication.as_ref().map_or(Ok(()), |r| r.writable(&self.name))
+    }
+
+    /// `FAILED_PRECONDITION` for `what` on the PostgreSQL store, which does
+    /// not do it yet.
+    pub fn local_only(&self, what: &str) -> Result<(), Status> {
+        if self.replication.is_some() { Err(status::not_on_postgres(what)) } else { Ok(()) }
+    }
+
     /// The read side.
     pub fn reader(&self) -> LedgerReader {
         self.ledger.reader()
@@ -126,9 +148,15 @@ impl LogHandle {
     /// Stops taking appends, lets the writer finish what is queued, writes
     /// the final checkpoint and fsyncs.
     fn stop(&self) {
+        if let Some(r) = &self.replication {
+            r.stop();
+        }
         sync::lock(&self.queue).take();
         if let Some(t) = sync::lock(&self.writer).take() {
             let _ = t.join();
+        }
+        if let Some(r) = &self.replication {
+            r.release();
         }
     }
 }
@@ -195,8 +223,7 @@ fn open_log(
     o.min_free_bytes = config.min_free_bytes;
     o.clock = system_clock();
     let dir = ledger::layout::log_dir(&config.data_dir, name);
-    let (ledger, report) =
-        ledger::store::file::open(&dir, o).map_err(|e| StartError::Log { log: name.into(), source: e })?;
+    let (ledger, report, pg) = open_store(config, name, &dir, o)?;
     if report.keys_created {
         tracing::warn!(log = name, keyring = %dir.join("keys/keyring.json").display(), "no keys found: generated a new Ed25519 checkpoint key and HMAC key; back up the keyring and publish the vkeys (ledger keys public)");
     }
@@ -211,6 +238,10 @@ fn open_log(
     let (tx, rx) = mpsc::channel(config.queue_depth);
     let (size_tx, size_rx) = watch::channel(ledger.size());
     let size_tx = Arc::new(size_tx);
+    let replication = match pg {
+        None => None,
+        Some(store) => Some(start_replication(config, name, &ledger, store, &size_tx)?),
+    };
     let checkpoint_at = Arc::new(AtomicI64::new((system_clock())()));
     let w = Writer {
         ledger: ledger.clone(),
@@ -237,7 +268,42 @@ fn open_log(
             config.queue_depth,
         )),
         writer: std::sync::Mutex::new(Some(thread)),
+        replication,
     })
+}
+
+type Opened = (Ledger, ledger::log::OpenReport, Option<Arc<ledger_store_pg::PgStore>>);
+
+/// Opens the log on the configured store.
+fn open_store(config: &Config, name: &str, dir: &std::path::Path, o: LogOptions) -> Result<Opened, StartError> {
+    let failed = |e| StartError::Log { log: name.into(), source: e };
+    if config.storage.kind == crate::config::StorageKind::Local {
+        let (l, report) = ledger::store::file::open(dir, o).map_err(failed)?;
+        return Ok((l, report, None));
+    }
+    let storage = |e: &dyn std::fmt::Display| StartError::Storage { log: name.into(), reason: e.to_string() };
+    let lease = config.storage.lease().map_err(|e| storage(&e))?;
+    let db = Arc::new(ledger_store_pg::Db::new(&config.storage.url, lease).map_err(|e| storage(&e))?);
+    db.install().map_err(|e| storage(&e))?;
+    let (l, report, store) = ledger_store_pg::engine::open(dir, name, db, o).map_err(failed)?;
+    Ok((l, report, Some(store)))
+}
+
+/// Starts this node's replication of the log (it begins as a follower).
+fn start_replication(
+    config: &Config,
+    name: &str,
+    ledger: &Arc<Ledger>,
+    store: Arc<ledger_store_pg::PgStore>,
+    size: &Arc<watch::Sender<u64>>,
+) -> Result<crate::replicated::Replication, StartError> {
+    let lease = config.storage.lease().map_err(|e| StartError::Storage { log: name.into(), reason: e.to_string() })?;
+    let node_name = config.storage.node_name();
+    let me = ledger_store_pg::Identity { node: node_name.clone(), advertise: config.advertise(), lease };
+    let node = ledger_store_pg::Node::new(me, ledger.clone(), store.clone());
+    let (size, l) = (size.clone(), ledger.clone());
+    crate::replicated::Replication::start(name, node_name, node, store, lease, move || publish(&size, l.size()))
+        .map_err(|e| StartError::Io { path: config.data_dir.clone(), source: e })
 }
 
 struct Writer {

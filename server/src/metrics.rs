@@ -33,6 +33,12 @@ pub struct Metrics {
     pub verify_failures: IntCounterVec,
     /// calls refused because their identity held its whole share
     pub identity_refusals: IntCounterVec,
+    pub role: IntGaugeVec,
+    pub epoch: IntGaugeVec,
+    pub replication_lag: IntGaugeVec,
+    pub fenced_batches: IntCounterVec,
+    pub failovers: IntCounterVec,
+    pub replication_halted: IntGaugeVec,
 }
 
 /// The `identity` label: the certificate identity under mutual TLS (a set
@@ -44,6 +50,16 @@ pub fn identity_label(caller: &crate::auth::Caller) -> &str {
 
 /// Metrics that appear on the page only once something was counted (their
 /// labels are not known in advance).
+/// Metrics of `[storage] kind = "postgres"` only (docs/HA.md "Metrics").
+pub const REPLICATED: &[&str] = &[
+    "ledger_role",
+    "ledger_epoch",
+    "ledger_replication_lag_entries",
+    "ledger_fenced_batches_total",
+    "ledger_failovers_total",
+    "ledger_replication_halted",
+];
+
 pub const COUNTED_ON_EVENT: &[&str] = &["ledger_identity_limit_refusals_total"];
 
 /// The metric names, for the docs test.
@@ -59,6 +75,12 @@ pub const NAMES: &[&str] = &[
     "ledger_queue_depth",
     "ledger_verify_failures_total",
     "ledger_identity_limit_refusals_total",
+    "ledger_role",
+    "ledger_epoch",
+    "ledger_replication_lag_entries",
+    "ledger_fenced_batches_total",
+    "ledger_failovers_total",
+    "ledger_replication_halted",
 ];
 
 impl Metrics {
@@ -107,6 +129,27 @@ impl Metrics {
                 &["identity", "limit"],
             )
             .expect("valid"),
+            role: IntGaugeVec::new(Opts::new(NAMES[11], "1 while this node leads the log, 0 while it follows"), &["log"])
+                .expect("valid"),
+            epoch: IntGaugeVec::new(Opts::new(NAMES[12], "The lease epoch this node holds or last saw"), &["log"])
+                .expect("valid"),
+            replication_lag: IntGaugeVec::new(
+                Opts::new(NAMES[13], "Entries committed in the database that this node's replica does not hold yet"),
+                &["log"],
+            )
+            .expect("valid"),
+            fenced_batches: IntCounterVec::new(
+                Opts::new(NAMES[14], "Batches of this node refused by the fence or lost with the connection (never acknowledged)"),
+                &["log"],
+            )
+            .expect("valid"),
+            failovers: IntCounterVec::new(Opts::new(NAMES[15], "Times this node took the lease and led"), &["log"])
+                .expect("valid"),
+            replication_halted: IntGaugeVec::new(
+                Opts::new(NAMES[16], "1 when this node stopped applying batches: one did not verify, or the database lost committed ones"),
+                &["log"],
+            )
+            .expect("valid"),
             registry: r,
         };
         for c in [
@@ -121,6 +164,12 @@ impl Metrics {
             Box::new(m.queue_depth.clone()),
             Box::new(m.verify_failures.clone()),
             Box::new(m.identity_refusals.clone()),
+            Box::new(m.role.clone()),
+            Box::new(m.epoch.clone()),
+            Box::new(m.replication_lag.clone()),
+            Box::new(m.fenced_batches.clone()),
+            Box::new(m.failovers.clone()),
+            Box::new(m.replication_halted.clone()),
         ] {
             m.registry.register(c).expect("unique metric names");
         }

@@ -49,6 +49,8 @@ pub fn ledger(e: &LedgerError) -> Status {
             StoreErrorKind::TooLarge { .. } | StoreErrorKind::DiskFull => Status::resource_exhausted(e.to_string()),
             StoreErrorKind::Damaged | StoreErrorKind::Missing { .. } => Status::data_loss(e.to_string()),
             StoreErrorKind::Io | StoreErrorKind::Locked => Status::internal(e.to_string()),
+            StoreErrorKind::Unavailable => Status::unavailable(e.to_string()),
+            StoreErrorKind::Unsupported => Status::failed_precondition(e.to_string()),
         },
         LedgerError::BadRecord { .. } | LedgerError::IndexAhead { .. } => Status::data_loss(e.to_string()),
         _ => Status::internal(e.to_string()),
@@ -207,6 +209,33 @@ pub fn blocking_closed() -> Status {
 /// A blocking task panicked or was cancelled.
 pub fn task_failed(e: &tokio::task::JoinError) -> Status {
     Status::internal(format!("task failed: {e}"))
+}
+
+/// The metadata key naming the leader's advertised address on an
+/// `UNAVAILABLE` from a follower (docs/API.md "Replicated ledgerd").
+pub const LEADER_KEY: &str = "ledger-leader";
+
+/// A write on a node that does not lead the log: `UNAVAILABLE`, naming
+/// the leader (also in the `ledger-leader` metadata) when one is known.
+pub fn not_leader(log: &str, node: &str, leader: Option<(String, String)>) -> Status {
+    let Some((name, addr)) = leader else {
+        return Status::unavailable(format!(
+            "log {log:?}: node {node:?} is a follower and no leader is known now; retry shortly (another node takes the lease when it lapses)"
+        ));
+    };
+    let mut s =
+        Status::unavailable(format!("log {log:?}: node {node:?} is a follower; the leader is {name:?} at {addr}"));
+    if let Ok(v) = tonic::metadata::MetadataValue::try_from(addr.as_str()) {
+        s.metadata_mut().insert(LEADER_KEY, v);
+    }
+    s
+}
+
+/// An action the PostgreSQL store does not do yet.
+pub fn not_on_postgres(what: &str) -> Status {
+    Status::failed_precondition(format!(
+        "{what} is not available with [storage] kind = \"postgres\" yet (docs/HA.md \"Not built yet\")"
+    ))
 }
 
 /// The gRPC code as an integer (for per-entry stream errors).

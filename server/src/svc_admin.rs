@@ -25,6 +25,7 @@ pub fn service(state: Arc<State>) -> AdminServiceServer<AdminSvc> {
 impl AdminService for AdminSvc {
     async fn redact(&self, req: Request<pb::RedactRequest>) -> Result<Response<pb::RedactResponse>, Status> {
         let (who, r, log) = self.state.admin(req)?;
+        log.local_only("redaction")?;
         let (ledger, identity) = (log.ledger().clone(), who.as_str().to_owned());
         let (seq, reason) = (r.seq, r.reason);
         let receipt = blocking(move || ledger.redact(&who, seq, &reason).map_err(|e| status::redact(&e))).await?;
@@ -38,6 +39,7 @@ impl AdminService for AdminSvc {
         req: Request<pb::ReloadPolicyRequest>,
     ) -> Result<Response<pb::ReloadPolicyResponse>, Status> {
         let (who, r, log) = self.state.admin(req)?;
+        log.writable()?;
         let mut done = crate::reload::reload(&self.state, Some(&log.name), &who, &r.reason).await?;
         let one = done.pop().ok_or_else(|| status::log_not_configured(std::path::Path::new(""), &log.name))?;
         Ok(Response::new(pb::ReloadPolicyResponse {
@@ -48,6 +50,7 @@ impl AdminService for AdminSvc {
 
     async fn reindex(&self, req: Request<pb::ReindexRequest>) -> Result<Response<pb::ReindexResponse>, Status> {
         let (who, r, log) = self.state.admin(req)?;
+        log.local_only("reindex")?;
         let (ledger, identity) = (log.ledger().clone(), who.as_str().to_owned());
         let receipt = blocking(move || ledger.request_reindex(&who, &r.reason).map_err(|e| status::append(&e))).await?;
         log.published();

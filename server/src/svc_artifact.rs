@@ -47,6 +47,7 @@ impl ArtifactService for ArtifactSvc {
         let log = self.state.logs.get(&h.log)?.clone();
         let caller = if caller.authenticated { caller } else { crate::auth::Caller::declared(&h.actor) };
         self.state.access.current().require_writer(&caller, &log.name, "artifact")?;
+        log.writable()?;
         let reader = log.reader();
         let limits: Limits = reader.options().limits.clone();
         ArtifactRef::new(0, &[0; 32], &[0; 32], 0, &h.name, &h.media_type).map_err(header_error)?;

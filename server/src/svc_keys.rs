@@ -67,6 +67,7 @@ impl KeyService for KeySvc {
 
     async fn rotate(&self, req: Request<pb::RotateRequest>) -> Result<Response<pb::RotateResponse>, Status> {
         let (actor, r, log) = self.state.admin(req)?;
+        log.local_only("key rotation")?;
         if r.reason.trim().is_empty() {
             return Err(status::invalid(
                 "reason",

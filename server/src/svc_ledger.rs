@@ -91,6 +91,10 @@ impl LedgerSvc {
             self.record(&log, &category, "denied", Instant::now());
             return Err(s);
         }
+        if let Err(s) = log.writable() {
+            self.record(&log, &category, "not_leader", Instant::now());
+            return Err(s);
+        }
         match convert::entry(r.entry, &caller.identity, &log.reader().options().limits) {
             Ok(e) => Ok((log, category, e)),
             Err(s) => {

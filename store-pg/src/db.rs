@@ -32,51 +32,59 @@ pub enum DbError {
 
 /// A connection shared by one log's writer and replication loop.
 pub struct Db {
-    rt: tokio::runtime::Runtime,
+    /// taken only by `drop`
+    rt: Option<tokio::runtime::Runtime>,
     url: String,
+    /// `idle_in_transaction_session_timeout` of the session, ms
+    idle_ms: u64,
     client: Arc<Mutex<Option<Client>>>,
 }
 
 type Shared = Arc<Mutex<Option<Client>>>;
 
-/// The client, connected again when there is none or it broke.
-async fn ready<'a>(slot: &'a mut Option<Client>, url: &str) -> Result<&'a mut Client, DbError> {
+/// The client, connected again when there is none or it broke, with
+/// [`schema::idle_limit`] of `idle_ms`.
+async fn ready<'a>(slot: &'a mut Option<Client>, url: &str, idle_ms: u64) -> Result<&'a mut Client, DbError> {
     if slot.as_ref().is_none_or(|c| c.is_closed()) {
         *slot = None;
-        *slot = Some(
-            tokio::time::timeout(Duration::from_secs(10), schema::connect_writer(url))
-                .await
-                .map_err(|_| ConnectError::Url { reason: "connecting took longer than 10 s".into() })??,
-        );
+        let client = tokio::time::timeout(Duration::from_secs(10), schema::connect_writer(url))
+            .await
+            .map_err(|_| ConnectError::Url { reason: "connecting took longer than 10 s".into() })??;
+        schema::idle_limit(&client, idle_ms).await.map_err(|source| ConnectError::Session { source })?;
+        *slot = Some(client);
     }
     Ok(slot.as_mut().expect("connected above"))
 }
 
 impl Db {
     /// Starts the runtime; connects at the first call. `url` is a libpq URL
-    /// or key=value string (several hosts allowed).
-    pub fn new(url: &str) -> Result<Self, DbError> {
+    /// or key=value string (several hosts allowed). `lease` is the leaders'
+    /// lease: a transaction of this session left idle for half of it (a
+    /// stopped process holding the head row's lock) is ended by the server
+    /// (`schema::idle_limit`), so the next leader is not kept waiting.
+    pub fn new(url: &str, lease: Duration) -> Result<Self, DbError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("ledger-pg")
             .enable_all()
             .build()
             .map_err(DbError::Runtime)?;
-        Ok(Self { rt, url: url.to_owned(), client: Arc::new(Mutex::new(None)) })
+        let idle_ms = (lease.as_millis() as u64 / 2).max(500);
+        Ok(Self { rt: Some(rt), url: url.to_owned(), idle_ms, client: Arc::new(Mutex::new(None)) })
     }
 
     /// Runs `fut` on the database runtime and waits for it (from any thread,
     /// async ones included).
     fn block<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> T {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.rt.spawn(async move {
+        self.rt.as_ref().expect("taken only by drop").spawn(async move {
             let _ = tx.send(fut.await);
         });
         rx.recv().expect("the database task sends its result")
     }
 
-    fn parts(&self) -> (Shared, String) {
-        (self.client.clone(), self.url.clone())
+    fn parts(&self) -> (Shared, (String, u64)) {
+        (self.client.clone(), (self.url.clone(), self.idle_ms))
     }
 
     /// Creates the tables when missing.
@@ -84,7 +92,7 @@ impl Db {
         let (c, url) = self.parts();
         self.block(async move {
             let mut g = c.lock().await;
-            let client = ready(&mut g, &url).await?;
+            let client = ready(&mut g, &url.0, url.1).await?;
             schema::install(client).await.map_err(|source| {
                 DbError::Fence(FenceError::Db { log: String::new(), context: "creating the tables", source })
             })
@@ -96,7 +104,7 @@ impl Db {
         let ((c, url), log) = (self.parts(), log.to_owned());
         self.block(async move {
             let mut g = c.lock().await;
-            Ok(fence::head(ready(&mut g, &url).await?, &log).await?)
+            Ok(fence::head(ready(&mut g, &url.0, url.1).await?, &log).await?)
         })
     }
 
@@ -105,7 +113,7 @@ impl Db {
         let ((c, url), log, node, addr) = (self.parts(), log.to_owned(), node.to_owned(), advertise.to_owned());
         self.block(async move {
             let mut g = c.lock().await;
-            Ok(fence::acquire(ready(&mut g, &url).await?, &log, &node, &addr, length).await?)
+            Ok(fence::acquire(ready(&mut g, &url.0, url.1).await?, &log, &node, &addr, length).await?)
         })
     }
 
@@ -114,7 +122,16 @@ impl Db {
         let ((c, url), lease) = (self.parts(), lease.clone());
         self.block(async move {
             let mut g = c.lock().await;
-            Ok(fence::renew(ready(&mut g, &url).await?, &lease).await?)
+            Ok(fence::renew(ready(&mut g, &url.0, url.1).await?, &lease).await?)
+        })
+    }
+
+    /// Gives the lease up (`fence::release`).
+    pub fn release(&self, lease: &Lease) -> Result<(), DbError> {
+        let ((c, url), lease) = (self.parts(), lease.clone());
+        self.block(async move {
+            let mut g = c.lock().await;
+            Ok(fence::release(ready(&mut g, &url.0, url.1).await?, &lease).await?)
         })
     }
 
@@ -123,7 +140,7 @@ impl Db {
         let ((c, url), log) = (self.parts(), log.to_owned());
         self.block(async move {
             let mut g = c.lock().await;
-            Ok(fence::batches(ready(&mut g, &url).await?, &log, from_seq, max_batches).await?)
+            Ok(fence::batches(ready(&mut g, &url.0, url.1).await?, &log, from_seq, max_batches).await?)
         })
     }
 
@@ -142,12 +159,22 @@ impl Db {
                 checkpoint: &batch.checkpoint,
                 last_recorded_at: batch.last_recorded_at,
             };
-            let r = fence::commit(ready(&mut g, &url).await?, &lease, &b).await;
+            let r = fence::commit(ready(&mut g, &url.0, url.1).await?, &lease, &b).await;
             if matches!(r, Err(FenceError::Ambiguous { .. } | FenceError::Db { .. })) {
                 *g = None;
             }
             Ok(r?)
         })
+    }
+}
+
+/// The runtime stops without waiting (a `Db` may be dropped on an async
+/// thread, where blocking is not allowed); the connection closes with it.
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
     }
 }
 

@@ -27,8 +27,8 @@ use ledger::journal::parse_frame;
 use ledger::keys::Keyring;
 use ledger::store::file::FileStore;
 use ledger::store::{
-    ArtifactRow, BlobStore, BundlePart, LeafMeta, LogStore, LogWriter, Opened, Secondary, StoreError, StoreErrorKind,
-    Visibility, WriteBatch,
+    ArtifactRow, BlobStore, BundlePart, LeafMeta, LogStore, LogWriter, OpenReport, Opened, Secondary, StoreError,
+    StoreErrorKind, Visibility, WriteBatch,
 };
 use ledger::{Ledger, LedgerError, LogOptions};
 
@@ -64,7 +64,12 @@ struct PgWriter {
 
 /// Opens the log `log` in `dir` (its local replica and keyring, as the
 /// file store lays them out) over `db`.
-pub fn open(dir: &Path, log: &str, db: Arc<Db>, opts: LogOptions) -> Result<(Ledger, Arc<PgStore>), LedgerError> {
+pub fn open(
+    dir: &Path,
+    log: &str,
+    db: Arc<Db>,
+    opts: LogOptions,
+) -> Result<(Ledger, OpenReport, Arc<PgStore>), LedgerError> {
     std::fs::create_dir_all(dir).map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
     let now = (opts.clock)();
     let ring = ledger::layout::keyring(dir);
@@ -85,8 +90,8 @@ pub fn open(dir: &Path, log: &str, db: Arc<Db>, opts: LogOptions) -> Result<(Led
     let mut report = local.report;
     report.keys_created = keys_created;
     let opened = Opened { store: store.clone(), writer: Box::new(PgWriter { store: store.clone() }), report };
-    let (ledger, _) = Ledger::open(opened, keyring, opts)?;
-    Ok((ledger, store))
+    let (ledger, report) = Ledger::open(opened, keyring, opts)?;
+    Ok((ledger, report, store))
 }
 
 impl PgStore {
@@ -144,7 +149,7 @@ impl PgStore {
         let refuse = |reason: String| {
             self.fenced_batches.fetch_add(batches.len() as u64, Ordering::Relaxed);
             *lock(&self.fenced) = Some(reason.clone());
-            StoreError::new(StoreErrorKind::Io, reason)
+            StoreError::new(StoreErrorKind::Unavailable, reason)
         };
         let Some(lease) = self.lease() else {
             return Err(refuse(format!("log {}: this node is not the leader: nothing was committed", self.log)));
@@ -286,7 +291,10 @@ impl LogWriter for PgWriter {
     fn write(&mut self, batch: WriteBatch) -> Result<(), StoreError> {
         if !batch.replicated && self.store.lease().is_none() {
             let log = &self.store.log;
-            return Err(StoreError::new(StoreErrorKind::Io, format!("log {log}: this node is not the leader")));
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                format!("log {log}: this node is not the leader"),
+            ));
         }
         lock(&self.store.pending).push(batch);
         Ok(())
@@ -299,7 +307,7 @@ impl LogWriter for PgWriter {
     }
     fn replace_record(&mut self, seq: u64, _record: &[u8]) -> Result<(), StoreError> {
         Err(StoreError::new(
-            StoreErrorKind::Io,
+            StoreErrorKind::Unsupported,
             format!(
                 "log {}: redaction of entry {seq} is not available on the PostgreSQL store yet (docs/HA.md)",
                 self.store.log

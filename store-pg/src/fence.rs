@@ -54,7 +54,7 @@ pub enum FenceError {
     },
     /// The connection failed during COMMIT: the batch may or may not be
     /// committed. Acknowledge nothing, stop writing, re-read the head.
-    #[error("log {log}: the outcome of COMMIT is unknown ({source}): acknowledge nothing and re-read the head")]
+    #[error("log {log}: the outcome of COMMIT is unknown ({}): acknowledge nothing and re-read the head", crate::schema::detail(.source))]
     Ambiguous {
         /// the log
         log: String,
@@ -72,7 +72,7 @@ pub enum FenceError {
         bytes: usize,
     },
     /// The database refused or failed a statement (before COMMIT).
-    #[error("log {log}: {context}: {source}")]
+    #[error("log {log}: {context}: {}", crate::schema::detail(.source))]
     Db {
         /// the log
         log: String,
@@ -287,6 +287,19 @@ pub async fn renew(client: &Client, lease: &Lease) -> Result<(), FenceError> {
         head_epoch: h.as_ref().map_or(0, |h| h.epoch),
         head_size: h.map_or(0, |h| h.tree_size),
     })
+}
+
+/// Gives the lease up (a clean shutdown): it expires now, so another node
+/// takes it at once. Nothing happens when another epoch holds the head.
+pub async fn release(client: &Client, lease: &Lease) -> Result<(), FenceError> {
+    client
+        .execute(
+            "UPDATE ledger_head SET lease_until = clock_timestamp() WHERE log = $1 AND epoch = $2",
+            &[&lease.log, &lease.epoch],
+        )
+        .await
+        .map_err(db(&lease.log, "releasing the lease"))?;
+    Ok(())
 }
 
 /// One committed batch as stored: what a replica applies.

@@ -52,6 +52,16 @@ pub async fn writer_session(client: &Client) -> Result<(), tokio_postgres::Error
     client.batch_execute("SET synchronous_commit = on; SET statement_timeout = 0;").await
 }
 
+/// Ends this session's transactions left idle for `ms` milliseconds (0:
+/// never): a writer stopped between its statements (SIGSTOP, a frozen VM)
+/// would otherwise hold the head row's lock, and no other node could take
+/// the lease or commit until it woke up. Its COMMIT then fails: nothing
+/// of that batch is committed. Waiting for a synchronous standby at COMMIT
+/// is not idle and is never cut.
+pub async fn idle_limit(client: &Client, ms: u64) -> Result<(), tokio_postgres::Error> {
+    client.batch_execute(&format!("SET idle_in_transaction_session_timeout = {ms}")).await
+}
+
 /// A writer's connection: to the one read-write server among the hosts of
 /// `url` (a libpq URL or key=value string; several hosts are tried in
 /// order, so after a promotion the new primary is found), with
@@ -89,6 +99,15 @@ fn describe_hosts(config: &tokio_postgres::Config) -> String {
     parts.join(", ")
 }
 
+/// A client error with the server's own message when there is one
+/// (tokio-postgres shows only "db error" for those).
+pub fn detail(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{}: {}", d.severity(), d.message()),
+        None => e.to_string(),
+    }
+}
+
 /// A writer could not connect.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -99,7 +118,7 @@ pub enum ConnectError {
         reason: String,
     },
     /// No host accepted a read-write session.
-    #[error("storage.url: no read-write PostgreSQL among {hosts}: {source}")]
+    #[error("storage.url: no read-write PostgreSQL among {hosts}: {}", detail(.source))]
     NoWriter {
         /// the hosts tried
         hosts: String,
@@ -107,7 +126,7 @@ pub enum ConnectError {
         source: tokio_postgres::Error,
     },
     /// The session settings were refused.
-    #[error("setting up the writer's session: {source}")]
+    #[error("setting up the writer's session: {}", detail(.source))]
     Session {
         /// the error
         source: tokio_postgres::Error,

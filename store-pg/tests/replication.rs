@@ -43,9 +43,9 @@ fn node(url: &str, dir: &Path, keys_from: Option<&Path>, name: &str) -> (Arc<Led
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(ledger::layout::keyring(from), to).unwrap();
     }
-    let db = Arc::new(Db::new(url).unwrap());
+    let db = Arc::new(Db::new(url, Duration::from_millis(800)).unwrap());
     db.install().unwrap();
-    let (l, store) = engine::open(dir, LOG, db, options()).unwrap();
+    let (l, _, store) = engine::open(dir, LOG, db, options()).unwrap();
     let l = Arc::new(l);
     let me = Identity { node: name.into(), advertise: format!("http://{name}"), lease: Duration::from_millis(800) };
     (l.clone(), Node::new(me, l, store))

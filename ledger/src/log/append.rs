@@ -303,7 +303,10 @@ fn storage(e: impl std::fmt::Display) -> AppendError {
 }
 
 pub(super) fn store_failed(e: StoreError) -> AppendError {
-    AppendError::Storage { disk_full: e.is_disk_full(), reason: e.to_string() }
+    match e.kind {
+        crate::store::StoreErrorKind::Unavailable => AppendError::Unavailable(e.to_string()),
+        _ => AppendError::Storage { disk_full: e.is_disk_full(), reason: e.to_string() },
+    }
 }
 
 impl Ledger {

@@ -98,9 +98,9 @@ impl Shared {
             return Ok(()); // nothing written beyond what is durable
         };
         if let Err(e) = self.store.sync() {
-            let failed = AppendError::Storage { disk_full: e.is_disk_full(), reason: e.to_string() };
+            let failed = super::append::store_failed(e);
             self.fail_written(&failed);
-            self.vis.stop(format!("a sync failed: {e}"));
+            self.vis.stop(format!("a sync failed: {failed}"));
             st.failed = Some(failed.clone());
             return Err(failed);
         }

@@ -33,6 +33,13 @@ pub enum StoreErrorKind {
     },
     /// Another writer holds the store.
     Locked,
+    /// This node cannot write the log now, and nothing of the write was
+    /// kept (a replicated store: not the leader, fenced, the database
+    /// unreachable); another node may take it, and a retry with the same
+    /// request id is safe.
+    Unavailable,
+    /// The store does not do this (yet).
+    Unsupported,
 }
 
 /// A store failure: kind, context, and the engine's error.

@@ -1,0 +1,119 @@
+//! A log on the PostgreSQL store (`[storage] kind = "postgres"`,
+//! docs/HA.md): its replication thread, which steps the log's role on this
+//! node (follow and apply, take an expired lease, lead and renew), and what
+//! the services ask of it (may this node append?).
+//!
+//! Owns: that thread (bounded steps, stopped by a flag and joined) and the
+//! answer to a write on a follower. Must not: decide roles itself (the
+//! `ledger-store-pg` node does) or serve anything from the database.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ledger_store_pg::{Node, PgStore, State};
+use tonic::Status;
+
+use crate::status;
+
+/// How often a follower looks for new batches (its replication lag's floor).
+const FOLLOW_EVERY: Duration = Duration::from_millis(20);
+
+/// One log's replication on this node.
+pub struct Replication {
+    node_name: String,
+    state: Arc<State>,
+    store: Arc<PgStore>,
+    stop: Arc<AtomicBool>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Replication {
+    /// Starts the replication thread of `node`; `applied` is called with
+    /// the log's size after batches were applied (Tail streams wake up).
+    pub fn start(
+        log: &str,
+        node_name: String,
+        node: Node,
+        store: Arc<PgStore>,
+        lease: Duration,
+        applied: impl Fn() + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let (state, stop) = (node.state().clone(), Arc::new(AtomicBool::new(false)));
+        let flag = stop.clone();
+        let name = log.to_owned();
+        let thread = std::thread::Builder::new()
+            .name(format!("replica-{log}"))
+            .spawn(move || run(&name, &node, lease, &flag, applied))?;
+        Ok(Self { node_name, state, store, stop, thread: std::sync::Mutex::new(Some(thread)) })
+    }
+
+    /// Its role and figures.
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// Batches of this node refused by the fence (never acknowledged).
+    pub fn fenced_batches(&self) -> u64 {
+        self.store.fenced_batches()
+    }
+
+    /// `Ok` when this node leads the log; else `UNAVAILABLE` naming the leader.
+    pub fn writable(&self, log: &str) -> Result<(), Status> {
+        if self.state.is_leader() {
+            return Ok(());
+        }
+        Err(status::not_leader(log, &self.node_name, self.state.leader()))
+    }
+
+    /// Stops the thread (after its current step).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = ledger::sync::lock(&self.thread).take() {
+            let _ = t.join();
+        }
+    }
+
+    /// After the log closed: a leader gives its lease up, so that another
+    /// node takes over at once instead of after the lease.
+    pub fn release(&self) {
+        if let Some(lease) = self.store.lease() {
+            self.store.follow();
+            match self.store.db().release(&lease) {
+                Ok(()) => tracing::info!(log = %lease.log, epoch = lease.epoch, "lease released"),
+                Err(e) => {
+                    tracing::warn!(log = %lease.log, error = %e, "the lease was not released: it lapses by itself")
+                }
+            }
+        }
+    }
+}
+
+/// Steps until stopped: often while following (new batches), at a tenth
+/// of the lease while leading (renewal needs a third). Database errors are
+/// logged at most every 5 s and the next step tries again.
+fn run(log: &str, node: &Node, lease: Duration, stop: &AtomicBool, applied: impl Fn()) {
+    let mut last_warning: Option<Instant> = None;
+    while !stop.load(Ordering::Relaxed) {
+        match node.step() {
+            Ok(s) => {
+                if s.applied > 0 {
+                    applied();
+                }
+                if s.role_changed {
+                    let role = if node.state().is_leader() { "leader" } else { "follower" };
+                    tracing::info!(log, role, epoch = node.state().epoch(), "role changed");
+                }
+            }
+            Err(e) => {
+                if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
+                    tracing::warn!(log, error = %e, "replication step failed; retrying");
+                    last_warning = Some(Instant::now());
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        let pause = if node.state().is_leader() { lease / 10 } else { FOLLOW_EVERY };
+        std::thread::sleep(pause);
+    }
+}
