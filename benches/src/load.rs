@@ -16,6 +16,10 @@
 //! `noisy N` (N clients of one identity flooding appends while another
 //! offers 100/s: the second's latency and errors, with the queue share
 //! `BENCH_QUEUE_SHARE`, default 0.5, 1.0 = no per-identity limit).
+//! `lag R` (replicated ledgerd, docs/HA.md): appends offered at R/s to the
+//! leader while one Tail on a follower (`BENCH_FOLLOWER=<url>`) receives
+//! them; the latency is each entry's arrival at the follower after its
+//! acknowledgement by the leader (0 when it arrived first).
 //! Two scenarios measure the transport's floor, with no disk and no writer
 //! behind it: `floor N` and `floor-rate R` are `unary N` and `rate R` with
 //! GetCheckpoint (answered from memory) in place of Append. Every report
@@ -160,6 +164,59 @@ async fn noisy(url: &str, clients: u64, until: Instant, noisy: Arc<Run>, calm: A
     .await;
     for t in tasks {
         let _ = t.await;
+    }
+}
+
+/// `lag R`: the follower's replication lag under R appends/s; `lag` gets
+/// one sample per entry the follower's Tail delivered, `acks` the appends.
+async fn lag(url: &str, per_sec: u64, until: Instant, acks: Arc<Run>, lag: Arc<Run>) {
+    use std::collections::HashMap;
+    let follower = std::env::var("BENCH_FOLLOWER").expect("lag needs BENCH_FOLLOWER=<a follower's URL>");
+    let acked: Arc<std::sync::Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let arrived: Arc<std::sync::Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let mut f = LedgerServiceClient::new(channels(&follower, 1).await.remove(0));
+    let from = f.get_checkpoint(checkpoint_req()).await.expect("the follower answers").into_inner().size;
+    let mut tail = f
+        .tail(pb::TailRequest { log: log_name(), from_seq: from, filter: None })
+        .await
+        .expect("tail the follower")
+        .into_inner();
+    let got = arrived.clone();
+    let tailer = tokio::spawn(async move {
+        while let Ok(Ok(Some(e))) = tokio::time::timeout(Duration::from_secs(5), tail.message()).await {
+            got.lock().unwrap().insert(e.seq, Instant::now());
+        }
+    });
+    let chans = channels(url, 4).await;
+    let book = acked.clone();
+    let worker = 20_000_000 + u64::from(std::process::id());
+    open_loop(per_sec, until, acks, move |n| {
+        let (mut c, book) = (LedgerServiceClient::new(chans[n as usize % chans.len()].clone()), book.clone());
+        async move {
+            match c.append(append_req(worker, n)).await {
+                Ok(r) => {
+                    let seq = r.into_inner().receipt.map_or(u64::MAX, |r| r.seq);
+                    book.lock().unwrap().insert(seq, Instant::now());
+                    true
+                }
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    let _ = tailer.await;
+    let (acked, arrived) = (acked.lock().unwrap().clone(), arrived.lock().unwrap().clone());
+    let mut h = lag.latency.lock().await;
+    for (seq, at) in &acked {
+        match arrived.get(seq) {
+            Some(t) => {
+                lag.ok.fetch_add(1, Relaxed);
+                let _ = h.record(t.saturating_duration_since(*at).as_micros().max(1) as u64);
+            }
+            None => {
+                lag.errors.fetch_add(1, Relaxed); // never reached the follower
+            }
+        }
     }
 }
 
@@ -405,9 +462,10 @@ pub async fn run(ledgerd: &str, scenario: &str, arg: u64, arg2: u64, seconds: f6
         "reads" => reads(&url, arg, until, run.clone(), proofs.clone(), entries).await,
         "proofs" => proofs_alone(&url, arg, until, run.clone(), entries).await,
         "noisy" => noisy(&url, arg.max(1), until, run.clone(), proofs.clone()).await,
+        "lag" => lag(&url, arg.max(1), until, run.clone(), proofs.clone()).await,
         other => {
             panic!(
-                "unknown scenario {other:?}: unary N | rate R | stream | reads R [PRELOAD] | proofs R [PRELOAD] | floor N | floor-rate R | noisy N"
+                "unknown scenario {other:?}: unary N | rate R | stream | reads R [PRELOAD] | proofs R [PRELOAD] | floor N | floor-rate R | noisy N | lag R"
             )
         }
     }
@@ -425,6 +483,7 @@ pub async fn run(ledgerd: &str, scenario: &str, arg: u64, arg2: u64, seconds: f6
         "proofs" => "inclusion proof (1,000/s offered)",
         "floor" | "floor-rate" => "GetCheckpoint",
         "noisy" => "noisy identity's append",
+        "lag" => "append on the leader",
         _ => "append",
     };
     let requests = run.ok.load(Relaxed) + run.errors.load(Relaxed) + proofs.ok.load(Relaxed);
@@ -434,6 +493,9 @@ pub async fn run(ledgerd: &str, scenario: &str, arg: u64, arg2: u64, seconds: f6
     }
     if scenario == "noisy" {
         results.push(summary("calm identity's append (100/s)", &proofs, secs).await);
+    }
+    if scenario == "lag" {
+        results.push(summary("follower lag after the ack", &proofs, secs).await);
     }
     serde_json::json!({
         "scenario": scenario, "arg": arg, "arg2": arg2, "seconds": secs,

@@ -182,6 +182,7 @@ names_log!(
     pb::StatRequest,
     pb::KeyStatusRequest,
     pb::PublicKeysRequest,
+    pb::NodeStatusRequest,
 );
 names_log!(with actor: pb::RotateRequest, pb::RedactRequest, pb::ReloadPolicyRequest, pb::ReindexRequest);
 

@@ -48,6 +48,11 @@ impl Replication {
         Ok(Self { node_name, state, store, stop, thread: std::sync::Mutex::new(Some(thread)) })
     }
 
+    /// This node's name in the lease.
+    pub fn node_name(&self) -> &str {
+        &self.node_name
+    }
+
     /// Its role and figures.
     pub fn state(&self) -> &Arc<State> {
         &self.state

@@ -316,6 +316,32 @@ impl LedgerService for LedgerSvc {
         Ok(Response::new(self.state.guarded(out, &caller, Some(&name), &[Role::Reader])))
     }
 
+    async fn node_status(
+        &self,
+        req: Request<pb::NodeStatusRequest>,
+    ) -> Result<Response<pb::NodeStatusResponse>, Status> {
+        let (_, _, log) = self.state.authorized_log(req, &[Role::Reader])?;
+        let size = log.reader().size();
+        let Some(r) = &log.replication else {
+            let single =
+                pb::NodeStatusResponse { storage: "local".into(), role: "single".into(), size, ..Default::default() };
+            return Ok(Response::new(single));
+        };
+        let st = r.state();
+        let (leader, leader_address) = st.leader().unwrap_or_default();
+        Ok(Response::new(pb::NodeStatusResponse {
+            node: r.node_name().to_owned(),
+            storage: "postgres".into(),
+            role: if st.is_leader() { "leader" } else { "follower" }.into(),
+            epoch: st.epoch(),
+            size,
+            head_size: st.head_size().max(if st.is_leader() { size } else { 0 }),
+            leader,
+            leader_address,
+            halted: st.halted().unwrap_or_default(),
+        }))
+    }
+
     async fn get_checkpoint(
         &self,
         req: Request<pb::GetCheckpointRequest>,

@@ -63,7 +63,7 @@ struct PgWriter {
 }
 
 /// Opens the log `log` in `dir` (its local replica and keyring, as the
-/// file store lays them out) over `db`.
+/// file store lays them out) over `db`, as a follower.
 pub fn open(
     dir: &Path,
     log: &str,
@@ -74,7 +74,23 @@ pub fn open(
     let now = (opts.clock)();
     let ring = ledger::layout::keyring(dir);
     let (keyring, keys_created) = Keyring::open_or_create(&ring, &opts.origin, now, &opts.key_policy)?;
-    let local = FileStore::open(dir, opts.segment_bytes, opts.min_free_bytes, now)?;
+    let (mut opened, store) = open_store(dir, log, db, opts.segment_bytes, opts.min_free_bytes, now)?;
+    opened.report.keys_created = keys_created;
+    let (ledger, report) = Ledger::open(opened, keyring, opts)?;
+    Ok((ledger, report, store))
+}
+
+/// Opens the store alone (its local replica in `dir`, on the file store),
+/// not leading: [`PgStore::lead`] makes its own batches committable.
+pub fn open_store(
+    dir: &Path,
+    log: &str,
+    db: Arc<Db>,
+    segment_bytes: u64,
+    min_free_bytes: u64,
+    now: i64,
+) -> Result<(Opened, Arc<PgStore>), StoreError> {
+    let local = FileStore::open(dir, segment_bytes, min_free_bytes, now)?;
     let store = Arc::new(PgStore {
         log: log.to_owned(),
         db,
@@ -87,11 +103,9 @@ pub fn open(
         last_sync_ns: AtomicU64::new(0),
         fenced_batches: AtomicU64::new(0),
     });
-    let mut report = local.report;
-    report.keys_created = keys_created;
-    let opened = Opened { store: store.clone(), writer: Box::new(PgWriter { store: store.clone() }), report };
-    let (ledger, report) = Ledger::open(opened, keyring, opts)?;
-    Ok((ledger, report, store))
+    let opened =
+        Opened { store: store.clone(), writer: Box::new(PgWriter { store: store.clone() }), report: local.report };
+    Ok((opened, store))
 }
 
 impl PgStore {

@@ -1,5 +1,6 @@
 //! The engines the conformance suite runs over: each opens its store on
 //! the same disk every time, with a keyring in a temp dir.
+#![allow(dead_code)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
