@@ -77,7 +77,7 @@ pub struct LogConfig {
 pub enum Role {
     /// Append and AppendStream (optionally limited to categories), artifact upload
     Writer,
-    /// Get, Query, Tail, GetCheckpoint, proofs, artifact download and stat
+    /// Get, Query, Tail, GetCheckpoint, proofs, NodeStatus, artifact download and stat
     Reader,
     /// Export, Summarize, key status
     Auditor,
