@@ -178,6 +178,15 @@ pub struct StorageConfig {
     pub advertise: String,
     /// the leader's lease, e.g. "10s"
     pub lease: String,
+    /// TLS to PostgreSQL: the CA that signs the server's certificate (PEM); required when set
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// TLS client certificate chain (PEM), with `key`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// TLS client private key (PEM), with `cert`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
 }
 
 impl Default for StorageConfig {
@@ -188,6 +197,9 @@ impl Default for StorageConfig {
             node: String::new(),
             advertise: String::new(),
             lease: "10s".into(),
+            ca: None,
+            cert: None,
+            key: None,
         }
     }
 }
@@ -201,6 +213,9 @@ impl std::fmt::Debug for StorageConfig {
             .field("node", &self.node)
             .field("advertise", &self.advertise)
             .field("lease", &self.lease)
+            .field("ca", &self.ca)
+            .field("cert", &self.cert)
+            .field("key", &self.key)
             .finish()
     }
 }
@@ -214,6 +229,14 @@ impl StorageConfig {
             return Err(invalid("storage.lease", format!("{:?} is outside 1s..=300s", self.lease)));
         }
         Ok(d)
+    }
+
+    /// How to reach the database: TLS when `ca` is set.
+    pub fn transport(&self) -> Result<ledger_store_pg::Transport, ConfigError> {
+        let Some(ca) = &self.ca else { return Ok(ledger_store_pg::Transport::Plain) };
+        let identity = self.cert.as_deref().zip(self.key.as_deref());
+        ledger_store_pg::Transport::tls(ca, identity)
+            .map_err(|e| invalid(format!("storage.{}", e.field), e.to_string()))
     }
 
     /// This node's name: `node`, else the host name.
@@ -238,6 +261,12 @@ impl StorageConfig {
         self.lease()?;
         if self.node.chars().any(|c| c.is_control()) || self.node.len() > 128 {
             return Err(invalid("storage.node", "at most 128 characters, no control characters"));
+        }
+        if self.cert.is_some() != self.key.is_some() {
+            return Err(invalid("storage.cert", "cert and key go together (a client certificate and its key)"));
+        }
+        if self.cert.is_some() && self.ca.is_none() {
+            return Err(invalid("storage.ca", "is needed with a client certificate (TLS to PostgreSQL)"));
         }
         if !self.advertise.is_empty() {
             let scheme_ok = self.advertise.starts_with("http://") || self.advertise.starts_with("https://");

@@ -283,7 +283,9 @@ fn open_store(config: &Config, name: &str, dir: &std::path::Path, o: LogOptions)
     }
     let storage = |e: &dyn std::fmt::Display| StartError::Storage { log: name.into(), reason: e.to_string() };
     let lease = config.storage.lease().map_err(|e| storage(&e))?;
-    let db = Arc::new(ledger_store_pg::Db::new(&config.storage.url, lease).map_err(|e| storage(&e))?);
+    let transport = config.storage.transport().map_err(|e| storage(&e))?;
+    let db =
+        Arc::new(ledger_store_pg::Db::with_transport(&config.storage.url, lease, transport).map_err(|e| storage(&e))?);
     db.install().map_err(|e| storage(&e))?;
     let (l, report, store) = ledger_store_pg::engine::open(dir, name, db, o).map_err(failed)?;
     Ok((l, report, Some(store)))

@@ -15,6 +15,7 @@ use tokio_postgres::Client;
 
 use crate::fence::{self, Batch, FenceError, Head, Lease, Stored};
 use crate::schema::{self, ConnectError};
+use crate::tls::Transport;
 
 /// A database call failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,20 +38,24 @@ pub struct Db {
     url: String,
     /// `idle_in_transaction_session_timeout` of the session, ms
     idle_ms: u64,
+    transport: Transport,
     client: Arc<Mutex<Option<Client>>>,
 }
 
 type Shared = Arc<Mutex<Option<Client>>>;
+/// How to connect: URL, idle limit (ms), transport.
+type How = (String, u64, Transport);
 
 /// The client, connected again when there is none or it broke, with
 /// [`schema::idle_limit`] of `idle_ms`.
-async fn ready<'a>(slot: &'a mut Option<Client>, url: &str, idle_ms: u64) -> Result<&'a mut Client, DbError> {
+async fn ready<'a>(slot: &'a mut Option<Client>, how: &How) -> Result<&'a mut Client, DbError> {
+    let (url, idle_ms, transport) = how;
     if slot.as_ref().is_none_or(|c| c.is_closed()) {
         *slot = None;
-        let client = tokio::time::timeout(Duration::from_secs(10), schema::connect_writer(url))
+        let client = tokio::time::timeout(Duration::from_secs(10), schema::connect_writer_over(url, transport))
             .await
             .map_err(|_| ConnectError::Url { reason: "connecting took longer than 10 s".into() })??;
-        schema::idle_limit(&client, idle_ms).await.map_err(|source| ConnectError::Session { source })?;
+        schema::idle_limit(&client, *idle_ms).await.map_err(|source| ConnectError::Session { source })?;
         *slot = Some(client);
     }
     Ok(slot.as_mut().expect("connected above"))
@@ -63,6 +68,11 @@ impl Db {
     /// stopped process holding the head row's lock) is ended by the server
     /// (`schema::idle_limit`), so the next leader is not kept waiting.
     pub fn new(url: &str, lease: Duration) -> Result<Self, DbError> {
+        Self::with_transport(url, lease, Transport::Plain)
+    }
+
+    /// [`Db::new`] over `transport` (TLS when configured).
+    pub fn with_transport(url: &str, lease: Duration, transport: Transport) -> Result<Self, DbError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("ledger-pg")
@@ -70,7 +80,7 @@ impl Db {
             .build()
             .map_err(DbError::Runtime)?;
         let idle_ms = (lease.as_millis() as u64 / 2).max(500);
-        Ok(Self { rt: Some(rt), url: url.to_owned(), idle_ms, client: Arc::new(Mutex::new(None)) })
+        Ok(Self { rt: Some(rt), url: url.to_owned(), idle_ms, transport, client: Arc::new(Mutex::new(None)) })
     }
 
     /// Runs `fut` on the database runtime and waits for it (from any thread,
@@ -83,8 +93,8 @@ impl Db {
         rx.recv().expect("the database task sends its result")
     }
 
-    fn parts(&self) -> (Shared, (String, u64)) {
-        (self.client.clone(), (self.url.clone(), self.idle_ms))
+    fn parts(&self) -> (Shared, How) {
+        (self.client.clone(), (self.url.clone(), self.idle_ms, self.transport.clone()))
     }
 
     /// Creates the tables when missing.
@@ -92,7 +102,7 @@ impl Db {
         let (c, url) = self.parts();
         self.block(async move {
             let mut g = c.lock().await;
-            let client = ready(&mut g, &url.0, url.1).await?;
+            let client = ready(&mut g, &url).await?;
             schema::install(client).await.map_err(|source| {
                 DbError::Fence(FenceError::Db { log: String::new(), context: "creating the tables", source })
             })
@@ -104,7 +114,7 @@ impl Db {
         let ((c, url), log) = (self.parts(), log.to_owned());
         self.block(async move {
             let mut g = c.lock().await;
-            Ok(fence::head(ready(&mut g, &url.0, url.1).await?, &log).await?)
+            Ok(fence::head(ready(&mut g, &url).await?, &log).await?)
         })
     }
 
@@ -113,7 +123,7 @@ impl Db {
         let ((c, url), log, node, addr) = (self.parts(), log.to_owned(), node.to_owned(), advertise.to_owned());
         self.block(async move {
             let mut g = c.lock().await;
-            Ok(fence::acquire(ready(&mut g, &url.0, url.1).await?, &log, &node, &addr, length).await?)
+            Ok(fence::acquire(ready(&mut g, &url).await?, &log, &node, &addr, length).await?)
         })
     }
 
@@ -122,7 +132,7 @@ impl Db {
         let ((c, url), lease) = (self.parts(), lease.clone());
         self.block(async move {
             let mut g = c.lock().await;
-            Ok(fence::renew(ready(&mut g, &url.0, url.1).await?, &lease).await?)
+            Ok(fence::renew(ready(&mut g, &url).await?, &lease).await?)
         })
     }
 
@@ -131,7 +141,7 @@ impl Db {
         let ((c, url), lease) = (self.parts(), lease.clone());
         self.block(async move {
             let mut g = c.lock().await;
-            Ok(fence::release(ready(&mut g, &url.0, url.1).await?, &lease).await?)
+            Ok(fence::release(ready(&mut g, &url).await?, &lease).await?)
         })
     }
 
@@ -140,7 +150,7 @@ impl Db {
         let ((c, url), log) = (self.parts(), log.to_owned());
         self.block(async move {
             let mut g = c.lock().await;
-            Ok(fence::batches(ready(&mut g, &url.0, url.1).await?, &log, from_seq, max_batches).await?)
+            Ok(fence::batches(ready(&mut g, &url).await?, &log, from_seq, max_batches).await?)
         })
     }
 
@@ -159,7 +169,7 @@ impl Db {
                 checkpoint: &batch.checkpoint,
                 last_recorded_at: batch.last_recorded_at,
             };
-            let r = fence::commit(ready(&mut g, &url.0, url.1).await?, &lease, &b).await;
+            let r = fence::commit(ready(&mut g, &url).await?, &lease, &b).await;
             if matches!(r, Err(FenceError::Ambiguous { .. } | FenceError::Db { .. })) {
                 *g = None;
             }

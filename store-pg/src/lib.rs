@@ -18,8 +18,10 @@ pub mod engine;
 pub mod fence;
 pub mod node;
 pub mod schema;
+pub mod tls;
 
 pub use db::{Db, DbError};
 pub use engine::PgStore;
 pub use fence::{Batch, FenceError, Head, Lease, Stored};
 pub use node::{Identity, Node, State, Stepped};
+pub use tls::{TlsError, Transport};

@@ -8,6 +8,8 @@
 
 use tokio_postgres::Client;
 
+use crate::tls::Transport;
+
 /// Most bytes of frames in one `ledger_batch` row; a larger batch is split
 /// into parts at frame boundaries.
 pub const MAX_PART_BYTES: usize = 1 << 20;
@@ -68,14 +70,33 @@ pub async fn idle_limit(client: &Client, ms: u64) -> Result<(), tokio_postgres::
 /// [`writer_session`] applied. The connection runs on a task of the current
 /// runtime.
 pub async fn connect_writer(url: &str) -> Result<Client, ConnectError> {
+    connect_writer_over(url, &Transport::Plain).await
+}
+
+/// [`connect_writer`] over `transport`: with TLS, the connection requires
+/// it whatever the URL's `sslmode` says.
+pub async fn connect_writer_over(url: &str, transport: &Transport) -> Result<Client, ConnectError> {
     let mut config: tokio_postgres::Config = url.parse().map_err(|e| ConnectError::Url { reason: format!("{e}") })?;
     config.target_session_attrs(tokio_postgres::config::TargetSessionAttrs::ReadWrite);
     let hosts = describe_hosts(&config);
-    let (client, conn) =
-        config.connect(tokio_postgres::NoTls).await.map_err(|source| ConnectError::NoWriter { hosts, source })?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    let no_writer = |source| ConnectError::NoWriter { hosts: hosts.clone(), source };
+    let client = match transport {
+        Transport::Plain => {
+            let (client, conn) = config.connect(tokio_postgres::NoTls).await.map_err(no_writer)?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            client
+        }
+        Transport::Tls(tls) => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let (client, conn) = config.connect(tls.clone()).await.map_err(no_writer)?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            client
+        }
+    };
     writer_session(&client).await.map_err(|source| ConnectError::Session { source })?;
     Ok(client)
 }
@@ -104,7 +125,16 @@ fn describe_hosts(config: &tokio_postgres::Config) -> String {
 pub fn detail(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(d) => format!("{}: {}", d.severity(), d.message()),
-        None => e.to_string(),
+        None => {
+            // the cause (e.g. a certificate the CA does not sign) is in the source
+            let mut out = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(s) = src {
+                out = format!("{out}: {s}");
+                src = s.source();
+            }
+            out
+        }
     }
 }
 
