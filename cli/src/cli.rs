@@ -12,7 +12,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Parser, Debug)]
 #[command(name = "ledger", version, propagate_version = true)]
 pub struct Cli {
-    /// ledgerd address
+    /// ledgerd address, or a comma-separated list of the nodes of a replicated ledgerd
+    /// (http://a:50051,http://b:50051): commands use the first node that accepts a connection;
+    /// append and artifact uploads follow a follower's redirect to the leader
     #[arg(long, global = true, env = "LEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
     /// the log to use
@@ -108,7 +110,8 @@ pub struct AppendArgs {
     /// upload FILE as an artifact and reference it; repeatable
     #[arg(long = "attach", value_name = "FILE")]
     pub attach: Vec<PathBuf>,
-    /// idempotency key: a retry with the same key returns the original receipt
+    /// idempotency key: a retry with the same key returns the original receipt (default: a fresh
+    /// random one, cli-<32 hex digits>, printed with the receipt)
     #[arg(long)]
     pub request_id: Option<String>,
     /// when it happened (RFC 3339); default: not given

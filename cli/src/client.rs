@@ -1,5 +1,9 @@
 //! Connecting to ledgerd, and small helpers shared by the commands.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use ledger_proto::v1 as pb;
 use ledger_proto::v1::artifact_service_client::ArtifactServiceClient;
 use ledger_proto::v1::key_service_client::KeyServiceClient;
@@ -11,7 +15,7 @@ use crate::error::{CliError, CliResult};
 
 /// What every command gets.
 pub struct Ctx {
-    /// server address
+    /// `--server` as given: one node URL, or a comma-separated list of them
     pub server: String,
     /// log name
     pub log: String,
@@ -21,7 +25,24 @@ pub struct Ctx {
     pub output: Output,
     /// TLS: (CA, optional client certificate and key)
     pub tls: Option<Tls>,
+    /// the node of the list that last accepted a connection (later connections try it first)
+    pub first_up: Arc<AtomicUsize>,
+    /// the node that last took a write (a node of the list or a leader a follower named)
+    pub writer: Arc<Mutex<Option<String>>>,
 }
+
+/// The metadata key in which a follower answering a write with
+/// `UNAVAILABLE` names the leader's URL (absent while there is no leader).
+pub const LEADER_KEY: &str = "ledger-leader";
+
+/// How long one connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A write is retried for at most this long (no attempt starts later).
+const WRITE_DEADLINE: Duration = Duration::from_secs(15);
+/// The pause before the first retry of a write; it doubles up to [`BACKOFF_MAX`].
+const BACKOFF_START: Duration = Duration::from_millis(200);
+/// The longest pause between two attempts of a write.
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// The TLS files of `--ca --cert --key`.
 #[derive(Clone, Debug)]
@@ -48,35 +69,178 @@ impl Tls {
     }
 }
 
+/// The nodes of `--server`: one URL or a comma-separated list; whitespace
+/// around an item is ignored, an empty item is a usage error.
+pub fn parse_nodes(server: &str) -> CliResult<Vec<String>> {
+    let nodes: Vec<String> = server.split(',').map(|n| n.trim().to_owned()).collect();
+    if let Some(i) = nodes.iter().position(String::is_empty) {
+        return Err(CliError::Usage(format!(
+            "--server {server:?}: node {} of the list is empty (expected URL or URL,URL,…, e.g. http://a:50051,http://b:50051)",
+            i + 1
+        )));
+    }
+    Ok(nodes)
+}
+
+/// Where the next attempt of a write goes.
+enum Target {
+    /// a leader named by a follower (or the node that took the last write)
+    Url(String),
+    /// the first node of the list, from this index on, that accepts a connection
+    List(usize),
+}
+
 impl Ctx {
     /// From the parsed command line.
     pub fn new(cli: &Cli) -> Self {
         let tls = cli.ca.clone().map(|ca| Tls { ca, identity: cli.cert.clone().zip(cli.key.clone()) });
         TLS_IN_USE.store(tls.is_some(), std::sync::atomic::Ordering::Relaxed);
-        Self { server: cli.server.clone(), log: cli.log.clone(), actor: cli.actor.clone(), output: cli.output, tls }
+        Self {
+            server: cli.server.clone(),
+            log: cli.log.clone(),
+            actor: cli.actor.clone(),
+            output: cli.output,
+            tls,
+            first_up: Arc::default(),
+            writer: Arc::default(),
+        }
     }
 
-    /// A channel to the server.
-    pub async fn channel(&self) -> CliResult<Channel> {
-        let mut server = self.server.clone();
+    /// The endpoint of one node: its URL as used (`https://` with TLS) and
+    /// the endpoint.
+    fn endpoint(&self, node: &str) -> CliResult<(String, Endpoint)> {
+        let mut url = node.to_owned();
         if self.tls.is_some()
-            && let Some(rest) = server.strip_prefix("http://")
+            && let Some(rest) = url.strip_prefix("http://")
         {
-            server = format!("https://{rest}");
+            url = format!("https://{rest}");
         }
-        let mut ep = Endpoint::from_shared(server.clone())
-            .map_err(|e| CliError::Usage(format!("invalid --server {:?}: {e}", self.server)))?
-            .connect_timeout(std::time::Duration::from_secs(5))
+        let mut ep = Endpoint::from_shared(url.clone())
+            .map_err(|e| CliError::Usage(format!("invalid --server {node:?}: {e}")))?
+            .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true);
         if let Some(t) = &self.tls {
             ep = ep.tls_config(t.config()?).map_err(|e| CliError::Usage(format!("TLS: {}", source_chain(&e))))?;
         }
-        ep.connect().await.map_err(|e| CliError::Unreachable { server, detail: tls_hint(source_chain(&e)) })
+        Ok((url, ep))
+    }
+
+    /// Every node of `--server`, checked before any is contacted.
+    fn endpoints(&self) -> CliResult<Vec<(String, Endpoint)>> {
+        parse_nodes(&self.server)?.iter().map(|n| self.endpoint(n)).collect()
+    }
+
+    /// Connects to the first node, from `start` on (wrapping around), that
+    /// accepts a connection; returns the channel and the node's index. When
+    /// none does, the error names every node tried.
+    async fn connect_from(&self, nodes: &[(String, Endpoint)], start: usize) -> CliResult<(Channel, usize)> {
+        let mut failed = Vec::new();
+        for k in 0..nodes.len() {
+            let i = (start + k) % nodes.len();
+            let (url, ep) = &nodes[i];
+            match ep.connect().await {
+                Ok(ch) => {
+                    self.first_up.store(i, Ordering::Relaxed);
+                    return Ok((ch, i));
+                }
+                Err(e) => failed.push((url.clone(), tls_hint(source_chain(&e)))),
+            }
+        }
+        Err(unreachable(failed))
+    }
+
+    /// A channel to the first node of `--server` that accepts a connection.
+    pub async fn channel(&self) -> CliResult<Channel> {
+        let nodes = self.endpoints()?;
+        Ok(self.connect_from(&nodes, self.first_up.load(Ordering::Relaxed)).await?.0)
+    }
+
+    /// Runs the write `rpc` on the leader: on `UNAVAILABLE` (a follower, or a
+    /// node stopping) it retries on the leader the answer names in
+    /// [`LEADER_KEY`], else on the next node of the list. At most (nodes + 2)
+    /// attempts, 200 ms before the first retry doubling up to 2 s, none
+    /// started after 15 s; then the last error. Any other error ends it at
+    /// once. The write must be idempotent (carry a request_id): a node
+    /// that fails mid-request may have written it.
+    pub async fn write<T, F, Fut>(&self, mut rpc: F) -> CliResult<T>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: std::future::Future<Output = CliResult<T>>,
+    {
+        let nodes = self.endpoints()?;
+        let deadline = Instant::now() + WRITE_DEADLINE;
+        let mut backoff = BACKOFF_START;
+        let mut list_node = self.first_up.load(Ordering::Relaxed);
+        let known = self.writer.lock().expect("writer lock").clone();
+        let mut target = known.map_or(Target::List(list_node), Target::Url);
+        let mut last = None;
+        for attempt in 0..nodes.len() + 2 {
+            if attempt > 0 {
+                if Instant::now() + backoff > deadline {
+                    break;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+            let (ch, url) = match target {
+                Target::Url(url) => {
+                    let connected = match self.endpoint(&url) {
+                        Ok((used, ep)) => ep
+                            .connect()
+                            .await
+                            .map_err(|e| CliError::Unreachable { server: used, detail: tls_hint(source_chain(&e)) }),
+                        Err(e) => Err(CliError::Unreachable {
+                            server: url.clone(),
+                            detail: format!("named as the leader: {e}"),
+                        }),
+                    };
+                    match connected {
+                        Ok(ch) => (ch, url),
+                        Err(e) => {
+                            last = Some(e);
+                            target = Target::List(list_node);
+                            continue;
+                        }
+                    }
+                }
+                Target::List(from) => match self.connect_from(&nodes, from).await {
+                    Ok((ch, i)) => {
+                        list_node = i;
+                        (ch, nodes[i].0.clone())
+                    }
+                    // Nothing answers at all: as for a read.
+                    Err(e) if attempt == 0 => return Err(e),
+                    Err(e) => {
+                        last = Some(e);
+                        target = Target::List(from);
+                        continue;
+                    }
+                },
+            };
+            match rpc(ch).await {
+                Ok(v) => {
+                    *self.writer.lock().expect("writer lock") = Some(url);
+                    return Ok(v);
+                }
+                Err(CliError::Remote(st)) if st.code() == tonic::Code::Unavailable => {
+                    target = match leader_of(&st) {
+                        Some(leader) => Target::Url(leader),
+                        None => {
+                            list_node = (list_node + 1) % nodes.len();
+                            Target::List(list_node)
+                        }
+                    };
+                    last = Some(CliError::Remote(st));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.expect("at least one attempt ran"))
     }
 
     /// The ledger service.
     pub async fn ledger(&self) -> CliResult<LedgerServiceClient<Channel>> {
-        Ok(LedgerServiceClient::new(self.channel().await?).max_decoding_message_size(16 << 20))
+        Ok(ledger_client(self.channel().await?))
     }
 
     /// The artifact service.
@@ -97,6 +261,8 @@ impl Ctx {
             actor: self.actor.clone(),
             output: self.output,
             tls: self.tls.clone(),
+            first_up: self.first_up.clone(),
+            writer: self.writer.clone(),
         }
     }
 
@@ -104,6 +270,36 @@ impl Ctx {
     pub fn json(&self) -> bool {
         self.output == Output::Json
     }
+}
+
+/// The ledger service on `ch`.
+pub fn ledger_client(ch: Channel) -> LedgerServiceClient<Channel> {
+    LedgerServiceClient::new(ch).max_decoding_message_size(16 << 20)
+}
+
+/// The leader a follower's `UNAVAILABLE` names, when it names one.
+pub fn leader_of(st: &tonic::Status) -> Option<String> {
+    let v = st.metadata().get(LEADER_KEY)?.to_str().ok()?.trim();
+    (!v.is_empty()).then(|| v.to_owned())
+}
+
+/// A fresh idempotency key for a write given none: `cli-` and 32 hex digits
+/// (128 random bits). Valid as a request_id (printable ASCII, 36 bytes).
+pub fn new_request_id() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("the OS random source works");
+    format!("cli-{}", hex::encode(b))
+}
+
+/// The error for nodes that all refused a connection: (URL, why) each.
+fn unreachable(mut failed: Vec<(String, String)>) -> CliError {
+    if failed.len() == 1 {
+        let (server, detail) = failed.pop().expect("one");
+        return CliError::Unreachable { server, detail };
+    }
+    let server = format!("any of the {} nodes", failed.len());
+    let detail = failed.iter().map(|(url, why)| format!("{url}: {why}")).collect::<Vec<_>>().join("; ");
+    CliError::Unreachable { server, detail }
 }
 
 /// Set when this run talks TLS (a closed connection then most likely means
@@ -233,4 +429,45 @@ pub fn read_file(p: &std::path::Path) -> CliResult<Vec<u8>> {
 /// Reads a text file with a clear error.
 pub fn read_text(p: &std::path::Path) -> CliResult<String> {
     std::fs::read_to_string(p).map_err(|e| CliError::io(p, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_lists_are_split_on_commas_and_trimmed() {
+        assert_eq!(parse_nodes("http://127.0.0.1:50051").unwrap(), ["http://127.0.0.1:50051"]);
+        assert_eq!(
+            parse_nodes(" http://a:1 ,http://b:2,\thttp://c:3 ").unwrap(),
+            ["http://a:1", "http://b:2", "http://c:3"]
+        );
+        for bad in ["", " ", "http://a:1,", ",http://a:1", "http://a:1,,http://b:2", "http://a:1, ,http://b:2"] {
+            let e = parse_nodes(bad).unwrap_err();
+            assert!(
+                matches!(e, CliError::Usage(_))
+                    && e.to_string().starts_with("--server ")
+                    && e.to_string().contains("empty"),
+                "{bad:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn generated_request_ids_are_valid_and_distinct() {
+        let (a, b) = (new_request_id(), new_request_id());
+        assert_ne!(a, b);
+        for id in [a, b] {
+            assert!(id.starts_with("cli-") && id.len() == 36, "{id}");
+            ledger::entry::RequestId::new(&id, &Default::default()).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_leader_is_read_from_the_status_metadata() {
+        let mut st = tonic::Status::unavailable("not the leader");
+        assert_eq!(leader_of(&st), None);
+        st.metadata_mut().insert(LEADER_KEY, "http://127.0.0.1:50061".parse().unwrap());
+        assert_eq!(leader_of(&st).as_deref(), Some("http://127.0.0.1:50061"));
+    }
 }

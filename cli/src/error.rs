@@ -20,9 +20,9 @@ pub enum CliError {
     /// The server cannot be reached.
     #[error("cannot reach ledgerd at {server}: {detail} (is it running? check --server / LEDGER_SERVER)")]
     Unreachable {
-        /// the address
+        /// the address (for a node list: "any of the N nodes")
         server: String,
-        /// why
+        /// why (for a node list: each node's URL and why)
         detail: String,
     },
     /// The server answered with an error.
@@ -36,11 +36,14 @@ pub enum CliError {
 fn remote_message(s: &tonic::Status) -> String {
     use tonic::Code::*;
     let hint = match s.code() {
-        PermissionDenied => " (your identity lacks the role for this)",
-        ResourceExhausted => " (retry later)",
-        Unavailable => " (the server is stopping or cannot write; retry later)",
-        DataLoss => " (integrity failure: run `ledger export` and `ledger verify` now)",
-        _ => "",
+        PermissionDenied => " (your identity lacks the role for this)".to_owned(),
+        ResourceExhausted => " (retry later)".to_owned(),
+        Unavailable => match crate::client::leader_of(s) {
+            Some(leader) => format!(" (this node is a follower; the leader is {leader}: writes go there)"),
+            None => " (the server is stopping or cannot write; retry later)".to_owned(),
+        },
+        DataLoss => " (integrity failure: run `ledger export` and `ledger verify` now)".to_owned(),
+        _ => String::new(),
     };
     let mut detail = s.message().to_owned();
     let mut cur = std::error::Error::source(s);

@@ -5,7 +5,7 @@ use ledger_proto::v1 as pb;
 use serde_json::{Map, Value};
 
 use crate::cli::AppendArgs;
-use crate::client::{Ctx, field, print_json, read_file, time_arg};
+use crate::client::{Ctx, field, ledger_client, new_request_id, print_json, read_file, time_arg};
 use crate::error::{CliError, CliResult};
 use crate::render;
 
@@ -43,30 +43,35 @@ pub async fn run(ctx: &Ctx, args: AppendArgs) -> CliResult {
         let up = super::artifact::upload(ctx, path, args.subject.as_deref(), None).await?;
         artifacts.push(up.0);
     }
+    // Every append carries a request_id, so a retry on another node returns
+    // the original receipt instead of writing the entry twice.
+    let request_id = args.request_id.filter(|r| !r.is_empty()).unwrap_or_else(new_request_id);
     let entry = pb::EntryInput {
         category: args.category,
         subject: args.subject.unwrap_or_default(),
         payload,
         occurred_at,
-        request_id: args.request_id.unwrap_or_default(),
+        request_id: request_id.clone(),
         artifacts,
     };
     let req = pb::AppendRequest { log: ctx.log.clone(), entry: Some(entry), actor: ctx.actor.clone() };
     let r = ctx
-        .ledger()
+        .write(|ch| {
+            let req = req.clone();
+            async move { Ok(ledger_client(ch).append(req).await?.into_inner()) }
+        })
         .await?
-        .append(req)
-        .await?
-        .into_inner()
         .receipt
         .ok_or_else(|| CliError::Usage("the server sent no receipt".into()))?;
     if let Some(p) = &args.proof_out {
         std::fs::write(p, &r.tlog_proof).map_err(|e| CliError::io(p, e))?;
     }
     if ctx.json() {
-        print_json(&render::receipt_json(&r));
+        let mut v = render::receipt_json(&r);
+        v["request_id"] = Value::String(request_id);
+        print_json(&v);
     } else {
-        println!("{}", render::receipt_text(&r));
+        println!("{}\nrequest id {request_id}", render::receipt_text(&r));
         if let Some(p) = &args.proof_out {
             println!("proof written to {}", p.display());
         }

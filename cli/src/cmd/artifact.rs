@@ -4,11 +4,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use ledger_proto::v1 as pb;
+use ledger_proto::v1::artifact_service_client::ArtifactServiceClient;
 use serde_json::json;
 use tokio::io::AsyncReadExt as _;
+use tonic::transport::Channel;
 
 use crate::cli::ArtifactCmd;
-use crate::client::{Ctx, print_json};
+use crate::client::{Ctx, new_request_id, print_json};
 use crate::error::{CliError, CliResult};
 
 const CHUNK: usize = 256 * 1024;
@@ -30,6 +32,8 @@ fn media_type(p: &Path) -> &'static str {
 }
 
 /// Uploads a file; returns its reference and the registration receipt.
+/// The upload is a write ([`Ctx::write`]): on a follower it goes to the
+/// leader, and it carries a fresh request_id so a retry registers it once.
 pub async fn upload(
     ctx: &Ctx,
     path: &Path,
@@ -41,19 +45,26 @@ pub async fn upload(
         .and_then(|n| n.to_str())
         .ok_or_else(|| CliError::Usage(format!("{}: not a file name", path.display())))?
         .to_owned();
-    let mut f = tokio::fs::File::open(path).await.map_err(|e| CliError::io(path, e))?;
+    // A missing file is reported before any server is contacted.
+    drop(tokio::fs::File::open(path).await.map_err(|e| CliError::io(path, e))?);
     let header = pb::UploadHeader {
         log: ctx.log.clone(),
         name: name.clone(),
         media_type: media.unwrap_or_else(|| media_type(path)).to_owned(),
         subject: subject.unwrap_or_default().to_owned(),
         actor: ctx.actor.clone(),
-        request_id: String::new(),
+        request_id: new_request_id(),
     };
+    let r = ctx.write(|ch| upload_once(ch, path, header.clone())).await?;
+    let art = pb::ArtifactRef { blake3: r.blake3, sha256: r.sha256, size: r.size, name, media_type: header.media_type };
+    Ok((art, r.receipt.unwrap_or_default()))
+}
+
+/// One upload attempt of the file at `path` on `ch`.
+async fn upload_once(ch: Channel, path: &Path, header: pb::UploadHeader) -> CliResult<pb::UploadResponse> {
+    let mut f = tokio::fs::File::open(path).await.map_err(|e| CliError::io(path, e))?;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tx.send(pb::UploadRequest { item: Some(pb::upload_request::Item::Header(header.clone())) })
-        .await
-        .expect("open channel");
+    tx.send(pb::UploadRequest { item: Some(pb::upload_request::Item::Header(header)) }).await.expect("open channel");
     let p = path.to_owned();
     let reader = tokio::spawn(async move {
         let mut buf = vec![0u8; CHUNK];
@@ -71,11 +82,9 @@ pub async fn upload(
             }
         }
     });
-    let resp = ctx.artifacts().await?.upload(tokio_stream::wrappers::ReceiverStream::new(rx)).await;
+    let resp = ArtifactServiceClient::new(ch).upload(tokio_stream::wrappers::ReceiverStream::new(rx)).await;
     reader.await.expect("reader task")?;
-    let r = resp?.into_inner();
-    let art = pb::ArtifactRef { blake3: r.blake3, sha256: r.sha256, size: r.size, name, media_type: header.media_type };
-    Ok((art, r.receipt.unwrap_or_default()))
+    Ok(resp?.into_inner())
 }
 
 /// Runs the command.
