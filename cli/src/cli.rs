@@ -17,6 +17,10 @@ pub struct Cli {
     /// append and artifact uploads follow a follower's redirect to the leader
     #[arg(long, global = true, env = "LEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
+    /// how long append and uploads keep retrying on UNAVAILABLE (a follower, a failover under way),
+    /// in seconds; 0: no retry. Cover the lease (storage.lease) so a write outlives a failover
+    #[arg(long, global = true, env = "LEDGER_WRITE_RETRY", default_value_t = 15, value_name = "SECONDS")]
+    pub write_retry: u64,
     /// the log to use
     #[arg(long, global = true, env = "LEDGER_LOG", default_value = "default")]
     pub log: String,
@@ -63,6 +67,8 @@ pub enum Command {
     Tail(TailArgs),
     /// Print the latest signed checkpoint
     Checkpoint,
+    /// Each node of --server: its role in the log (leader, follower), size and lag
+    Status,
     /// Print an inclusion proof (tlog-proof) or a consistency proof
     Prove(ProveArgs),
     /// Upload, download and check artifacts

@@ -29,6 +29,8 @@ pub struct Ctx {
     pub first_up: Arc<AtomicUsize>,
     /// the node that last took a write (a node of the list or a leader a follower named)
     pub writer: Arc<Mutex<Option<String>>>,
+    /// how long a write keeps retrying on UNAVAILABLE (`--write-retry`)
+    pub write_retry: Duration,
 }
 
 /// The metadata key in which a follower answering a write with
@@ -37,8 +39,6 @@ pub const LEADER_KEY: &str = "ledger-leader";
 
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// A write is retried for at most this long (no attempt starts later).
-const WRITE_DEADLINE: Duration = Duration::from_secs(15);
 /// The pause before the first retry of a write; it doubles up to [`BACKOFF_MAX`].
 const BACKOFF_START: Duration = Duration::from_millis(200);
 /// The longest pause between two attempts of a write.
@@ -91,6 +91,14 @@ enum Target {
 }
 
 impl Ctx {
+    /// The same settings, for the one node `node` only.
+    pub fn for_node(&self, node: &str) -> Self {
+        let mut one = self.clone_ctx();
+        one.server = node.to_owned();
+        one.first_up = Arc::default();
+        one
+    }
+
     /// From the parsed command line.
     pub fn new(cli: &Cli) -> Self {
         let tls = cli.ca.clone().map(|ca| Tls { ca, identity: cli.cert.clone().zip(cli.key.clone()) });
@@ -103,6 +111,7 @@ impl Ctx {
             tls,
             first_up: Arc::default(),
             writer: Arc::default(),
+            write_retry: Duration::from_secs(cli.write_retry),
         }
     }
 
@@ -157,9 +166,10 @@ impl Ctx {
 
     /// Runs the write `rpc` on the leader: on `UNAVAILABLE` (a follower, or a
     /// node stopping) it retries on the leader the answer names in
-    /// [`LEADER_KEY`], else on the next node of the list. At most (nodes + 2)
-    /// attempts, 200 ms before the first retry doubling up to 2 s, none
-    /// started after 15 s; then the last error. Any other error ends it at
+    /// [`LEADER_KEY`], else on the next node of the list (a named leader that
+    /// does not answer sends it back to the list). 200 ms before the first
+    /// retry doubling up to 2 s, none started after `--write-retry` (15 s by
+    /// default: a failover takes about the lease); then the last error. Any other error ends it at
     /// once. The write must be idempotent (carry a request_id): a node
     /// that fails mid-request may have written it.
     pub async fn write<T, F, Fut>(&self, mut rpc: F) -> CliResult<T>
@@ -168,13 +178,13 @@ impl Ctx {
         Fut: std::future::Future<Output = CliResult<T>>,
     {
         let nodes = self.endpoints()?;
-        let deadline = Instant::now() + WRITE_DEADLINE;
+        let deadline = Instant::now() + self.write_retry;
         let mut backoff = BACKOFF_START;
         let mut list_node = self.first_up.load(Ordering::Relaxed);
         let known = self.writer.lock().expect("writer lock").clone();
         let mut target = known.map_or(Target::List(list_node), Target::Url);
         let mut last = None;
-        for attempt in 0..nodes.len() + 2 {
+        for attempt in 0.. {
             if attempt > 0 {
                 if Instant::now() + backoff > deadline {
                     break;
@@ -263,6 +273,7 @@ impl Ctx {
             tls: self.tls.clone(),
             first_up: self.first_up.clone(),
             writer: self.writer.clone(),
+            write_retry: self.write_retry,
         }
     }
 

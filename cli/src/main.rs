@@ -25,6 +25,7 @@ async fn dispatch(cli: Cli) -> CliResult {
         Command::Query(a) => cmd::query::query(&ctx, a).await,
         Command::Tail(a) => cmd::query::tail(&ctx, a).await,
         Command::Checkpoint => cmd::prove::checkpoint(&ctx).await,
+        Command::Status => cmd::status::run(&ctx).await,
         Command::Prove(a) => cmd::prove::prove(&ctx, a).await,
         Command::Artifact(a) => cmd::artifact::run(&ctx, a).await,
         Command::Summary(a) => cmd::summary::run(&ctx, a).await,

@@ -118,6 +118,9 @@ impl LedgerService for Fake {
     async fn export(&self, _: Request<pb::ExportRequest>) -> Result<Response<Self::ExportStream>, Status> {
         unimplemented()
     }
+    async fn node_status(&self, _: Request<pb::NodeStatusRequest>) -> Result<Response<pb::NodeStatusResponse>, Status> {
+        unimplemented()
+    }
 }
 
 #[tonic::async_trait]
@@ -285,10 +288,10 @@ fn retries_are_bounded_and_end_with_the_last_status() {
     let w = dir.path();
     let follower = FakeNode::start(Answer::Unavailable(None));
     let started = Instant::now();
-    let r = ledger(&follower.url, w, &["append", "--category", "alert_ack"]);
+    let r = ledger(&follower.url, w, &["append", "--category", "alert_ack", "--write-retry", "1"]);
     assert_eq!(r.code, 4, "{r:?}");
     assert!(r.stderr.starts_with("error: unavailable: not the leader"), "{}", r.stderr);
-    // One node: 1 + 2 attempts, 200 ms then 400 ms apart.
+    // Retried for 1 s: attempts at 0, 200 ms and 600 ms (the next, at 1.4 s, would start too late).
     assert_eq!(follower.writes(), 3);
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(600) && took < Duration::from_secs(10), "{took:?}");
@@ -297,7 +300,7 @@ fn retries_are_bounded_and_end_with_the_last_status() {
     // the follower, the leader's refused connection, the follower), and the
     // error names the leader.
     let follower = FakeNode::start(Answer::Unavailable(Some(DOWN[0].to_owned())));
-    let r = ledger(&follower.url, w, &["append", "--category", "alert_ack"]);
+    let r = ledger(&follower.url, w, &["append", "--category", "alert_ack", "--write-retry", "1"]);
     assert_eq!(r.code, 4, "{r:?}");
     assert!(r.stderr.contains(&format!("the leader is {}", DOWN[0])), "{}", r.stderr);
     assert_eq!(follower.writes(), 2);

@@ -8,5 +8,6 @@ pub mod export;
 pub mod keys;
 pub mod prove;
 pub mod query;
+pub mod status;
 pub mod summary;
 pub mod verify;
