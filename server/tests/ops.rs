@@ -38,6 +38,36 @@ fn config_refuses_unknown_fields_and_bad_values_naming_them() {
     assert!(e.contains("LEDGER_QUEUE_DEPTH"), "{e}");
 }
 
+#[test]
+fn storage_config_is_checked_naming_the_field_and_never_shows_the_url() {
+    let pg = |extra: &str| {
+        let text = format!("[storage]\nkind = \"postgres\"\n{extra}");
+        Config::from_toml(Path::new("x.toml"), &text).unwrap().validate().map_err(|e| e.to_string())
+    };
+    assert!(pg("").unwrap_err().starts_with("config: storage.url: is needed"));
+    let url = "url = \"postgresql://ledger:s3cret@db1,db2/ledger\"\n";
+    assert!(pg(url).is_ok());
+    for (extra, field) in [
+        ("lease = \"500ms\"", "storage.lease"),
+        ("lease = \"ten\"", "storage.lease"),
+        ("advertise = \"ledgerd-a:50051\"", "storage.advertise"),
+        ("cert = \"c.pem\"", "storage.cert"),
+        ("cert = \"c.pem\"\nkey = \"k.pem\"", "storage.ca"),
+    ] {
+        let e = pg(&format!("{url}{extra}\n")).unwrap_err();
+        assert!(e.starts_with(&format!("config: {field}: ")), "{extra}: {e}");
+    }
+    let e = Config::from_toml(Path::new("x.toml"), "[storage]\nkind = \"cassandra\"\n").unwrap_err().to_string();
+    assert!(e.contains("kind"), "{e}");
+    let mut c = Config::default();
+    c.apply_env([("LEDGER_STORAGE_URL".to_string(), "host=db password=s3cret".to_string())]).unwrap();
+    assert_eq!(c.storage.url, "host=db password=s3cret");
+    assert!(!format!("{c:?}").contains("s3cret"), "the URL may hold a password: never printed");
+    c.storage.ca = Some("/nonexistent/ca.pem".into());
+    let e = c.storage.transport().unwrap_err().to_string();
+    assert!(e.starts_with("config: storage.ca: ") && e.contains("/nonexistent/ca.pem"), "{e}");
+}
+
 /// `ledger_*` metric names in a PromQL expression, without histogram suffixes.
 fn metrics_in(expr: &str) -> Vec<String> {
     let mut out = Vec::new();
