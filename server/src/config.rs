@@ -236,7 +236,7 @@ impl StorageConfig {
         let Some(ca) = &self.ca else { return Ok(ledger_store_pg::Transport::Plain) };
         let identity = self.cert.as_deref().zip(self.key.as_deref());
         ledger_store_pg::Transport::tls(ca, identity)
-            .map_err(|e| invalid(format!("storage.{}", e.field), e.to_string()))
+            .map_err(|e| invalid(format!("storage.{}", e.field), format!("{}: {}", e.path.display(), e.reason)))
     }
 
     /// This node's name: `node`, else the host name.
