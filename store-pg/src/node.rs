@@ -132,8 +132,15 @@ impl Node {
         Ok(out)
     }
 
+    /// Sets the role; a node that stops leading forgets that it led (it
+    /// must not name itself as the leader while it follows), until the
+    /// next read of the head names the new one.
     fn set_leader(&self, leader: bool) -> bool {
-        self.state.leader.swap(leader, Ordering::Relaxed) != leader
+        let changed = self.state.leader.swap(leader, Ordering::Relaxed) != leader;
+        if changed && !leader {
+            *self.state.leader_at.lock().unwrap_or_else(|e| e.into_inner()) = Default::default();
+        }
+        changed
     }
 
     /// A leader renews when a third of the lease passed without a commit;
@@ -218,6 +225,17 @@ impl Node {
             tracing::error!(log, epoch = lease.epoch, "not leading: {why}");
             self.state.halt(why);
             return Ok(());
+        }
+        // The lease was timed when it was taken; taking it may have waited
+        // (a COMMIT waits for the synchronous standby) and catching up took
+        // time: extend it from now, which also proves the epoch is still ours.
+        match self.store.db().renew(&lease) {
+            Ok(()) => {}
+            Err(DbError::Fence(FenceError::Fenced { head_epoch, .. })) => {
+                tracing::warn!(log, epoch = lease.epoch, head_epoch, "the lease was taken over before leading");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
         }
         self.state.epoch.store(lease.epoch, Ordering::Relaxed);
         *self.state.leader_at.lock().unwrap_or_else(|e| e.into_inner()) =
