@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Replicated ledgerd (docs/HA.md), every process on this machine: a
 # PostgreSQL 15 primary with one synchronous standby, ledgerd node-a (the
-# leader) and node-b (a follower) on it. Measures, in one run:
+# leader) and, from run 4 on (FOLLOWER_FIRST=1: from the start), node-b (a
+# follower) on it. Measures, in one run:
 #   1. AppendStream, one client, on the leader;
 #   2. unary Append, CLIENTS clients, on the leader;
 #   3. the hash-chained PostgreSQL baseline (benches/src/pg.rs), CLIENTS
@@ -55,21 +56,35 @@ start_node() { # name listen metrics
 }
 start_node node-a "$LA" "$MA"
 for _ in $(seq 1 300); do grep -q '"role":"leader"' "$tmp/node-a.log" && break; sleep 0.1; done
-mkdir -p "$tmp/node-b/logs/default/keys"
-cp "$tmp/node-a/logs/default/keys/keyring.json" "$tmp/node-b/logs/default/keys/"
-start_node node-b "$LB" "$MB"
 A=http://127.0.0.1:$LA B=http://127.0.0.1:$LB PIDA=${pids[0]}
-echo "== PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), primary :$P1 + synchronous standby :$P2; ledgerd leader $A, follower $B"
+echo "== PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), primary :$P1 + synchronous standby :$P2; ledgerd leader $A"
+# FOLLOWER_FIRST=1 starts the follower before the throughput runs (on this
+# one machine it then takes CPU from the leader and PostgreSQL; on its own
+# machine it would not)
+follower() {
+  mkdir -p "$tmp/node-b/logs/default/keys"
+  cp "$tmp/node-a/logs/default/keys/keyring.json" "$tmp/node-b/logs/default/keys/"
+  start_node node-b "$LB" "$MB"
+  echo "== follower $B: catching up"
+  for _ in $(seq 1 3000); do
+    st=$(target/release/ledger --server "$B,$A" status --output json 2>/dev/null || true)
+    python3 -c 'import json,sys; n=json.loads(sys.argv[1])["nodes"]; sys.exit(0 if n[1]["size"] > 0 and n[0]["size"] == n[1]["size"] else 1)' "$st" 2>/dev/null && break
+    sleep 0.1
+  done
+  echo "$st" | python3 -c 'import json,sys; [print("  ", n["node"], n["role"], "size", n["size"], "lag", n["lag"]) for n in json.load(sys.stdin)["nodes"]]'
+}
+[ "${FOLLOWER_FIRST:-0}" = 1 ] && follower
 
 run() { BENCH_SERVER=$A BENCH_PID=$PIDA target/release/ledger-bench load - "$@"; }
 echo "== 1. AppendStream, one client, ${SECONDS_}s"
-run stream 0 "$SECONDS_" "$out/ha-stream.json" | head -2
+run stream 0 "$SECONDS_" "$out/ha-stream.json"
 echo "== 2. unary Append, $CLIENTS clients, ${SECONDS_}s"
-run unary "$CLIENTS" "$SECONDS_" "$out/ha-unary-$CLIENTS.json" | head -2
+run unary "$CLIENTS" "$SECONDS_" "$out/ha-unary-$CLIENTS.json"
 echo "== 3. hash-chained PostgreSQL rows, $CLIENTS clients, ${SECONDS_}s, same primary + standby"
-target/release/ledger-bench pg "host=127.0.0.1 port=$P1 user=ledger dbname=postgres" "$CLIENTS" "$SECONDS_" "$out/ha-pg-$CLIENTS.json" | head -2
+target/release/ledger-bench pg "host=127.0.0.1 port=$P1 user=ledger dbname=postgres" "$CLIENTS" "$SECONDS_" "$out/ha-pg-$CLIENTS.json"
+[ "${FOLLOWER_FIRST:-0}" = 1 ] || follower
 echo "== 4. follower lag under $LAG_RATE appends/s, ${SECONDS_}s"
-BENCH_FOLLOWER=$B run lag "$LAG_RATE" "$SECONDS_" "$out/ha-lag-$LAG_RATE.json" | head -3
+BENCH_FOLLOWER=$B run lag "$LAG_RATE" "$SECONDS_" "$out/ha-lag-$LAG_RATE.json"
 python3 - "$out" "$CLIENTS" "$LAG_RATE" <<'PY'
 import json, sys
 out, clients, rate = sys.argv[1:4]

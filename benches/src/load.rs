@@ -469,7 +469,9 @@ pub async fn run(ledgerd: &str, scenario: &str, arg: u64, arg2: u64, seconds: f6
             )
         }
     }
-    let secs = started.elapsed().as_secs_f64().min(seconds.max(0.001) + 60.0);
+    // `lag` waits for the follower's Tail after the offered load: its rate
+    // is over the offered seconds
+    let secs = if scenario == "lag" { seconds } else { started.elapsed().as_secs_f64().min(seconds.max(0.001) + 60.0) };
     let (client_cpu, server_cpu) = (cpu_secs("self") - client_cpu0, cpu(pid) - server_cpu0);
     let rss = status_kib(pid, "VmRSS:");
     let hwm = status_kib(pid, "VmHWM:");
