@@ -420,3 +420,32 @@ macro_rules! conformance {
         }
     };
 }
+
+/// `conformance_all!(module, engine)`: every check of the suite.
+#[allow(unused_macros)]
+macro_rules! conformance_all {
+    ($module:ident, $engine:expr) => {
+        conformance!(
+            $module,
+            $engine,
+            [
+                appends_and_reads,
+                idempotency_across_reopen,
+                readable_through,
+                scans_and_paging,
+                export_verifies,
+                redaction,
+                a_failed_sync_acknowledges_nothing,
+                a_failed_sync_fails_every_batch_it_would_have_covered,
+                crash_at_write,
+                crash_before_sync,
+                crash_after_sync,
+                crash_at_durable_point,
+                crash_at_replace_record,
+                crash_at_close,
+                blobs_round_trip,
+                a_second_writer_is_locked_out,
+            ]
+        );
+    };
+}
