@@ -23,22 +23,18 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use ledger::hash::Hash;
-use ledger::journal::parse_frame;
 use ledger::keys::Keyring;
 use ledger::store::file::FileStore;
 use ledger::store::{
     ArtifactRow, BlobStore, BundlePart, LeafMeta, LogStore, LogWriter, OpenReport, Opened, Secondary, StoreError,
     StoreErrorKind, Visibility, WriteBatch,
 };
+use ledger::sync::lock;
 use ledger::{Ledger, LedgerError, LogOptions};
 
 use crate::db::{Db, OwnedBatch};
 use crate::fence::Lease;
 use crate::schema::MAX_PART_BYTES;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The shared side of a log on PostgreSQL.
 pub struct PgStore {
@@ -182,25 +178,32 @@ impl PgStore {
     }
 }
 
-/// One database batch from the batches of one sync.
+/// One database batch from the batches of one sync: their frames in parts
+/// of at most `MAX_PART_BYTES`, cut at frame boundaries (each entry's
+/// `frame_len`, then the history checkpoint's frame, the rest of the
+/// batch's frames), without reading the frames again.
 fn owned(batches: &[WriteBatch]) -> Result<OwnedBatch, String> {
     let last = batches.last().ok_or("no batch")?;
     let mut parts: Vec<Vec<u8>> = vec![Vec::new()];
-    let mut last_recorded_at = 0;
+    let mut add = |frame: &[u8]| {
+        if parts.last().is_some_and(|p| !p.is_empty() && p.len() + frame.len() > MAX_PART_BYTES) {
+            parts.push(Vec::new());
+        }
+        parts.last_mut().expect("one part at least").extend_from_slice(frame);
+    };
     for b in batches {
-        last_recorded_at = b.entries.iter().map(|e| e.leaf.recorded_at).fold(last_recorded_at, i64::max);
         let mut at = 0;
-        while at < b.frames.len() {
-            let Some((_, len)) = parse_frame(&b.frames[at..]).map_err(|e| e.to_string())? else { break };
-            let part = parts.last_mut().expect("one part at least");
-            if !part.is_empty() && part.len() + len > MAX_PART_BYTES {
-                parts.push(Vec::new());
-            }
-            parts.last_mut().expect("pushed").extend_from_slice(&b.frames[at..at + len]);
-            at += len;
+        for e in &b.entries {
+            let end = at + e.frame_len as usize;
+            add(b.frames.get(at..end).ok_or("an entry's frame_len runs past the batch's frames")?);
+            at = end;
+        }
+        if at < b.frames.len() {
+            add(&b.frames[at..]);
         }
     }
     let entries: usize = batches.iter().map(|b| b.entries.len()).sum();
+    let last_recorded_at = batches.iter().flat_map(|b| &b.entries).map(|e| e.leaf.recorded_at).max().unwrap_or(0);
     Ok(OwnedBatch {
         first_seq: batches[0].first_seq,
         entries: u32::try_from(entries).map_err(|_| "too many entries in one sync")?,

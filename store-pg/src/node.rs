@@ -15,6 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ledger::Ledger;
 use ledger::note::Checkpoint;
+use ledger::sync::lock;
 
 use crate::db::DbError;
 use crate::engine::PgStore;
@@ -68,15 +69,15 @@ impl State {
     }
     /// The leader's (name, advertised address), when one is known.
     pub fn leader(&self) -> Option<(String, String)> {
-        let l = self.leader_at.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let l = lock(&self.leader_at).clone();
         (!l.0.is_empty()).then_some(l)
     }
     /// Why this node stopped applying batches, if it did.
     pub fn halted(&self) -> Option<String> {
-        self.halted.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.halted).clone()
     }
     fn halt(&self, why: String) {
-        self.halted.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(why);
+        lock(&self.halted).get_or_insert(why);
     }
 }
 
@@ -138,7 +139,7 @@ impl Node {
     fn set_leader(&self, leader: bool) -> bool {
         let changed = self.state.leader.swap(leader, Ordering::Relaxed) != leader;
         if changed && !leader {
-            *self.state.leader_at.lock().unwrap_or_else(|e| e.into_inner()) = Default::default();
+            *lock(&self.state.leader_at) = Default::default();
         }
         changed
     }
@@ -199,7 +200,7 @@ impl Node {
         if let Some(h) = &head {
             self.state.head_size.store(h.tree_size, Ordering::Relaxed);
             self.state.epoch.store(h.epoch, Ordering::Relaxed);
-            *self.state.leader_at.lock().unwrap_or_else(|e| e.into_inner()) = (h.holder.clone(), h.holder_addr.clone());
+            *lock(&self.state.leader_at) = (h.holder.clone(), h.holder_addr.clone());
             if h.tree_size < self.ledger.size() {
                 let why = format!(
                     "the database's head holds {} entries but this replica verified {}: the database lost committed batches (a rollback); refusing to continue on it",
@@ -238,8 +239,7 @@ impl Node {
             Err(e) => return Err(e),
         }
         self.state.epoch.store(lease.epoch, Ordering::Relaxed);
-        *self.state.leader_at.lock().unwrap_or_else(|e| e.into_inner()) =
-            (self.me.node.clone(), self.me.advertise.clone());
+        *lock(&self.state.leader_at) = (self.me.node.clone(), self.me.advertise.clone());
         tracing::info!(log, epoch = lease.epoch, size = self.ledger.size(), "leading");
         self.store.lead(lease);
         self.state.became_leader.fetch_add(1, Ordering::Relaxed);
