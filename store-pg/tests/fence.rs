@@ -140,3 +140,25 @@ async fn a_writer_finds_the_promoted_standby_through_the_host_list() {
     let firsts: Vec<u64> = frames(fence::batches(&b, LOG, 0, 100).await.unwrap()).iter().map(|(f, _)| *f).collect();
     assert_eq!(firsts, vec![0, 4]);
 }
+
+/// A clean shutdown gives the lease up (`fence::release`): another node
+/// takes it at once instead of after the lease; a release by a fenced
+/// epoch changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_lease_is_taken_at_once_and_a_stale_release_changes_nothing() {
+    let cluster = Cluster::start(false);
+    let (mut a, mut b) = (writer(&cluster.primary).await, writer(&cluster.primary).await);
+    let lease = Duration::from_secs(60);
+    let la = fence::acquire(&mut a, LOG, "node-a", "http://node-a", lease).await.unwrap();
+    assert!(matches!(
+        fence::acquire(&mut b, LOG, "node-b", "http://node-b", lease).await,
+        Err(FenceError::Held { .. })
+    ));
+    fence::release(&a, &la).await.unwrap();
+    let lb = fence::acquire(&mut b, LOG, "node-b", "http://node-b", lease).await.expect("taken at once");
+    assert_eq!(lb.epoch, la.epoch + 1);
+    fence::release(&a, &la).await.unwrap();
+    let head = fence::head(&b, LOG).await.unwrap().unwrap();
+    assert!(head.remaining_ms > 50_000, "node-a's stale release left node-b's lease alone: {head:?}");
+    assert_eq!((head.holder.as_str(), head.holder_addr.as_str()), ("node-b", "http://node-b"));
+}

@@ -20,6 +20,8 @@
 //! Needs Debian's `patroni` and `etcd-server` (`.ci/run` installs them);
 //! without them it fails saying so.
 
+#[path = "../../store-pg/tests/common/cluster.rs"]
+mod cluster;
 mod ha_common;
 #[path = "ha_common/patroni.rs"]
 mod patroni;

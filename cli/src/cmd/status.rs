@@ -12,7 +12,7 @@ use crate::client::{Ctx, ledger_client, parse_nodes, print_json};
 use crate::error::{CliError, CliResult};
 
 /// One node's answer, or why there is none.
-fn ask_one(node: &str, r: Result<pb::NodeStatusResponse, String>) -> serde_json::Value {
+fn row(node: &str, r: Result<pb::NodeStatusResponse, String>) -> serde_json::Value {
     match r {
         Err(error) => json!({"server": node, "reachable": false, "error": error}),
         Ok(s) => {
@@ -38,7 +38,7 @@ pub async fn run(ctx: &Ctx) -> CliResult {
             Ok::<_, String>(s.into_inner())
         }
         .await;
-        rows.push(ask_one(&node, r));
+        rows.push(row(&node, r));
     }
     let bad = rows.iter().filter(|r| r["reachable"] == false || r["halted"].as_str().is_some_and(|h| !h.is_empty()));
     let bad = bad.count();

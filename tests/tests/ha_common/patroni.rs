@@ -27,6 +27,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::cluster::{free_port, run_as};
+
 const PATRONI: &str = "/usr/bin/patroni";
 const ETCD: &str = "/usr/bin/etcd";
 const BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -57,22 +59,6 @@ pub struct Patroni {
     etcd_port: u16,
     /// the members, in the order of the URL's hosts
     pub members: Vec<Member>,
-}
-
-/// The uid and gid to run Patroni as (PostgreSQL refuses to run as root).
-fn run_as() -> Option<(u32, u32)> {
-    if unsafe { libc::geteuid() } != 0 {
-        return None;
-    }
-    let id = |flag: &str| {
-        let out = Command::new("id").args([flag, "postgres"]).output().expect("id runs");
-        String::from_utf8_lossy(&out.stdout).trim().parse::<u32>().expect("a postgres user (Debian's package makes it)")
-    };
-    Some((id("-u"), id("-g")))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Fails, naming what to install, when a program the cluster runs is
