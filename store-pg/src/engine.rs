@@ -133,9 +133,11 @@ impl PgStore {
     }
 
     /// Why the last sync failed, when it failed in the database and left
-    /// nothing in the replica: the log may `resume` and follow.
-    pub fn fenced(&self) -> Option<String> {
-        lock(&self.fenced).clone()
+    /// nothing in the replica: the log may `resume` and follow. Taken: a
+    /// later failure of another kind (the replica's own disk) must not be
+    /// mistaken for one that left nothing behind.
+    pub fn take_fenced(&self) -> Option<String> {
+        lock(&self.fenced).take()
     }
 
     /// When the lease was last extended.

@@ -114,11 +114,16 @@ impl Node {
     /// tries again.
     pub fn step(&self) -> Result<Stepped, DbError> {
         let mut out = Stepped::default();
-        if self.ledger.stopped().is_some() && self.store.fenced().is_some() {
+        if self.ledger.stopped().is_some()
+            && let Some(reason) = self.store.take_fenced()
+        {
             // a fenced batch left nothing behind: follow from what is durable
             self.store.follow();
-            if self.ledger.resume().is_ok() {
-                tracing::warn!(log = self.store.log(), reason = ?self.store.fenced(), "fenced: following");
+            match self.ledger.resume() {
+                Ok(_) => tracing::warn!(log = self.store.log(), %reason, "fenced: following"),
+                Err(e) => {
+                    tracing::error!(log = self.store.log(), %reason, error = %e, "fenced, and the log did not resume")
+                }
             }
             out.role_changed |= self.set_leader(false);
         }
