@@ -98,10 +98,16 @@ pub async fn writer(w: u64, nodes: Nodes, book: Arc<Mutex<Book>>, stop: Arc<Atom
                     break;
                 }
                 Ok(Err(s)) => {
-                    assert!(
-                        matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Internal | tonic::Code::Unknown),
-                        "writer {w}: {id}: {s:?}"
+                    // Cancelled: the connection closed mid-call (the node was
+                    // killed); the request may or may not be in: retried by id
+                    let retryable = matches!(
+                        s.code(),
+                        tonic::Code::Unavailable
+                            | tonic::Code::Internal
+                            | tonic::Code::Unknown
+                            | tonic::Code::Cancelled
                     );
+                    assert!(retryable, "writer {w}: {id}: {s:?}");
                     target = s.metadata().get("ledger-leader").and_then(|v| v.to_str().ok()).map(str::to_owned);
                 }
                 Err(_) => target = None,
