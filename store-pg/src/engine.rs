@@ -41,7 +41,10 @@ pub struct PgStore {
     log: String,
     db: Arc<Db>,
     local: Arc<dyn LogStore>,
-    local_writer: Mutex<Box<dyn LogWriter>>,
+    /// the replica's writer and its single-writer lease: dropped with
+    /// this store's writer ([`PgWriter`]), so the lease is held while the
+    /// writer lives, as on the file store
+    local_writer: Mutex<Option<Box<dyn LogWriter>>>,
     /// written batches not yet committed (the leader's) or not yet applied
     pending: Mutex<Vec<WriteBatch>>,
     /// the lease while this node leads
@@ -91,7 +94,7 @@ pub fn open_store(
         log: log.to_owned(),
         db,
         local: local.store,
-        local_writer: Mutex::new(local.writer),
+        local_writer: Mutex::new(Some(local.writer)),
         pending: Mutex::new(Vec::new()),
         lease: Mutex::new(None),
         fenced: Mutex::new(None),
@@ -280,11 +283,12 @@ impl LogStore for PgStore {
         if own > 0 {
             self.commit(&batches)?;
         }
-        let mut w = lock(&self.local_writer);
+        let mut guard = lock(&self.local_writer);
+        let w = guard.as_mut().ok_or_else(writer_gone)?;
         for b in batches {
             w.write(b)?;
         }
-        drop(w);
+        drop(guard);
         self.local.sync()?;
         self.last_sync_ns.store(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(())
@@ -304,6 +308,17 @@ impl LogStore for PgStore {
     }
 }
 
+fn writer_gone() -> StoreError {
+    StoreError::new(StoreErrorKind::Io, "the log's writer is closed")
+}
+
+/// The replica's writer (and its lease) goes with the log's writer.
+impl Drop for PgWriter {
+    fn drop(&mut self) {
+        lock(&self.store.local_writer).take();
+    }
+}
+
 impl LogWriter for PgWriter {
     /// Queues the batch for the next sync; a batch of this node's own is
     /// refused at once while it does not lead.
@@ -319,10 +334,10 @@ impl LogWriter for PgWriter {
         Ok(())
     }
     fn wants_durable_point(&self) -> bool {
-        lock(&self.store.local_writer).wants_durable_point()
+        lock(&self.store.local_writer).as_ref().is_some_and(|w| w.wants_durable_point())
     }
     fn durable_point(&mut self) -> Result<(), StoreError> {
-        lock(&self.store.local_writer).durable_point()
+        lock(&self.store.local_writer).as_mut().ok_or_else(writer_gone)?.durable_point()
     }
     fn replace_record(&mut self, seq: u64, _record: &[u8]) -> Result<(), StoreError> {
         Err(StoreError::new(
@@ -336,6 +351,6 @@ impl LogWriter for PgWriter {
     /// The local replica is closed without a history frame: its journal
     /// holds exactly the committed batches.
     fn close(&mut self, _history: Option<(u64, String)>) -> Result<(), StoreError> {
-        lock(&self.store.local_writer).close(None)
+        lock(&self.store.local_writer).as_mut().ok_or_else(writer_gone)?.close(None)
     }
 }
