@@ -127,3 +127,75 @@ fn a_batch_that_does_not_verify_or_follow_the_tip_changes_nothing() {
     assert_eq!(r.size(), 0, "nothing of a refused batch was applied");
     assert_eq!(r.apply_replica(0, frames, &head).unwrap(), 25, "the genuine batch still applies");
 }
+
+/// The journal's frames (after the segment header).
+fn frames_of(disk: &MemoryDisk) -> Bytes {
+    Bytes::from(disk.journal()[SEGMENT_HEADER_LEN as usize..].to_vec())
+}
+
+/// A log with 25 entries, before and after entry 7 is redacted by entry
+/// 25: the 25 entries' frames as first written and as rewritten, the
+/// redaction's frames, and the heads at 25 and 26.
+struct Redacted {
+    original: Bytes,
+    rewritten: Bytes,
+    tail: Bytes,
+    head25: String,
+    head26: String,
+}
+
+fn redacted_leader(dir: &std::path::Path) -> Redacted {
+    let (l, disk) = log_on(dir);
+    common::fill(&l, 25, 7);
+    let (original, head25) = (frames_of(&disk), l.latest_checkpoint().note.clone());
+    let admin = ledger::Actor::new("admin-1", &Default::default()).unwrap();
+    assert_eq!(l.redact(&admin, 7, "GDPR erasure, ticket PRIV-9").unwrap().seq, 25);
+    let after = frames_of(&disk);
+    Redacted {
+        rewritten: after.slice(..original.len()),
+        tail: after.slice(original.len()..),
+        original,
+        head25,
+        head26: l.latest_checkpoint().note.clone(),
+    }
+}
+
+#[test]
+fn a_replica_replays_a_redaction_and_checks_a_copied_redacted_record_against_the_entry_that_follows() {
+    let keys = tempfile::tempdir().unwrap();
+    let x = redacted_leader(keys.path());
+    assert_ne!(x.original, x.rewritten, "the leader rewrote entry 7's frame");
+
+    // a replica that holds entry 7 with its payload redacts it when it replays the redaction
+    let (a, _) = log_on(keys.path());
+    a.apply_replica(0, x.original.clone(), &x.head25).unwrap();
+    assert!(!a.get(7).unwrap().payload.is_empty());
+    a.apply_replica(25, x.tail.clone(), &x.head26).unwrap();
+    let e = a.get(7).unwrap();
+    assert!(e.payload.is_empty(), "redacted on the replica");
+    assert_eq!(e.redacted_by, 26, "by entry 25");
+
+    // one that copies the rewritten frames first holds the claim until the redaction arrives
+    let (b, _) = log_on(keys.path());
+    b.apply_replica(0, x.rewritten.clone(), &x.head25).unwrap();
+    assert_eq!(b.get(7).unwrap().redacted_by, 26);
+    assert_eq!(b.apply_replica(25, x.tail.clone(), &x.head26).unwrap(), 26);
+
+    // and refuses a next entry that is not that redaction, naming the stripped entry
+    let other = tempfile::tempdir().unwrap();
+    std::fs::copy(keys.path().join("keyring.json"), other.path().join("keyring.json")).unwrap();
+    let (fork, fork_disk) = log_on(other.path());
+    common::fill(&fork, 25, 7);
+    assert_eq!(fork.latest_checkpoint().note, x.head25, "the same 25 entries (a deterministic clock)");
+    fork.append(common::entry("stage4_incident", Some("INC-1"), 1000)).unwrap();
+    let fork_tail = frames_of(&fork_disk).slice(x.original.len()..);
+    let (c, _) = log_on(keys.path());
+    c.apply_replica(0, x.rewritten, &x.head25).unwrap();
+    match c.apply_replica(25, fork_tail, &fork.latest_checkpoint().note) {
+        Err(ReplicaError::Verify { finding, .. }) => {
+            assert_eq!((finding.kind, finding.seq), (FindingKind::RedactionUnbacked, Some(7)), "{finding:?}");
+        }
+        other => panic!("expected an unbacked redaction of 7, got {other:?}"),
+    }
+    assert_eq!(c.size(), 25);
+}

@@ -25,7 +25,7 @@ pub fn service(state: Arc<State>) -> AdminServiceServer<AdminSvc> {
 impl AdminService for AdminSvc {
     async fn redact(&self, req: Request<pb::RedactRequest>) -> Result<Response<pb::RedactResponse>, Status> {
         let (who, r, log) = self.state.admin(req)?;
-        log.local_only("redaction")?;
+        log.writable()?;
         let (ledger, identity) = (log.ledger().clone(), who.as_str().to_owned());
         let (seq, reason) = (r.seq, r.reason);
         let receipt = blocking(move || ledger.redact(&who, seq, &reason).map_err(|e| status::redact(&e))).await?;
@@ -50,7 +50,7 @@ impl AdminService for AdminSvc {
 
     async fn reindex(&self, req: Request<pb::ReindexRequest>) -> Result<Response<pb::ReindexResponse>, Status> {
         let (who, r, log) = self.state.admin(req)?;
-        log.local_only("reindex")?;
+        log.writable()?;
         let (ledger, identity) = (log.ledger().clone(), who.as_str().to_owned());
         let receipt = blocking(move || ledger.request_reindex(&who, &r.reason).map_err(|e| status::append(&e))).await?;
         log.published();

@@ -168,6 +168,7 @@ impl Db {
                 root: &batch.root,
                 checkpoint: &batch.checkpoint,
                 last_recorded_at: batch.last_recorded_at,
+                rewrites: &batch.rewrites,
             };
             let r = fence::commit(ready(&mut g, &url).await?, &lease, &b).await;
             if matches!(r, Err(FenceError::Ambiguous { .. } | FenceError::Db { .. })) {
@@ -204,4 +205,6 @@ pub struct OwnedBatch {
     pub checkpoint: String,
     /// its last recorded_at
     pub last_recorded_at: i64,
+    /// stored frames its redaction entries rewrite
+    pub rewrites: Vec<crate::redact::Rewrite>,
 }

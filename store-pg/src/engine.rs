@@ -169,7 +169,9 @@ impl PgStore {
         let Some(lease) = self.lease() else {
             return Err(refuse(format!("log {}: this node is not the leader: nothing was committed", self.log)));
         };
-        let batch = owned(batches).map_err(|e| refuse(format!("log {}: {e}", self.log)))?;
+        let mut batch = owned(batches).map_err(|e| refuse(format!("log {}: {e}", self.log)))?;
+        batch.rewrites = crate::redact::rewrites(batches, self.local.as_ref())
+            .map_err(|e| refuse(format!("log {}: {e}", self.log)))?;
         match self.db.commit(&lease, batch) {
             Ok(()) => {
                 self.renewed();
@@ -216,6 +218,7 @@ fn owned(batches: &[WriteBatch]) -> Result<OwnedBatch, String> {
         root: last.checkpoint.checkpoint.root.to_vec(),
         checkpoint: last.checkpoint.note.clone(),
         last_recorded_at,
+        rewrites: Vec::new(),
     })
 }
 
@@ -339,14 +342,11 @@ impl LogWriter for PgWriter {
     fn durable_point(&mut self) -> Result<(), StoreError> {
         lock(&self.store.local_writer).as_mut().ok_or_else(writer_gone)?.durable_point()
     }
-    fn replace_record(&mut self, seq: u64, _record: &[u8]) -> Result<(), StoreError> {
-        Err(StoreError::new(
-            StoreErrorKind::Unsupported,
-            format!(
-                "log {}: redaction of entry {seq} is not available on the PostgreSQL store yet (docs/HA.md)",
-                self.store.log
-            ),
-        ))
+    /// The redaction of the local replica's copy: the stored row was
+    /// rewritten when the redaction entry was committed (`crate::redact`),
+    /// on the leader and on every replica alike.
+    fn replace_record(&mut self, seq: u64, record: &[u8]) -> Result<(), StoreError> {
+        lock(&self.store.local_writer).as_mut().ok_or_else(writer_gone)?.replace_record(seq, record)
     }
     /// The local replica is closed without a history frame: its journal
     /// holds exactly the committed batches.

@@ -61,6 +61,17 @@ pub enum FenceError {
         /// what the client saw
         source: tokio_postgres::Error,
     },
+    /// A redaction's rewrite of a stored frame failed: nothing of the batch
+    /// (which carries the redaction entry) was committed.
+    #[error("log {log}: rewriting the stored frame of entry {seq} for its redaction: {reason}: nothing was committed")]
+    Rewrite {
+        /// the log
+        log: String,
+        /// the redacted entry
+        seq: u64,
+        /// why
+        reason: String,
+    },
     /// A part of the batch is larger than a row holds.
     #[error("log {log}: batch part {part} holds {bytes} bytes, more than {MAX_PART_BYTES}")]
     PartTooLarge {
@@ -133,6 +144,8 @@ pub struct Batch<'a> {
     pub checkpoint: &'a str,
     /// its last entry's recorded_at
     pub last_recorded_at: i64,
+    /// stored frames its redaction entries rewrite (`crate::redact`)
+    pub rewrites: &'a [crate::redact::Rewrite],
 }
 
 fn db<'a>(log: &'a str, context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> FenceError + 'a {
@@ -235,6 +248,9 @@ pub async fn commit(client: &mut Client, lease: &Lease, batch: &Batch<'_>) -> Re
         Some(c) if *c == SqlState::UNIQUE_VIOLATION => fenced(head_epoch, head_size as u64),
         _ => FenceError::Db { log: log.to_owned(), context: "inserting the batch", source: e },
     })?;
+    for r in batch.rewrites {
+        crate::redact::apply(&tx, log, r).await?;
+    }
     let ms = lease.length.as_millis() as f64;
     let size = (batch.first_seq + u64::from(batch.entries)) as i64;
     tx.execute(

@@ -17,6 +17,7 @@ pub mod db;
 pub mod engine;
 pub mod fence;
 pub mod node;
+pub mod redact;
 pub mod schema;
 pub mod tls;
 

@@ -20,7 +20,15 @@ fn frames(stored: Vec<fence::Stored>) -> Vec<(u64, Vec<u8>)> {
 }
 
 fn batch<'a>(first_seq: u64, entries: u32, parts: &'a [&'a [u8]]) -> Batch<'a> {
-    Batch { first_seq, entries, parts, root: &[7; 32], checkpoint: "cp", last_recorded_at: first_seq as i64 }
+    Batch {
+        first_seq,
+        entries,
+        parts,
+        root: &[7; 32],
+        checkpoint: "cp",
+        last_recorded_at: first_seq as i64,
+        rewrites: &[],
+    }
 }
 
 async fn writer(node: &common::cluster::Node) -> tokio_postgres::Client {

@@ -206,3 +206,70 @@ fn a_sync_larger_than_a_row_is_split_into_parts_and_joined_again() {
     }
     assert!(verify_replica(db.path(), &b).ok);
 }
+
+/// Whether any stored row of the log holds `needle`.
+fn rows_contain(cluster: &Cluster, needle: &[u8]) -> bool {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = connect(&cluster.primary).await;
+        let rows = c.query("SELECT frames FROM ledger_batch WHERE log = $1", &[&LOG]).await.unwrap();
+        rows.iter().any(|r| r.get::<_, Vec<u8>>(0).windows(needle.len()).any(|w| w == needle))
+    })
+}
+
+fn catch_up(n: &Node) {
+    for _ in 0..100 {
+        if n.step().unwrap().applied == 0 {
+            return;
+        }
+    }
+    panic!("still applying after 100 steps");
+}
+
+#[test]
+fn a_redaction_rewrites_the_stored_row_and_every_replica_replays_it_as_a_reindex() {
+    let cluster = Cluster::start(false);
+    let url = cluster.primary.conninfo();
+    let (da, db, dc) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, na) = node(&url, da.path(), None, "node-a");
+    let (b, nb) = node(&url, db.path(), Some(da.path()), "node-b");
+    assert!(na.step().unwrap().role_changed && na.state().is_leader());
+    for r in append(&a, 0, 30) {
+        r.unwrap();
+    }
+    catch_up(&nb);
+    let payload = br#"{"step":7}"#;
+    assert_eq!(b.get(7).unwrap().payload, &payload[..]);
+    assert!(rows_contain(&cluster, payload));
+
+    let admin = ledger::Actor::new("admin-1", &Default::default()).unwrap();
+    let r = a.redact(&admin, 7, "GDPR erasure, ticket PRIV-9").unwrap();
+    assert_eq!(r.seq, 30);
+    assert_eq!(a.get(7).unwrap().redacted_by, 31, "redacted on the leader's replica");
+    assert!(!rows_contain(&cluster, payload), "no stored row holds the payload any more");
+
+    // the follower that holds the payload removes it when it replays the entry
+    catch_up(&nb);
+    let got = b.get(7).unwrap();
+    assert!(got.payload.is_empty() && got.redacted_by == 31, "{got:?}");
+    // a node that joins later copies the rewritten row and checks it against the entry
+    let (c, nc) = node(&url, dc.path(), Some(da.path()), "node-c");
+    catch_up(&nc);
+    assert_eq!(c.size(), 31);
+    assert_eq!(c.get(7).unwrap().redacted_by, 31);
+    assert!(b.redact(&admin, 8, "from a follower").is_err(), "a follower writes nothing");
+
+    // a reindex is requested on every replica that replays its entry
+    let marker = ledger::store::file::REINDEX_MARKER;
+    a.request_reindex(&admin, "index check after a disk scare").unwrap();
+    catch_up(&nb);
+    catch_up(&nc);
+    for (dir, l) in [(da.path(), &a), (db.path(), &b), (dc.path(), &c)] {
+        assert!(dir.join(marker).exists(), "{} has the rebuild request", dir.display());
+        let report = verify_replica(dir, l);
+        assert!(report.ok, "{}", report.to_text());
+        assert_eq!(report.tree_size, 32);
+        assert_eq!(report.redacted.len(), 1);
+        assert_eq!((report.redacted[0].seq, report.redacted[0].redaction_seq), (7, 30));
+    }
+}

@@ -24,7 +24,7 @@ pub use append::{AppendError, Receipt};
 pub use checkpoints::Inclusion;
 pub use group::PendingBatch;
 pub use read::{Page, QUERY_PAGE_BYTES, Query, StoredEntry};
-pub use redact::{REDACTION, RedactError, redaction_request_id};
+pub use redact::{REDACTION, RedactError, redaction_request_id, redaction_target};
 pub use replica::ReplicaError;
 
 use crate::entry::Limits;
@@ -178,6 +178,9 @@ struct Writer {
     subjects: crate::FastMap<String, u64>,
     /// request-id hashes of committed batches the store may not serve yet
     unindexed: append::UnindexedRequests,
+    /// a replica's open redaction claims (`BatchStart::redactions`); kept in
+    /// memory only (docs/HA.md "Admin actions")
+    claims: Vec<(u64, u64)>,
 }
 
 /// Subjects cached by the writer before the cache is cleared.
@@ -273,7 +276,13 @@ impl Ledger {
             group: group::GroupSync::new(tip.next_seq),
             opts,
         };
-        let writer = Writer { store: writer, tip, subjects: Default::default(), unindexed: Default::default() };
+        let writer = Writer {
+            store: writer,
+            tip,
+            subjects: Default::default(),
+            unindexed: Default::default(),
+            claims: Vec::new(),
+        };
         let ledger = Self { reader: LedgerReader { s: Arc::new(shared) }, writer: Mutex::new(writer) };
         report.redactions_finished = ledger.finish_redactions()?;
         Ok((ledger, report))

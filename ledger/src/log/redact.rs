@@ -22,6 +22,11 @@ pub fn redaction_request_id(seq: u64) -> String {
     format!("redaction/{seq}")
 }
 
+/// The target of a redaction entry's request id, `redaction/<seq>`.
+pub fn redaction_target(request_id: &str) -> Option<u64> {
+    request_id.strip_prefix("redaction/").and_then(|s| s.parse().ok())
+}
+
 /// Why a redaction was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RedactError {
@@ -57,6 +62,17 @@ impl Ledger {
         if reason.trim().is_empty() {
             return Err(refuse("the reason is empty; say why (e.g. a GDPR erasure request and its ticket)".into()));
         }
+        // checked before the entry is written: a redaction entry whose
+        // removal cannot happen would be retried at every open
+        let (_, record) = self
+            .s
+            .store
+            .record(seq)
+            .map_err(LedgerError::from)?
+            .ok_or(LedgerError::IndexAhead { indexed: self.size(), missing: seq })?;
+        if crate::record::redacted(&record, w.tip.next_seq + 1).is_none() {
+            return Err(refuse("its record is too short to be redacted in place (FORMAT.md §6.4)".into()));
+        }
         let payload = serde_json::json!({
             "redacted_seq": seq,
             "reason": reason,
@@ -79,7 +95,7 @@ impl Ledger {
 
     /// Replaces the target's record with its redacted form (the store
     /// seals what it must first).
-    fn remove_payload(&self, w: &mut Writer, seq: u64, redaction_seq: u64) -> Result<(), LedgerError> {
+    pub(super) fn remove_payload(&self, w: &mut Writer, seq: u64, redaction_seq: u64) -> Result<(), LedgerError> {
         let size = self.size();
         let (_, record) = self.s.store.record(seq)?.ok_or(LedgerError::IndexAhead { indexed: size, missing: seq })?;
         let new = crate::record::redacted(&record, redaction_seq + 1).ok_or_else(|| LedgerError::BadRecord {
@@ -99,8 +115,7 @@ impl Ledger {
         loop {
             let page = self.query(&q)?;
             for r in &page.entries {
-                let Some(target) = r.leaf.request_id.strip_prefix("redaction/").and_then(|s| s.parse::<u64>().ok())
-                else {
+                let Some(target) = redaction_target(&r.leaf.request_id) else {
                     continue;
                 };
                 let t = self.get(target)?;

@@ -50,6 +50,17 @@ pub enum ReplicaError {
     /// The store failed to write or sync it.
     #[error("writing the batch failed: {0}")]
     Store(AppendError),
+    /// The batch is written, but the effect of an admin entry it carries
+    /// failed on this replica (a redaction is finished at the next open).
+    #[error("the batch is applied but the {what} of entry {seq} failed here: {reason}")]
+    Effect {
+        /// the entry the effect is on (a redaction's target, a reindex entry)
+        seq: u64,
+        /// which effect
+        what: &'static str,
+        /// why
+        reason: String,
+    },
 }
 
 impl Ledger {
@@ -77,8 +88,9 @@ impl Ledger {
             prev_hash: w.tip.last_hash,
             prev_recorded_at: w.tip.last_time,
             range: w.tip.range.clone(),
+            redactions: w.claims.clone(),
         };
-        let report = verify_batch(&start, &frames, head, &vkeys, Some(&hmac));
+        let (report, claims) = verify_batch(&start, &frames, head, &vkeys, Some(&hmac));
         if let Some(finding) = report.findings.first() {
             let count = report.finding_count;
             return Err(ReplicaError::Verify { first_seq, finding: finding.clone(), count });
@@ -87,6 +99,9 @@ impl Ledger {
         let checkpoint = checkpoint_of(head).map_err(|e| verify_failed(first_seq, e))?;
         let head = SignedCheckpoint { checkpoint, note: head.to_owned() };
         let pieces = replicated_batches(&w.tip, &frames, head).map_err(|e| verify_failed(first_seq, e))?;
+        let redactions = redactions_in(pieces.iter().flat_map(|(b, _)| &b.entries));
+        let reindex = pieces.iter().flat_map(|(b, _)| &b.entries).rfind(|e| e.leaf.category == super::REINDEX);
+        let reindex = reindex.map(|e| e.leaf.seq);
         for (batch, tip) in pieces {
             let end = tip.next_seq;
             let sent: Vec<u64> = batch.entries.iter().filter_map(|e| e.request_hash).collect();
@@ -116,7 +131,33 @@ impl Ledger {
         {
             self.s.vis.stop(format!("the store failed at a durable point: {e}"));
         }
+        w.claims = claims;
+        if let Some(seq) = reindex {
+            // as on the node that wrote it: this replica's index is rebuilt at its next start
+            let what = "index rebuild request";
+            self.s.store.request_rebuild(seq).map_err(|e| ReplicaError::Effect { seq, what, reason: e.to_string() })?;
+        }
+        for (target, by) in redactions {
+            let what = "redaction";
+            self.redact_replica(&mut w, target, by).map_err(|e| ReplicaError::Effect {
+                seq: target,
+                what,
+                reason: e.to_string(),
+            })?;
+        }
         Ok(w.tip.next_seq)
+    }
+
+    /// A replicated redaction entry's effect on this replica: the target's
+    /// record is redacted here too, unless the row it was copied from
+    /// already was (FORMAT.md §6.4; a crash before this is finished at the
+    /// next open, as on a single node).
+    fn redact_replica(&self, w: &mut super::Writer, target: u64, by: u64) -> Result<(), LedgerError> {
+        let t = self.get(target)?;
+        if t.redacted_by == 0 && !t.payload.is_empty() {
+            self.remove_payload(w, target, by)?;
+        }
+        Ok(())
     }
 
     /// Takes writes again after a failed sync whose batches the store
@@ -133,6 +174,14 @@ impl Ledger {
         self.s.vis.resume();
         Ok(durable)
     }
+}
+
+/// The (target, redaction seq) of each redaction entry among `entries`.
+fn redactions_in<'a>(entries: impl Iterator<Item = &'a BatchEntry>) -> Vec<(u64, u64)> {
+    entries
+        .filter(|e| e.leaf.category == super::REDACTION)
+        .filter_map(|e| super::redaction_target(&e.leaf.request_id).map(|t| (t, e.leaf.seq)))
+        .collect()
 }
 
 /// The fields of a checkpoint note the replay already verified.

@@ -30,6 +30,11 @@ pub struct BatchStart {
     pub prev_recorded_at: i64,
     /// the compact range of the first `first_seq` leaves
     pub range: CompactRange,
+    /// redacted records before the batch whose redaction entries are at or
+    /// after `first_seq`, as (redaction seq, redacted seq): a replica that
+    /// copied a row already rewritten by a redaction (FORMAT.md §6.4) checks
+    /// the claim when the redaction entry arrives
+    pub redactions: Vec<(u64, u64)>,
 }
 
 /// Replays a batch's journal frames (FORMAT.md §6.2) from `start`, then
@@ -38,16 +43,20 @@ pub struct BatchStart {
 /// `hmac` is given. The report's findings are what `ledger verify` would
 /// report for the same bytes (a subject chain reaching before the batch is
 /// not followed, as for a partial journal); warnings do not fail it.
+/// Returned with the report: the redaction claims still open after the
+/// batch (those of `start` and the batch's own whose redaction entries are
+/// after it), for the next batch's `start`.
 pub fn verify_batch(
     start: &BatchStart,
     frames: &Bytes,
     head: &str,
     vkeys: &[NoteVerifier],
     hmac: Option<&HmacKeySet>,
-) -> Report {
+) -> (Report, Vec<(u64, u64)>) {
     let mut state = Replay::new(vkeys, None);
     (state.expect, state.prev_hash, state.prev_time) = (start.first_seq, start.prev_hash, start.prev_recorded_at);
     state.range = start.range.clone();
+    state.redactions.extend(start.redactions.iter().copied());
     state.report.first_seq = start.first_seq;
     let name: Arc<Path> = Arc::from(Path::new(&format!("batch from seq {}", start.first_seq)));
     let mut offset = 0usize;
@@ -70,5 +79,10 @@ pub fn verify_batch(
         state.find(FindingKind::Truncated, Some(start.first_seq), "the batch holds no entry".into());
     }
     state.checkpoint(head);
-    state.finish()
+    let end = state.range.size();
+    let mut open: Vec<(u64, u64)> =
+        state.redactions.iter().filter(|(by, _)| **by >= end).map(|(b, t)| (*b, *t)).collect();
+    open.sort_unstable();
+    state.redactions.retain(|by, _| *by < end);
+    (state.finish(), open)
 }
