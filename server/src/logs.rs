@@ -304,7 +304,8 @@ fn start_replication(
     let me = ledger_store_pg::Identity { node: node_name.clone(), advertise: config.advertise(), lease };
     let node = ledger_store_pg::Node::new(me, ledger.clone(), store.clone());
     let (size, l) = (size.clone(), ledger.clone());
-    crate::replicated::Replication::start(name, node_name, node, store, lease, move || publish(&size, l.size()))
+    let parts = (node_name, node, ledger.clone());
+    crate::replicated::Replication::start(name, parts, store, lease, move || publish(&size, l.size()))
         .map_err(|e| StartError::Io { path: config.data_dir.clone(), source: e })
 }
 

@@ -21,6 +21,7 @@ use tonic::Status;
 
 use crate::auth::Clients;
 use crate::config::{Config, Grant};
+use crate::replicated::DeferredReload;
 use crate::svc_ledger::blocking;
 use crate::tls::Revocation;
 use crate::{State, status};
@@ -29,8 +30,9 @@ use crate::{State, status};
 pub struct Reloaded {
     /// the log
     pub log: String,
-    /// its `policy_reload` entry
-    pub receipt: Receipt,
+    /// its `policy_reload` entry; none on a follower, which writes it when
+    /// it leads (`replicated::DeferredReload`)
+    pub receipt: Option<Receipt>,
     /// the categories now declared
     pub categories: Vec<String>,
 }
@@ -81,13 +83,20 @@ async fn reload_one(
     let revoked = clients.as_ref().map(|c| &c.revocation.serials);
     let also = changes(old.grants_on(name), &lc.access, &old.revoked(), revoked);
     let log = state.logs.get(name)?.clone();
+    if let Some(r) = log.replication.as_ref().filter(|r| r.writable(name).is_err()) {
+        state.access.replace(old.revised(name, lc.access.clone(), clients));
+        let reason = format!("{reason} (read on {} while it followed; recorded when it took the lead)", r.node_name());
+        r.defer_reload(DeferredReload { actor: actor.clone(), policy, reason, also });
+        tracing::warn!(log = %name, "reloaded on a follower: grants and revocations in force now, the policy with its entry when this node leads");
+        return Ok(Reloaded { log: name.to_owned(), receipt: None, categories });
+    }
     let (ledger, who, why) = (log.ledger().clone(), actor.clone(), reason.to_owned());
     let receipt =
         blocking(move || ledger.reload_policy(&who, policy, &why, also).map_err(|e| status::append(&e))).await?;
     log.published();
     state.access.replace(old.revised(name, lc.access.clone(), clients));
     tracing::warn!(log = %name, seq = receipt.seq, actor = %actor.as_str(), "policy, grants and revocation list reloaded");
-    Ok(Reloaded { log: name.to_owned(), receipt, categories })
+    Ok(Reloaded { log: name.to_owned(), receipt: Some(receipt), categories })
 }
 
 /// What a reload changes besides the policy, as the entry records it:

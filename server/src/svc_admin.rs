@@ -43,7 +43,7 @@ impl AdminService for AdminSvc {
         let mut done = crate::reload::reload(&self.state, Some(&log.name), &who, &r.reason).await?;
         let one = done.pop().ok_or_else(|| status::log_not_configured(std::path::Path::new(""), &log.name))?;
         Ok(Response::new(pb::ReloadPolicyResponse {
-            receipt: Some(convert::receipt(&one.receipt)),
+            receipt: one.receipt.as_ref().map(convert::receipt),
             categories: one.categories,
         }))
     }

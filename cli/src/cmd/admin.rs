@@ -4,27 +4,31 @@
 use ledger_proto::v1 as pb;
 use ledger_proto::v1::admin_service_client::AdminServiceClient;
 use serde_json::json;
+use tonic::transport::Channel;
 
 use crate::cli::AdminCmd;
 use crate::client::{Ctx, print_json};
 use crate::error::CliResult;
 
-/// Runs the command.
+/// Runs the command on the leader (`Ctx::write`: with `--server a,b,c`
+/// a follower's answer names it).
 pub async fn run(ctx: &Ctx, cmd: AdminCmd) -> CliResult {
-    let mut c = AdminServiceClient::new(ctx.channel().await?);
     let (log, actor) = (ctx.log.clone(), ctx.actor.clone());
     let (what, receipt, extra) = match cmd {
         AdminCmd::Redact { seq, reason } => {
-            let r = c.redact(pb::RedactRequest { log, seq, reason, actor }).await?.into_inner();
+            let req = pb::RedactRequest { log, seq, reason, actor };
+            let r = ctx.write(|ch| redact(ch, req.clone())).await?;
             (format!("entry {seq} redacted"), r.receipt, json!({"redacted_seq": seq}))
         }
         AdminCmd::ReloadPolicy { reason } => {
-            let r = c.reload_policy(pb::ReloadPolicyRequest { log, reason, actor }).await?.into_inner();
+            let req = pb::ReloadPolicyRequest { log, reason, actor };
+            let r = ctx.write(|ch| reload_policy(ch, req.clone())).await?;
             let text = format!("policy reloaded: {}", r.categories.join(", "));
             (text, r.receipt, json!({"categories": r.categories}))
         }
         AdminCmd::Reindex { reason } => {
-            let r = c.reindex(pb::ReindexRequest { log, reason, actor }).await?.into_inner();
+            let req = pb::ReindexRequest { log, reason, actor };
+            let r = ctx.write(|ch| reindex(ch, req.clone())).await?;
             ("index rebuild requested: it runs at the server's next start".to_owned(), r.receipt, json!({}))
         }
     };
@@ -38,4 +42,16 @@ pub async fn run(ctx: &Ctx, cmd: AdminCmd) -> CliResult {
         println!("{what}; recorded as {category} entry {}", receipt.seq);
     }
     Ok(())
+}
+
+async fn redact(ch: Channel, req: pb::RedactRequest) -> CliResult<pb::RedactResponse> {
+    Ok(AdminServiceClient::new(ch).redact(req).await?.into_inner())
+}
+
+async fn reload_policy(ch: Channel, req: pb::ReloadPolicyRequest) -> CliResult<pb::ReloadPolicyResponse> {
+    Ok(AdminServiceClient::new(ch).reload_policy(req).await?.into_inner())
+}
+
+async fn reindex(ch: Channel, req: pb::ReindexRequest) -> CliResult<pb::ReindexResponse> {
+    Ok(AdminServiceClient::new(ch).reindex(req).await?.into_inner())
 }
