@@ -337,6 +337,13 @@ pub enum KeysCmd {
         #[arg(long, default_value = "ledger.local")]
         origin_prefix: String,
     },
+    /// Stage the keys of the next rotation in the log's keyring (offline): copy the file to every
+    /// node of the log, then run `ledger keys rotate` against the leader
+    Stage {
+        /// the server's data directory
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 /// `ledger compliance …`

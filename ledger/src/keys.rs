@@ -1,5 +1,8 @@
 //! The keyring of one log (FORMAT.md §9): Ed25519 checkpoint keys and HMAC
-//! keys with validity windows, rotation, status, and public export.
+//! keys with validity windows, keys staged for the next rotation, rotation
+//! (activating a staged pair, or generating one), activation by key ids (a
+//! rotation decided on another node), reloading the file, status, and public
+//! export.
 //!
 //! Owns: `keys/keyring.json` (mode 0600) and every secret in it. Must not:
 //! let a secret reach `Debug`, an error or an export of public keys.
@@ -46,6 +49,28 @@ pub enum KeyError {
         /// what is wrong (never the secret)
         reason: String,
     },
+    /// A rotation names keys that the key file does not hold.
+    #[error(
+        "key file {path}: the rotation names keys not in this file ({}); copy the keyring holding the staged keys from the node that staged them to this node",
+        .ids.join(", ")
+    )]
+    Missing {
+        /// the file
+        path: PathBuf,
+        /// the ids of the keys it lacks
+        ids: Vec<String>,
+    },
+    /// Keys are staged already; a second pair would not be used.
+    #[error(
+        "key file {path}: keys {} are staged for the next rotation already; rotate (ledger keys rotate --reason …) before staging again",
+        .ids.join(", ")
+    )]
+    AlreadyStaged {
+        /// the file
+        path: PathBuf,
+        /// the ids of the staged keys
+        ids: Vec<String>,
+    },
 }
 
 /// What a key is for.
@@ -59,14 +84,47 @@ pub enum KeyKind {
     HmacSha256,
 }
 
+impl KeyKind {
+    /// The name used in the keyring file.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ed25519 => "ed25519",
+            Self::HmacSha256 => "hmac-sha256",
+        }
+    }
+}
+
 /// Whether a key is used for new data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyState {
+    /// held for the next rotation: verifies, but signs / tags nothing until
+    /// a rotation activates it
+    Staged,
     /// signs / tags new data
     Active,
     /// kept to verify history
     Retired,
+}
+
+impl KeyState {
+    /// The name used in the keyring file.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Staged => "staged",
+            Self::Active => "active",
+            Self::Retired => "retired",
+        }
+    }
+
+    /// The order of the life of a key: staged, active, retired.
+    fn rank(self) -> u8 {
+        match self {
+            Self::Staged => 0,
+            Self::Active => 1,
+            Self::Retired => 2,
+        }
+    }
 }
 
 /// A secret that never prints.
@@ -100,7 +158,7 @@ pub struct KeyEntry {
     /// when it was retired, unix ns
     #[serde(default)]
     pub retired_at_ns: Option<i64>,
-    /// active or retired
+    /// staged, active or retired
     pub state: KeyState,
 }
 
@@ -175,7 +233,7 @@ pub struct KeyStatus {
     pub age_days: i64,
     /// whole days until not_after (negative when expired)
     pub days_to_expiry: i64,
-    /// verdict under the policy (retired keys are always ok)
+    /// verdict under the policy (staged and retired keys are always ok)
     pub verdict: Verdict,
     /// why, when not ok
     pub reason: Option<String>,
@@ -211,6 +269,17 @@ pub struct Rotation {
     pub new_hmac_id: String,
     /// ids retired by this rotation
     pub retired: Vec<String>,
+}
+
+/// A key pair staged for the next rotation (public data only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Staged {
+    /// the staged Ed25519 key id
+    pub ed25519_id: String,
+    /// the staged HMAC key id (= fingerprint)
+    pub hmac_id: String,
+    /// the staged Ed25519 key's vkey
+    pub vkey: String,
 }
 
 /// The keys of one log, loaded.
@@ -257,8 +326,8 @@ impl Keyring {
             return Ok((Self::load(path)?, false));
         }
         let mut file = KeyringFile { version: 1, keys: Vec::new() };
-        file.keys.push(new_ed25519(origin, now_ns, policy, path)?);
-        file.keys.push(new_hmac(now_ns, policy));
+        file.keys.push(new_ed25519(origin, now_ns, policy, path, KeyState::Active)?);
+        file.keys.push(new_hmac(now_ns, policy, KeyState::Active));
         write_private(path, &file)?;
         Ok((Self::from_file(path, file)?, true))
     }
@@ -308,7 +377,31 @@ impl Keyring {
         if ring.active_signers().is_empty() || ring.active_hmac_entry().is_none() {
             return Err(invalid("needs one active ed25519 key and one active hmac-sha256 key".into()));
         }
+        ring.check_staged()?;
         Ok(ring)
+    }
+
+    /// Staged keys come as a pair: one ed25519 and one hmac-sha256 key.
+    fn check_staged(&self) -> Result<(), KeyError> {
+        let staged = |kind| self.file.keys.iter().filter(|k| k.state == KeyState::Staged && k.kind == kind).count();
+        match (staged(KeyKind::Ed25519), staged(KeyKind::HmacSha256)) {
+            (0, 0) | (1, 1) => Ok(()),
+            _ => Err(KeyError::Invalid {
+                path: self.path.clone(),
+                reason: format!(
+                    "keys {} are staged: staged keys come as one ed25519 and one hmac-sha256 key",
+                    self.staged_ids().join(", ")
+                ),
+            }),
+        }
+    }
+
+    /// Validates `file`, writes it atomically and makes it this keyring.
+    fn replace(&mut self, file: KeyringFile) -> Result<(), KeyError> {
+        let ring = Self::from_file(&self.path, file)?;
+        write_private(&self.path, &ring.file)?;
+        *self = ring;
+        Ok(())
     }
 
     /// The keyring file.
@@ -326,7 +419,7 @@ impl Keyring {
         self.signers.iter().filter(|(i, _)| self.file.keys[*i].state == KeyState::Active).map(|(_, s)| s).collect()
     }
 
-    /// The signer with note key id `id`, active or retired.
+    /// The signer with note key id `id`, staged, active or retired.
     pub fn signer(&self, id: u32) -> Option<&NoteSigner> {
         self.signers.iter().map(|(_, s)| s).find(|s| s.id() == id)
     }
@@ -343,12 +436,15 @@ impl Keyring {
         &self.active_hmac_entry().expect("checked on load").1
     }
 
-    /// Every Ed25519 verifier key, active and retired.
+    /// Every Ed25519 verifier key, staged, active and retired (a follower
+    /// verifies a rotation's batch, signed by the new key, before it
+    /// activates the key).
     pub fn verifiers(&self) -> Vec<NoteVerifier> {
         self.signers.iter().map(|(_, s)| s.verifier()).collect()
     }
 
-    /// The HMAC keys with their windows, for verification.
+    /// The HMAC keys with their windows, for verification; staged keys
+    /// included, like `verifiers`.
     pub fn hmac_keys(&self) -> HmacKeySet {
         let keys =
             self.hmacs.values().map(|(i, h)| (h.id().to_owned(), (h.clone(), self.file.keys[*i].clone()))).collect();
@@ -361,31 +457,128 @@ impl Keyring {
         serde_json::to_string_pretty(&KeyringFile { version: 1, keys }).expect("serialisable")
     }
 
-    /// Retires the active keys and adds new ones; the file is replaced
-    /// atomically. The caller writes the `key_rotation` entry.
+    /// Retires the active keys and activates the staged pair, or, when
+    /// none is staged, adds new keys; the file is replaced atomically. The
+    /// caller writes the `key_rotation` entry.
     pub fn rotate(&mut self, now_ns: i64, policy: &KeyPolicy) -> Result<Rotation, KeyError> {
+        if let Some((ed25519_id, hmac_id)) = self.staged_pair() {
+            return self.activate(&ed25519_id, &hmac_id, now_ns);
+        }
         let origin = self.active_signers()[0].name().to_owned();
         let mut file = self.file.clone();
-        let mut retired = Vec::new();
-        for k in file.keys.iter_mut().filter(|k| k.state == KeyState::Active) {
-            k.state = KeyState::Retired;
-            k.retired_at_ns = Some(now_ns);
-            retired.push(k.id.clone());
-        }
-        let ed = new_ed25519(&origin, now_ns, policy, &self.path)?;
-        let hm = new_hmac(now_ns, policy);
+        let retired = retire_active(&mut file, now_ns, |_| false);
+        let ed = new_ed25519(&origin, now_ns, policy, &self.path, KeyState::Active)?;
+        let hm = new_hmac(now_ns, policy, KeyState::Active);
         let (new_ed25519_id, new_hmac_id) = (ed.id.clone(), hm.id.clone());
         file.keys.push(ed);
         file.keys.push(hm);
-        write_private(&self.path, &file)?;
-        *self = Self::from_file(&self.path, file)?;
-        let new_vkey = self
-            .signers
-            .iter()
-            .find(|(_, s)| format!("{:08x}", s.id()) == new_ed25519_id)
-            .map(|(_, s)| s.verifier().to_vkey())
-            .unwrap_or_default();
-        Ok(Rotation { new_vkey, new_ed25519_id, new_hmac_id, retired })
+        self.replace(file)?;
+        Ok(self.rotation(&new_ed25519_id, &new_hmac_id, retired))
+    }
+
+    /// Adds one Ed25519 key (named like the active one) and one HMAC key,
+    /// both staged for the next rotation; the file is replaced atomically.
+    /// Refused while a pair is staged already.
+    pub fn stage(&mut self, now_ns: i64, policy: &KeyPolicy) -> Result<Staged, KeyError> {
+        let staged = self.staged_ids();
+        if !staged.is_empty() {
+            return Err(KeyError::AlreadyStaged { path: self.path.clone(), ids: staged });
+        }
+        let origin = self.active_signers()[0].name().to_owned();
+        let ed = new_ed25519(&origin, now_ns, policy, &self.path, KeyState::Staged)?;
+        let hm = new_hmac(now_ns, policy, KeyState::Staged);
+        let (ed25519_id, hmac_id) = (ed.id.clone(), hm.id.clone());
+        let mut file = self.file.clone();
+        file.keys.push(ed);
+        file.keys.push(hm);
+        self.replace(file)?;
+        Ok(Staged { vkey: self.vkey(&ed25519_id), ed25519_id, hmac_id })
+    }
+
+    /// Applies a rotation decided elsewhere (a replayed `key_rotation`
+    /// entry): the keys `ed25519_id` and `hmac_id`, staged or already
+    /// active, become the active keys and every other active key is retired
+    /// at `now_ns`; the file is replaced atomically when anything changed.
+    /// Applying the same rotation again changes nothing (`retired` empty).
+    pub fn activate(&mut self, ed25519_id: &str, hmac_id: &str, now_ns: i64) -> Result<Rotation, KeyError> {
+        let wanted = [(ed25519_id, KeyKind::Ed25519), (hmac_id, KeyKind::HmacSha256)];
+        let mut missing = Vec::new();
+        for (id, kind) in wanted {
+            if !self.activatable(id, kind)? {
+                missing.push(id.to_owned());
+            }
+        }
+        if !missing.is_empty() {
+            return Err(KeyError::Missing { path: self.path.clone(), ids: missing });
+        }
+        let chosen = |k: &KeyEntry| wanted.iter().any(|(id, kind)| k.id == *id && k.kind == *kind);
+        let mut file = self.file.clone();
+        let retired = retire_active(&mut file, now_ns, chosen);
+        let mut changed = !retired.is_empty();
+        for k in file.keys.iter_mut().filter(|k| chosen(k) && k.state == KeyState::Staged) {
+            k.state = KeyState::Active;
+            changed = true;
+        }
+        if changed {
+            self.replace(file)?;
+        }
+        Ok(self.rotation(ed25519_id, hmac_id, retired))
+    }
+
+    /// Re-reads the file at `path()` (copied from another node, say) and
+    /// takes it when it holds every key of this keyring with the same kind
+    /// and secret, none in an earlier state; it may add keys. Returns
+    /// whether anything changed. A key is never dropped or swapped under a
+    /// running server.
+    pub fn reload(&mut self) -> Result<bool, KeyError> {
+        let fresh = Self::load(&self.path)?;
+        for held in &self.file.keys {
+            check_kept(held, &fresh.file.keys, &self.path)?;
+        }
+        let changed = fresh.file.keys != self.file.keys;
+        *self = fresh;
+        Ok(changed)
+    }
+
+    /// Whether the key `id` of `kind` is in the ring and may become active
+    /// (staged or active); an error when it is retired or of another kind.
+    fn activatable(&self, id: &str, kind: KeyKind) -> Result<bool, KeyError> {
+        let Some(k) = self.file.keys.iter().find(|k| k.id == id) else { return Ok(false) };
+        let invalid = |reason| Err(KeyError::Invalid { path: self.path.clone(), reason });
+        if k.kind != kind {
+            let (named, is) = (kind.name(), k.kind.name());
+            return invalid(format!("key {id}: the rotation names it as an {named} key but it is an {is} key"));
+        }
+        if k.state == KeyState::Retired {
+            return invalid(format!("key {id}: retired; a rotation never makes a retired key active again"));
+        }
+        Ok(true)
+    }
+
+    /// The ids of the staged keys.
+    fn staged_ids(&self) -> Vec<String> {
+        self.file.keys.iter().filter(|k| k.state == KeyState::Staged).map(|k| k.id.clone()).collect()
+    }
+
+    /// The staged Ed25519 and HMAC key ids, when a pair is staged.
+    fn staged_pair(&self) -> Option<(String, String)> {
+        let staged = |kind| self.file.keys.iter().find(|k| k.state == KeyState::Staged && k.kind == kind);
+        Some((staged(KeyKind::Ed25519)?.id.clone(), staged(KeyKind::HmacSha256)?.id.clone()))
+    }
+
+    /// The vkey of the Ed25519 key `id` ("" when there is none).
+    fn vkey(&self, id: &str) -> String {
+        let signer = self.signers.iter().find(|(i, _)| self.file.keys[*i].id == id);
+        signer.map(|(_, s)| s.verifier().to_vkey()).unwrap_or_default()
+    }
+
+    fn rotation(&self, ed25519_id: &str, hmac_id: &str, retired: Vec<String>) -> Rotation {
+        Rotation {
+            new_vkey: self.vkey(ed25519_id),
+            new_ed25519_id: ed25519_id.to_owned(),
+            new_hmac_id: hmac_id.to_owned(),
+            retired,
+        }
     }
 
     /// Public information on every key: vkeys for Ed25519 keys, ids (which
@@ -415,7 +608,7 @@ impl Keyring {
 fn key_status(k: &KeyEntry, now: i64, p: &KeyPolicy) -> KeyStatus {
     let age_days = (now - k.created_at_ns).div_euclid(DAY_NS);
     let days_to_expiry = (k.not_after_ns - now).div_euclid(DAY_NS);
-    let (verdict, reason) = if k.state == KeyState::Retired {
+    let (verdict, reason) = if k.state != KeyState::Active {
         (Verdict::Ok, None)
     } else if now > k.not_after_ns {
         (Verdict::Fail, Some("expired".to_owned()))
@@ -441,7 +634,39 @@ fn key_status(k: &KeyEntry, now: i64, p: &KeyPolicy) -> KeyStatus {
     }
 }
 
-fn new_ed25519(origin: &str, now_ns: i64, p: &KeyPolicy, path: &Path) -> Result<KeyEntry, KeyError> {
+/// Retires every active key of `file` that is not `kept`, at `now_ns`;
+/// returns their ids.
+fn retire_active(file: &mut KeyringFile, now_ns: i64, kept: impl Fn(&KeyEntry) -> bool) -> Vec<String> {
+    let mut retired = Vec::new();
+    for k in file.keys.iter_mut().filter(|k| k.state == KeyState::Active && !kept(k)) {
+        k.state = KeyState::Retired;
+        k.retired_at_ns = Some(now_ns);
+        retired.push(k.id.clone());
+    }
+    retired
+}
+
+/// `held` is in `keys` with its kind and secret, in the same or a later
+/// state (what a reload must find).
+fn check_kept(held: &KeyEntry, keys: &[KeyEntry], path: &Path) -> Result<(), KeyError> {
+    let invalid = |reason| Err(KeyError::Invalid { path: path.to_owned(), reason });
+    let id = &held.id;
+    let Some(k) = keys.iter().find(|k| k.id == *id) else {
+        return invalid(format!("key {id}: in use here but not in the file; a reload never drops a key"));
+    };
+    if k.kind != held.kind || k.secret != held.secret {
+        return invalid(format!("key {id}: the file holds another key under this id; a reload never swaps a key"));
+    }
+    if k.state.rank() < held.state.rank() {
+        let (here, there) = (held.state.name(), k.state.name());
+        return invalid(format!(
+            "key {id}: {here} here but {there} in the file (an older copy?); a reload never moves a key back"
+        ));
+    }
+    Ok(())
+}
+
+fn new_ed25519(origin: &str, now_ns: i64, p: &KeyPolicy, path: &Path, state: KeyState) -> Result<KeyEntry, KeyError> {
     let secret = random_secret();
     let s = NoteSigner::from_seed(origin, &secret)
         .map_err(|e| KeyError::Invalid { path: path.to_owned(), reason: e.to_string() })?;
@@ -453,11 +678,11 @@ fn new_ed25519(origin: &str, now_ns: i64, p: &KeyPolicy, path: &Path) -> Result<
         created_at_ns: now_ns,
         not_after_ns: now_ns + p.lifetime_days * DAY_NS,
         retired_at_ns: None,
-        state: KeyState::Active,
+        state,
     })
 }
 
-fn new_hmac(now_ns: i64, p: &KeyPolicy) -> KeyEntry {
+fn new_hmac(now_ns: i64, p: &KeyPolicy, state: KeyState) -> KeyEntry {
     let secret = random_secret();
     KeyEntry {
         id: HmacKey::new(secret).id().to_owned(),
@@ -467,7 +692,7 @@ fn new_hmac(now_ns: i64, p: &KeyPolicy) -> KeyEntry {
         created_at_ns: now_ns,
         not_after_ns: now_ns + p.lifetime_days * DAY_NS,
         retired_at_ns: None,
-        state: KeyState::Active,
+        state,
     }
 }
 
@@ -526,5 +751,269 @@ impl HmacKeySet {
     /// True when there are none.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_000 * DAY_NS;
+    const T1: i64 = T0 + DAY_NS;
+    const T2: i64 = T0 + 2 * DAY_NS;
+
+    fn ring(dir: &tempfile::TempDir) -> Keyring {
+        let path = dir.path().join("keys").join("keyring.json");
+        Keyring::open_or_create(&path, "ledger.test/keys", T0, &KeyPolicy::default()).unwrap().0
+    }
+
+    fn ids(r: &Keyring, state: KeyState) -> Vec<String> {
+        r.entries().iter().filter(|k| k.state == state).map(|k| k.id.clone()).collect()
+    }
+
+    fn file_of(path: &Path) -> KeyringFile {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    fn secrets(r: &Keyring) -> Vec<String> {
+        r.entries().iter().map(|k| k.secret.0.clone()).collect()
+    }
+
+    #[test]
+    fn staged_keys_verify_but_neither_sign_nor_tag() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = ring(&dir);
+        let (signer, hmac) = (r.active_signers()[0].id(), r.active_hmac().id().to_owned());
+        let s = r.stage(T1, &KeyPolicy::default()).unwrap();
+        assert_eq!(ids(&r, KeyState::Staged), [s.ed25519_id.clone(), s.hmac_id.clone()]);
+        assert_eq!(r.active_signers().iter().map(|s| s.id()).collect::<Vec<_>>(), [signer]);
+        assert_eq!(r.active_hmac().id(), hmac);
+        assert!(r.verifiers().iter().any(|v| v.to_vkey() == s.vkey), "a follower verifies the rotation's batch");
+        let (_, entry) = r.hmac_keys().get(&s.hmac_id).cloned().expect("the staged HMAC key verifies");
+        assert!(entry.valid_at(T1) && entry.state == KeyState::Staged);
+        for st in r.status(T1 + 400 * DAY_NS, &KeyPolicy::default()).iter().filter(|k| k.state == KeyState::Staged) {
+            assert_eq!((st.verdict, st.reason.as_deref()), (Verdict::Ok, None), "{st:?}");
+        }
+        let public: Vec<_> = r.public_keys().into_iter().filter(|k| k.state == KeyState::Staged).collect();
+        assert_eq!(public.len(), 2);
+        assert!(public.iter().any(|k| k.id == s.ed25519_id && k.vkey.as_deref() == Some(s.vkey.as_str())));
+        assert!(public.iter().any(|k| k.id == s.hmac_id && k.vkey.is_none()));
+    }
+
+    #[test]
+    fn staging_twice_is_refused_naming_the_staged_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = ring(&dir);
+        let s = r.stage(T1, &KeyPolicy::default()).unwrap();
+        let before = std::fs::read(r.path()).unwrap();
+        let e = r.stage(T2, &KeyPolicy::default()).unwrap_err();
+        match &e {
+            KeyError::AlreadyStaged { path, ids } => {
+                assert_eq!(path, r.path());
+                assert_eq!(ids, &[s.ed25519_id.clone(), s.hmac_id.clone()]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let msg = e.to_string();
+        assert!(msg.contains(&s.ed25519_id) && msg.contains(&s.hmac_id) && msg.contains("ledger keys rotate"), "{msg}");
+        assert_eq!(std::fs::read(r.path()).unwrap(), before, "the file is unchanged");
+        assert_eq!(r.entries().len(), 4);
+    }
+
+    #[test]
+    fn rotate_activates_the_staged_pair_and_retires_the_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = ring(&dir);
+        let old = ids(&r, KeyState::Active);
+        let s = r.stage(T1, &KeyPolicy::default()).unwrap();
+        let rot = r.rotate(T2, &KeyPolicy::default()).unwrap();
+        assert_eq!(
+            (rot.new_ed25519_id.as_str(), rot.new_hmac_id.as_str()),
+            (s.ed25519_id.as_str(), s.hmac_id.as_str())
+        );
+        assert_eq!(rot.new_vkey, s.vkey);
+        assert_eq!(rot.retired, old);
+        assert_eq!(r.entries().len(), 4, "no key generated");
+        assert_eq!(ids(&r, KeyState::Active), [s.ed25519_id.clone(), s.hmac_id.clone()]);
+        assert!(ids(&r, KeyState::Staged).is_empty());
+        for k in r.entries().iter().filter(|k| old.contains(&k.id)) {
+            assert_eq!((k.state, k.retired_at_ns), (KeyState::Retired, Some(T2)));
+        }
+        assert_eq!(r.active_signers()[0].verifier().to_vkey(), s.vkey);
+        assert_eq!(r.active_hmac().id(), s.hmac_id);
+        assert_eq!(Keyring::load(r.path()).unwrap().entries(), r.entries(), "written to the file");
+    }
+
+    #[test]
+    fn rotate_without_a_staged_pair_generates_new_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = ring(&dir);
+        let old = ids(&r, KeyState::Active);
+        let rot = r.rotate(T1, &KeyPolicy::default()).unwrap();
+        assert_eq!(rot.retired, old);
+        assert_eq!(ids(&r, KeyState::Active), [rot.new_ed25519_id.clone(), rot.new_hmac_id.clone()]);
+        assert_eq!(r.entries().len(), 4);
+        assert_eq!(r.active_signers()[0].verifier().to_vkey(), rot.new_vkey);
+    }
+
+    #[test]
+    fn activate_by_ids_on_a_copy_is_idempotent() {
+        let (leader_dir, follower_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut leader = ring(&leader_dir);
+        let old = ids(&leader, KeyState::Active);
+        let s = leader.stage(T1, &KeyPolicy::default()).unwrap();
+        let copy = follower_dir.path().join("keyring.json");
+        std::fs::copy(leader.path(), &copy).unwrap();
+        let mut follower = Keyring::load(&copy).unwrap();
+        let rot = leader.rotate(T2, &KeyPolicy::default()).unwrap();
+
+        let applied = follower.activate(&rot.new_ed25519_id, &rot.new_hmac_id, T2).unwrap();
+        assert_eq!(applied, rot, "the follower's rotation is the leader's");
+        assert_eq!(follower.entries(), leader.entries());
+        let bytes = std::fs::read(&copy).unwrap();
+        let again = follower.activate(&s.ed25519_id, &s.hmac_id, T2 + 1).unwrap();
+        assert_eq!(again, Rotation { retired: Vec::new(), ..rot.clone() });
+        assert_eq!(std::fs::read(&copy).unwrap(), bytes, "nothing rewritten");
+        assert_eq!(ids(&follower, KeyState::Retired), old);
+    }
+
+    #[test]
+    fn activate_names_the_keys_missing_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = ring(&dir);
+        let before = std::fs::read(r.path()).unwrap();
+        let hmac = r.active_hmac().id().to_owned();
+        let e = r.activate("0badc0de", &hmac, T1).unwrap_err();
+        match &e {
+            KeyError::Missing { path, ids } => {
+                assert_eq!((path.as_path(), ids.as_slice()), (r.path(), &["0badc0de".to_owned()][..]))
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = r.activate("0badc0de", "00112233aabbccdd", T1).unwrap_err();
+        assert!(matches!(&e, KeyError::Missing { ids, .. } if ids == &["0badc0de", "00112233aabbccdd"]), "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains("not in this file") && msg.contains("from the node that staged them"), "{msg}");
+        assert!(msg.contains(&r.path().display().to_string()), "{msg}");
+        assert!(secrets(&r).iter().all(|s| !msg.contains(s.as_str())));
+        assert_eq!(std::fs::read(r.path()).unwrap(), before);
+    }
+
+    #[test]
+    fn activate_refuses_a_retired_key_or_a_key_of_another_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = ring(&dir);
+        let old = ids(&r, KeyState::Active);
+        r.rotate(T1, &KeyPolicy::default()).unwrap();
+        let e = r.activate(&old[0], &old[1], T2).unwrap_err();
+        assert!(
+            matches!(&e, KeyError::Invalid { reason, .. } if reason.contains(&old[0]) && reason.contains("retired")),
+            "{e:?}"
+        );
+        let active = ids(&r, KeyState::Active);
+        let e = r.activate(&active[1], &active[1], T2).unwrap_err();
+        assert!(matches!(&e, KeyError::Invalid { reason, .. } if reason.contains(&active[1])), "{e:?}");
+        assert_eq!(ids(&r, KeyState::Active), active);
+    }
+
+    #[test]
+    fn reload_refuses_a_file_missing_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = ring(&dir);
+        r.rotate(T1, &KeyPolicy::default()).unwrap();
+        let mut file = file_of(r.path());
+        let dropped = file.keys.remove(0).id;
+        write_private(r.path(), &file).unwrap();
+        let e = r.reload().unwrap_err();
+        assert!(
+            matches!(&e, KeyError::Invalid { reason, .. } if reason.contains(&dropped) && reason.contains("never drops")),
+            "{e:?}"
+        );
+        assert!(secrets(&r).iter().all(|s| !e.to_string().contains(s.as_str())));
+        assert_eq!(r.entries().len(), 4, "the keyring in memory is kept");
+    }
+
+    #[test]
+    fn reload_refuses_a_file_with_a_changed_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = ring(&dir);
+        let mut file = file_of(r.path());
+        let changed = file.keys[1].id.clone();
+        file.keys[1].secret = Secret(B64.encode([7u8; 32]));
+        write_private(r.path(), &file).unwrap();
+        let e = r.reload().unwrap_err();
+        assert!(matches!(&e, KeyError::Invalid { reason, .. } if reason.contains(&changed)), "{e:?}");
+        assert!(!e.to_string().contains(&B64.encode([7u8; 32])));
+        assert_eq!(r.active_hmac().id(), changed);
+    }
+
+    #[test]
+    fn a_reload_check_refuses_another_secret_or_kind_under_a_held_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = ring(&dir);
+        let held = r.entries()[1].clone();
+        let swapped = KeyEntry { secret: Secret(B64.encode([7u8; 32])), ..held.clone() };
+        let e = check_kept(&held, &[swapped], r.path()).unwrap_err();
+        assert!(
+            matches!(&e, KeyError::Invalid { reason, .. } if reason.contains(&held.id) && reason.contains("never swaps")),
+            "{e:?}"
+        );
+        let other_kind = KeyEntry { kind: KeyKind::Ed25519, ..held.clone() };
+        assert!(check_kept(&held, &[other_kind], r.path()).is_err());
+        let retired = KeyEntry { state: KeyState::Retired, retired_at_ns: Some(T1), ..held.clone() };
+        check_kept(&held, &[retired], r.path()).unwrap();
+    }
+
+    #[test]
+    fn reload_refuses_an_older_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = ring(&dir);
+        let s = r.stage(T1, &KeyPolicy::default()).unwrap();
+        let staged_copy = std::fs::read(r.path()).unwrap();
+        r.rotate(T2, &KeyPolicy::default()).unwrap();
+        std::fs::write(r.path(), staged_copy).unwrap();
+        let e = r.reload().unwrap_err();
+        assert!(matches!(&e, KeyError::Invalid { reason, .. } if reason.contains("never moves a key back")), "{e:?}");
+        assert_eq!(ids(&r, KeyState::Active), [s.ed25519_id, s.hmac_id]);
+    }
+
+    #[test]
+    fn reload_takes_a_file_with_an_extra_staged_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut running = ring(&dir);
+        assert!(!running.reload().unwrap(), "the same file: nothing changed");
+        let s = Keyring::load(running.path()).unwrap().stage(T1, &KeyPolicy::default()).unwrap();
+        assert!(ids(&running, KeyState::Staged).is_empty());
+        assert!(running.reload().unwrap());
+        assert_eq!(ids(&running, KeyState::Staged), [s.ed25519_id.clone(), s.hmac_id.clone()]);
+        assert!(running.verifiers().iter().any(|v| v.to_vkey() == s.vkey));
+        let rot = running.rotate(T2, &KeyPolicy::default()).unwrap();
+        assert_eq!(rot.new_ed25519_id, s.ed25519_id, "the reloaded pair is the one rotated in");
+    }
+
+    #[test]
+    fn a_keyring_with_a_staged_pair_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = ring(&dir);
+        r.stage(T1, &KeyPolicy::default()).unwrap();
+        let text = std::fs::read_to_string(r.path()).unwrap();
+        assert_eq!(text.matches(r#""state": "staged""#).count(), 2, "{}", text.len());
+        assert_eq!(std::fs::metadata(r.path()).unwrap().permissions().mode() & 0o777, 0o600);
+        let loaded = Keyring::load(r.path()).unwrap();
+        assert_eq!(loaded.entries(), r.entries());
+        assert_eq!(serde_json::to_string(&KeyState::Staged).unwrap(), r#""staged""#);
+        assert_eq!(serde_json::from_str::<KeyState>(r#""staged""#).unwrap(), KeyState::Staged);
+    }
+
+    #[test]
+    fn staged_keys_come_as_a_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = ring(&dir);
+        let s = r.stage(T1, &KeyPolicy::default()).unwrap();
+        let mut file = file_of(r.path());
+        file.keys.retain(|k| k.id != s.hmac_id);
+        write_private(r.path(), &file).unwrap();
+        let e = Keyring::load(r.path()).unwrap_err();
+        assert!(matches!(&e, KeyError::Invalid { reason, .. } if reason.contains(&s.ed25519_id)), "{e:?}");
     }
 }

@@ -31,6 +31,7 @@ fn kind(k: KeyKind) -> String {
 
 fn state_name(s: KeyState) -> String {
     match s {
+        KeyState::Staged => "staged".into(),
         KeyState::Active => "active".into(),
         KeyState::Retired => "retired".into(),
     }

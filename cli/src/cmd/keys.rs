@@ -1,4 +1,6 @@
-//! `ledger keys status|rotate|public|generate`.
+//! `ledger keys status|rotate|public|generate|stage`.
+
+use std::path::Path;
 
 use ledger_proto::v1 as pb;
 use serde_json::json;
@@ -64,7 +66,41 @@ pub async fn run(ctx: &Ctx, cmd: KeysCmd) -> CliResult {
             }
             Ok(())
         }
+        KeysCmd::Stage { data_dir } => stage(ctx, &data_dir),
     }
+}
+
+/// `ledger keys stage`: adds the next rotation's keys to the log's keyring
+/// file, offline.
+fn stage(ctx: &Ctx, data_dir: &Path) -> CliResult {
+    let ring = ledger::layout::keyring(&ledger::layout::log_dir(data_dir, &ctx.log));
+    if !ring.exists() {
+        return Err(CliError::Usage(format!(
+            "{}: no keyring: log {} has no keys yet (create them with `ledger keys generate`)",
+            ring.display(),
+            ctx.log
+        )));
+    }
+    let key_error = |e: ledger::keys::KeyError| CliError::Usage(e.to_string());
+    let mut keys = ledger::keys::Keyring::load(&ring).map_err(key_error)?;
+    let now = (ledger::log::system_clock())();
+    let s = keys.stage(now, &Default::default()).map_err(key_error)?;
+    if ctx.json() {
+        print_json(&json!({"keyring": ring, "ed25519_id": s.ed25519_id, "hmac_id": s.hmac_id, "vkey": s.vkey}));
+    } else {
+        println!(
+            "staged in {} (mode 0600): ed25519 key {}, HMAC key {}\nvkey {}\n\
+             next: copy {} to the log's keyring on every node of log {} (same path under each node's data \
+             directory, mode 0600), then run `ledger keys rotate --reason …` against the leader",
+            ring.display(),
+            s.ed25519_id,
+            s.hmac_id,
+            s.vkey,
+            ring.display(),
+            ctx.log
+        );
+    }
+    Ok(())
 }
 
 async fn status(ctx: &Ctx) -> CliResult {
