@@ -320,7 +320,8 @@ pub enum AdminCmd {
 pub enum KeysCmd {
     /// Age, expiry and verdict of every key
     Status,
-    /// Retire the active keys and create new ones (written to the log)
+    /// Retire the active keys and make new ones active: the staged pair when there is one (required
+    /// on the PostgreSQL store, see `keys stage`), else newly generated keys (written to the log)
     Rotate {
         /// why (e.g. "30-day rotation")
         #[arg(long)]

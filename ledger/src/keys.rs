@@ -282,6 +282,10 @@ pub struct Staged {
     pub vkey: String,
 }
 
+/// A keyring's keys at one moment ([`Keyring::snapshot`]).
+#[derive(Debug, Clone)]
+pub struct KeyringSnapshot(KeyringFile);
+
 /// The keys of one log, loaded.
 pub struct Keyring {
     path: PathBuf,
@@ -462,6 +466,7 @@ impl Keyring {
     /// caller writes the `key_rotation` entry.
     pub fn rotate(&mut self, now_ns: i64, policy: &KeyPolicy) -> Result<Rotation, KeyError> {
         if let Some((ed25519_id, hmac_id)) = self.staged_pair() {
+            self.usable_at(&[&ed25519_id, &hmac_id], now_ns)?;
             return self.activate(&ed25519_id, &hmac_id, now_ns);
         }
         let origin = self.active_signers()[0].name().to_owned();
@@ -538,6 +543,40 @@ impl Keyring {
         let changed = fresh.file.keys != self.file.keys;
         *self = fresh;
         Ok(changed)
+    }
+
+    /// Refuses keys that would tag or sign outside their window at `now_ns`
+    /// (staged too long ago, or on a node whose clock runs ahead).
+    fn usable_at(&self, ids: &[&str], now_ns: i64) -> Result<(), KeyError> {
+        for k in self.file.keys.iter().filter(|k| ids.contains(&k.id.as_str())) {
+            if !k.valid_at(now_ns) {
+                let reason = format!(
+                    "staged key {} is valid from {} to {} (unix ns), not now ({now_ns}): stage a new pair",
+                    k.id, k.created_at_ns, k.not_after_ns
+                );
+                return Err(KeyError::Invalid { path: self.path.clone(), reason });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a pair of keys is staged for the next rotation.
+    pub fn has_staged(&self) -> bool {
+        self.staged_pair().is_some()
+    }
+
+    /// The keyring as it is now, for [`Keyring::restore`].
+    pub fn snapshot(&self) -> KeyringSnapshot {
+        KeyringSnapshot(self.file.clone())
+    }
+
+    /// Puts back (in memory and in the file) the keyring of `snapshot`:
+    /// a rotation whose entry was not written is undone, so this node
+    /// does not retire keys the log still uses.
+    pub fn restore(&mut self, snapshot: KeyringSnapshot) -> Result<(), KeyError> {
+        write_private(&self.path, &snapshot.0)?;
+        *self = Self::from_file(&self.path, snapshot.0)?;
+        Ok(())
     }
 
     /// Whether the key `id` of `kind` is in the ring and may become active
@@ -842,6 +881,19 @@ mod tests {
         assert_eq!(r.active_signers()[0].verifier().to_vkey(), s.vkey);
         assert_eq!(r.active_hmac().id(), s.hmac_id);
         assert_eq!(Keyring::load(r.path()).unwrap().entries(), r.entries(), "written to the file");
+    }
+
+    #[test]
+    fn a_staged_pair_outside_its_window_is_not_activated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = ring(&dir);
+        let s = r.stage(T1, &KeyPolicy::default()).unwrap();
+        let late = T1 + 200 * DAY_NS;
+        let e = r.rotate(late, &KeyPolicy::default()).unwrap_err().to_string();
+        assert!(e.contains(&s.ed25519_id) && e.contains("stage a new pair"), "{e}");
+        let early = r.rotate(T1 - DAY_NS, &KeyPolicy::default()).unwrap_err().to_string();
+        assert!(early.contains("not now"), "{early}");
+        assert_eq!(ids(&r, KeyState::Staged), [s.ed25519_id, s.hmac_id], "still staged");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::entry::NewEntry;
 
 /// Categories only ledgerd's audited admin actions write (FORMAT.md §6.4,
 /// docs/SECURITY.md): a client's Append of one is refused.
-pub const ADMIN_CATEGORIES: [&str; 3] = ["redaction", "reindex", "policy_reload"];
+pub const ADMIN_CATEGORIES: [&str; 4] = ["redaction", "reindex", "policy_reload", "key_rotation"];
 
 /// A policy refusal.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

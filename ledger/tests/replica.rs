@@ -199,3 +199,46 @@ fn a_replica_replays_a_redaction_and_checks_a_copied_redacted_record_against_the
     }
     assert_eq!(c.size(), 25);
 }
+
+#[test]
+fn a_rotation_to_staged_keys_waits_on_a_replica_without_them_then_switches_its_keys() {
+    let (leader_keys, replica_keys) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (l, disk) = log_on(leader_keys.path());
+    std::fs::copy(leader_keys.path().join("keyring.json"), replica_keys.path().join("keyring.json")).unwrap();
+    let (r, _) = log_on(replica_keys.path());
+    common::fill(&l, 5, 5);
+    let (first, head5) = (frames_of(&disk), l.latest_checkpoint().note.clone());
+    let admin = ledger::Actor::new("admin-1", &Default::default()).unwrap();
+    let refused = l.rotate_to_staged_keys(&admin, "30-day rotation").unwrap_err().to_string();
+    assert!(refused.contains("no staged keys"), "{refused}");
+    assert_eq!(l.size(), 5, "nothing written");
+
+    // the operator stages a pair in the leader's keyring file; the leader reads it at the rotation
+    let ring_path = leader_keys.path().join("keyring.json");
+    let staged = Keyring::load(&ring_path).unwrap().stage(1_767_225_600_000_000_000, &Default::default()).unwrap();
+    let staged_file = std::fs::read(&ring_path).unwrap();
+    let (receipt, rotation) = l.rotate_to_staged_keys(&admin, "30-day rotation").unwrap();
+    assert_eq!((&rotation.new_ed25519_id, &rotation.new_hmac_id), (&staged.ed25519_id, &staged.hmac_id));
+    assert_eq!(receipt.seq, 5);
+    let (with_rotation, head6) = (frames_of(&disk), l.latest_checkpoint().note.clone());
+    common::fill(&l, 3, 3);
+    let all = frames_of(&disk);
+    let rot = with_rotation.slice(first.len()..);
+    let tail = all.slice(with_rotation.len()..);
+
+    // the replica has the first batch; the rotation's is tagged with a key it lacks: it waits
+    r.apply_replica(0, first, &head5).unwrap();
+    match r.apply_replica(5, rot.clone(), &head6) {
+        Err(ReplicaError::KeysMissing { first_seq: 5, .. }) => {}
+        other => panic!("expected KeysMissing at 5, got {other:?}"),
+    }
+    assert_eq!(r.size(), 5);
+    assert!(r.stopped().is_none(), "waiting is not a failure");
+
+    // with the staged keyring copied there, it applies the rotation and switches its own keys
+    std::fs::write(replica_keys.path().join("keyring.json"), &staged_file).unwrap();
+    assert_eq!(r.apply_replica(5, rot, &head6).unwrap(), 6);
+    let on_disk = Keyring::load(&replica_keys.path().join("keyring.json")).unwrap();
+    assert_eq!(on_disk.active_hmac().id(), staged.hmac_id, "the replica's keyring has the new keys active");
+    assert_eq!(r.apply_replica(6, tail, &l.latest_checkpoint().note).unwrap(), 9);
+}

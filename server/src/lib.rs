@@ -429,7 +429,11 @@ async fn refresh_gauges(st: &State) {
         m.checkpoint_age.with_label_values(&[name]).set(age.max(0.0));
         for k in h.reader().key_status(now) {
             let kind = if k.kind == ledger::keys::KeyKind::Ed25519 { "ed25519" } else { "hmac-sha256" };
-            let state = if k.state == ledger::keys::KeyState::Active { "active" } else { "retired" };
+            let state = match k.state {
+                ledger::keys::KeyState::Active => "active",
+                ledger::keys::KeyState::Staged => "staged",
+                ledger::keys::KeyState::Retired => "retired",
+            };
             let labels = [name.as_str(), k.id.as_str(), kind, state];
             m.key_age_days.with_label_values(&labels).set(k.age_days);
             m.key_days_to_expiry.with_label_values(&labels).set(k.days_to_expiry);

@@ -90,12 +90,6 @@ impl LogHandle {
         self.replication.as_ref().map_or(Ok(()), |r| r.writable(&self.name))
     }
 
-    /// `FAILED_PRECONDITION` for `what` on the PostgreSQL store, which does
-    /// not do it yet.
-    pub fn local_only(&self, what: &str) -> Result<(), Status> {
-        if self.replication.is_some() { Err(status::not_on_postgres(what)) } else { Ok(()) }
-    }
-
     /// The read side.
     pub fn reader(&self) -> LedgerReader {
         self.ledger.reader()

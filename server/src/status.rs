@@ -231,13 +231,6 @@ pub fn not_leader(log: &str, node: &str, leader: Option<(String, String)>) -> St
     s
 }
 
-/// An action the PostgreSQL store does not do yet.
-pub fn not_on_postgres(what: &str) -> Status {
-    Status::failed_precondition(format!(
-        "{what} is not available with [storage] kind = \"postgres\" yet (docs/HA.md \"Not built yet\")"
-    ))
-}
-
 /// The gRPC code as an integer (for per-entry stream errors).
 pub fn code_number(c: Code) -> i32 {
     c as i32

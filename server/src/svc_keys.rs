@@ -68,16 +68,24 @@ impl KeyService for KeySvc {
 
     async fn rotate(&self, req: Request<pb::RotateRequest>) -> Result<Response<pb::RotateResponse>, Status> {
         let (actor, r, log) = self.state.admin(req)?;
-        log.local_only("key rotation")?;
+        log.writable()?;
         if r.reason.trim().is_empty() {
             return Err(status::invalid(
                 "reason",
                 "is empty; say why the keys are rotated (e.g. the 30-day rotation, a suspected leak)",
             ));
         }
-        let ledger = log.ledger().clone();
-        let (receipt, rot) =
-            blocking(move || ledger.rotate_keys(&actor, &r.reason).map_err(|e| status::append(&e))).await?;
+        let (ledger, shared) = (log.ledger().clone(), log.replication.is_some());
+        let (receipt, rot) = blocking(move || {
+            // nodes that share one keyring rotate only to keys every node already holds
+            let done = if shared {
+                ledger.rotate_to_staged_keys(&actor, &r.reason)
+            } else {
+                ledger.rotate_keys(&actor, &r.reason)
+            };
+            done.map_err(|e| status::append(&e))
+        })
+        .await?;
         log.published();
         tracing::warn!(log = %log.name, new_ed25519 = %rot.new_ed25519_id, new_hmac = %rot.new_hmac_id, seq = receipt.seq, "keys rotated");
         Ok(Response::new(pb::RotateResponse {

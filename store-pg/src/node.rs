@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ledger::Ledger;
+use ledger::log::ReplicaError;
 use ledger::note::Checkpoint;
 use ledger::sync::lock;
 
@@ -87,6 +88,8 @@ pub struct Node {
     ledger: Arc<Ledger>,
     store: Arc<PgStore>,
     state: Arc<State>,
+    /// why applying waits (a batch under keys this node lacks), logged once
+    waiting: Mutex<Option<String>>,
 }
 
 /// What a step did that the server should know.
@@ -101,7 +104,7 @@ pub struct Stepped {
 impl Node {
     /// A node that starts as a follower.
     pub fn new(me: Identity, ledger: Arc<Ledger>, store: Arc<PgStore>) -> Self {
-        Self { me, ledger, store, state: Arc::new(State::default()) }
+        Self { me, ledger, store, state: Arc::new(State::default()), waiting: Mutex::new(None) }
     }
 
     /// Its state.
@@ -188,10 +191,21 @@ impl Node {
         let before = self.ledger.size();
         for b in self.store.db().batches(self.store.log(), before, BATCHES_PER_READ)? {
             let first = b.first_seq;
-            if let Err(e) = self.ledger.apply_replica(first, Bytes::from(b.frames), &b.checkpoint) {
-                tracing::error!(log = self.store.log(), first_seq = first, error = %e, "a committed batch does not verify: replication halted");
-                self.state.halt(e.to_string());
-                break;
+            match self.ledger.apply_replica(first, Bytes::from(b.frames), &b.checkpoint) {
+                Ok(_) => *lock(&self.waiting) = None,
+                Err(e @ ReplicaError::KeysMissing { .. }) => {
+                    // not a bad batch: this node lacks a rotation's staged keys; the next step reads the keyring again
+                    let why = e.to_string();
+                    if lock(&self.waiting).replace(why.clone()).as_deref() != Some(why.as_str()) {
+                        tracing::warn!(log = self.store.log(), first_seq = first, error = %why, "replication waits for the keyring");
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(log = self.store.log(), first_seq = first, error = %e, "a committed batch does not verify: replication halted");
+                    self.state.halt(e.to_string());
+                    break;
+                }
             }
         }
         Ok(self.ledger.size() - before)

@@ -273,3 +273,59 @@ fn a_redaction_rewrites_the_stored_row_and_every_replica_replays_it_as_a_reindex
         assert_eq!((report.redacted[0].seq, report.redacted[0].redaction_seq), (7, 30));
     }
 }
+
+#[test]
+fn a_rotation_reaches_every_node_once_it_holds_the_staged_keys_and_a_fenced_one_keeps_its_keys() {
+    use ledger::keys::Keyring;
+    let cluster = Cluster::start(false);
+    let url = cluster.primary.conninfo();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, na) = node(&url, da.path(), None, "node-a");
+    let (b, nb) = node(&url, db.path(), Some(da.path()), "node-b");
+    assert!(na.step().unwrap().role_changed && na.state().is_leader());
+    for r in append(&a, 0, 10) {
+        r.unwrap();
+    }
+    catch_up(&nb);
+
+    // a pair staged in node-a's file only: node-a rotates to it
+    let (ring_a, ring_b) = (ledger::layout::keyring(da.path()), ledger::layout::keyring(db.path()));
+    let now = ledger::log::system_clock();
+    let staged = Keyring::load(&ring_a).unwrap().stage(now(), &Default::default()).unwrap();
+    let staged_file = std::fs::read(&ring_a).unwrap();
+    let admin = ledger::Actor::new("admin-1", &Default::default()).unwrap();
+    let (receipt, _) = a.rotate_to_staged_keys(&admin, "30-day rotation").unwrap();
+    assert_eq!(receipt.seq, 10);
+    for r in append(&a, 10, 5) {
+        r.unwrap();
+    }
+    // node-b lacks the keys: it waits at the rotation, not halted
+    catch_up(&nb);
+    assert_eq!(b.size(), 10);
+    assert!(nb.state().halted().is_none(), "{:?}", nb.state().halted());
+    // once the staged keyring is copied there it applies the rotation and the rest
+    std::fs::write(&ring_b, &staged_file).unwrap();
+    catch_up(&nb);
+    assert_eq!(b.size(), 16);
+    assert_eq!(Keyring::load(&ring_b).unwrap().active_hmac().id(), staged.hmac_id);
+
+    // node-b takes over; node-a, fenced mid-rotation, keeps the keys the log uses
+    std::thread::sleep(Duration::from_millis(900));
+    assert!(nb.step().unwrap().role_changed && nb.state().is_leader());
+    Keyring::load(&ring_a).unwrap().stage(now(), &Default::default()).unwrap();
+    let e = a.rotate_to_staged_keys(&admin, "a second rotation").unwrap_err().to_string();
+    assert!(e.contains("fenced"), "{e}");
+    let kept = Keyring::load(&ring_a).unwrap();
+    assert_eq!(kept.active_hmac().id(), staged.hmac_id, "the first rotation's keys stay active on node-a");
+    assert!(kept.has_staged(), "the second pair is staged again, not active");
+    for r in append(&b, 100, 3) {
+        r.unwrap();
+    }
+    na.step().unwrap();
+    catch_up(&na);
+    assert_eq!(a.size(), 19, "node-a follows node-b's batches under the same keys");
+    for (dir, l) in [(da.path(), &a), (db.path(), &b)] {
+        let report = verify_replica(dir, l);
+        assert!(report.ok, "{}", report.to_text());
+    }
+}

@@ -85,6 +85,25 @@ fn the_cli_follows_the_leader_reads_from_followers_and_reports_each_nodes_role()
     assert_eq!(got.json()["redacted_by"], 2, "{}{}", got.stdout, got.stderr);
     assert!(got.json()["payload"].is_null(), "the follower's copy has no payload: {}", got.stdout);
 
+    // a rotation: a pair staged in node-a's keyring, the file copied to node-b, rotated through the list
+    let data_a = dir.path().join("node-a");
+    let staged =
+        ledger(&a.url, dir.path(), &["keys", "stage", "--data-dir", data_a.to_str().unwrap(), "--output", "json"]);
+    assert_eq!(staged.code, 0, "{}{}", staged.stdout, staged.stderr);
+    let hmac_id = staged.json()["hmac_id"].as_str().unwrap().to_owned();
+    std::fs::copy(ring("node-a"), ring("node-b")).unwrap();
+    let rot = ledger(&both, dir.path(), &["keys", "rotate", "--reason", "30-day rotation", "--output", "json"]);
+    assert_eq!(rot.code, 0, "{}{}", rot.stdout, rot.stderr);
+    assert_eq!(rot.json()["new_hmac_key_id"], hmac_id.as_str());
+    let active_on_b = |r: &Run| {
+        r.code == 0
+            && r.json()["keys"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k["id"] == hmac_id.as_str() && k["state"] == "active"))
+    };
+    let keys_b = until(&b.url, dir.path(), &["keys", "status", "--output", "json"], active_on_b);
+    assert!(active_on_b(&keys_b), "node-b switched its keys on replay: {}{}", keys_b.stdout, keys_b.stderr);
+
     // a SIGHUP on the follower waits for its entry until node-b leads
     let hup = std::process::Command::new("kill").args(["-HUP", &b.pid().unwrap().to_string()]).status().unwrap();
     assert!(hup.success());
@@ -105,7 +124,7 @@ fn the_cli_follows_the_leader_reads_from_followers_and_reports_each_nodes_role()
         &["append", "--category", "alert_ack", "--subject", "INC-1", "--field", "alert=y", "--output", "json"],
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.json()["seq"] == 2 || r.json()["seq"] == 3, "{}", r.stdout);
+    assert!(r.json()["seq"] == 3 || r.json()["seq"] == 4, "{}", r.stdout);
     let reloads = until(&b.url, dir.path(), &["query", "--category", "policy_reload", "--output", "json"], |r| {
         r.stdout.lines().count() == 1
     });

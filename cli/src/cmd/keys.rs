@@ -15,7 +15,8 @@ pub async fn run(ctx: &Ctx, cmd: KeysCmd) -> CliResult {
         KeysCmd::Status => status(ctx).await,
         KeysCmd::Rotate { reason } => {
             let req = pb::RotateRequest { log: ctx.log.clone(), reason, actor: ctx.actor.clone() };
-            let r = ctx.keys().await?.rotate(req).await?.into_inner();
+            // on the leader: a node list's follower names it
+            let r = ctx.write(|ch| rotate(ch, req.clone())).await?;
             let receipt = r.receipt.unwrap_or_default();
             if ctx.json() {
                 print_json(
@@ -134,4 +135,8 @@ async fn status(ctx: &Ctx) -> CliResult {
         Some("fail") => Err(CliError::Negative("a key must be rotated now: ledger keys rotate --reason '…'".into())),
         _ => Ok(()),
     }
+}
+
+async fn rotate(ch: tonic::transport::Channel, req: pb::RotateRequest) -> CliResult<pb::RotateResponse> {
+    Ok(ledger_proto::v1::key_service_client::KeyServiceClient::new(ch).rotate(req).await?.into_inner())
 }

@@ -20,6 +20,8 @@ use crate::sync::{lock, read as read_lock};
 pub const POLICY_RELOAD: &str = "policy_reload";
 /// The category of reindex entries.
 pub const REINDEX: &str = "reindex";
+/// The category of the ledger's own key rotations (`Ledger::rotate_keys`).
+pub const KEY_ROTATION: &str = "key_rotation";
 
 /// What an admin action records: its entry's category (one of
 /// ADMIN_CATEGORIES), subject, request id and payload. The actor is the

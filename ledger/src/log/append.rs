@@ -340,8 +340,42 @@ impl Ledger {
     /// checkpoint of that batch is signed by the old and the new key
     /// (FORMAT.md §9).
     pub fn rotate_keys(&self, actor: &crate::entry::Actor, reason: &str) -> Result<(Receipt, Rotation), AppendError> {
+        self.rotate(actor, reason, false)
+    }
+
+    /// Rotates to the staged keys only (`Keyring::stage`), after reading
+    /// the keyring file again: what a log whose nodes share one keyring
+    /// (the PostgreSQL store) does, since every node already holds them.
+    /// Refused, changing nothing, when no pair is staged.
+    pub fn rotate_to_staged_keys(
+        &self,
+        actor: &crate::entry::Actor,
+        reason: &str,
+    ) -> Result<(Receipt, Rotation), AppendError> {
+        self.rotate(actor, reason, true)
+    }
+
+    fn rotate(
+        &self,
+        actor: &crate::entry::Actor,
+        reason: &str,
+        staged_only: bool,
+    ) -> Result<(Receipt, Rotation), AppendError> {
         let mut w = lock(&self.writer);
         let mut ring = crate::sync::write(&self.s.keyring);
+        if staged_only {
+            ring.reload().map_err(storage)?;
+            if !ring.has_staged() {
+                let reason = format!(
+                    "{} holds no staged keys: run `ledger keys stage`, copy the keyring to every node, then rotate",
+                    ring.path().display()
+                );
+                return Err(crate::entry::ValidationError::new("keyring", reason).into());
+            }
+        }
+        // activating staged keys can be undone without losing a key; freshly
+        // generated ones stay (the entry may be on disk though not durable)
+        let undo = ring.has_staged().then(|| ring.snapshot());
         let now = (self.s.opts.clock)().max(w.tip.last_time);
         let old: Vec<NoteSigner> = ring.active_signers().into_iter().cloned().collect();
         let rotation = ring.rotate(now, &self.s.opts.key_policy).map_err(storage)?;
@@ -354,9 +388,17 @@ impl Ledger {
             ],
             "retired": rotation.retired,
         });
-        let entry = super::admin::AdminEntry::new("key_rotation", payload);
-        let receipt = self.commit_admin(&mut w, &ring, actor.as_str(), entry, &old)?;
-        Ok((receipt, rotation))
+        let entry = super::admin::AdminEntry::new(super::KEY_ROTATION, payload);
+        match self.commit_admin(&mut w, &ring, actor.as_str(), entry, &old) {
+            Ok(receipt) => Ok((receipt, rotation)),
+            Err(e) => {
+                // the log does not record it: the keys it uses stay the active ones
+                if let Some(before) = undo {
+                    ring.restore(before).map_err(storage)?;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Sequences, writes and syncs one entry (it may be of

@@ -19,7 +19,7 @@ mod replica;
 
 use std::sync::{Arc, Mutex, RwLock};
 
-pub use admin::{POLICY_RELOAD, REINDEX};
+pub use admin::{KEY_ROTATION, POLICY_RELOAD, REINDEX};
 pub use append::{AppendError, Receipt};
 pub use checkpoints::Inclusion;
 pub use group::PendingBatch;

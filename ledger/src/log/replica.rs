@@ -44,6 +44,20 @@ pub enum ReplicaError {
         /// findings in all
         count: u64,
     },
+    /// The batch is tagged with an HMAC key this node does not hold, even
+    /// after reading its keyring file again: a rotation's staged keys were
+    /// not copied here. Nothing was applied; the node waits for the file.
+    #[error(
+        "the batch from seq {first_seq} uses a key this node does not hold ({detail}; {keyring}): copy the keyring with the staged keys from the node that staged them"
+    )]
+    KeysMissing {
+        /// the batch's first seq
+        first_seq: u64,
+        /// the verifier's finding
+        detail: String,
+        /// what reading the keyring file again found
+        keyring: String,
+    },
     /// The replica stopped taking writes (an earlier failure).
     #[error("the replica stopped: {0}")]
     Stopped(String),
@@ -79,10 +93,6 @@ impl Ledger {
         if first_seq != w.tip.next_seq {
             return Err(ReplicaError::NotAtTip { first_seq, size: w.tip.next_seq });
         }
-        let (vkeys, hmac) = {
-            let ring = self.s.keyring.read().unwrap_or_else(|e| e.into_inner());
-            (ring.verifiers(), ring.hmac_keys())
-        };
         let start = BatchStart {
             first_seq,
             prev_hash: w.tip.last_hash,
@@ -90,16 +100,18 @@ impl Ledger {
             range: w.tip.range.clone(),
             redactions: w.claims.clone(),
         };
-        let (report, claims) = verify_batch(&start, &frames, head, &vkeys, Some(&hmac));
-        if let Some(finding) = report.findings.first() {
-            let count = report.finding_count;
-            return Err(ReplicaError::Verify { first_seq, finding: finding.clone(), count });
-        }
+        let claims = self.verify_replicated(&start, &frames, head)?;
         // the replay verified its signature, size and root: only its fields are read here
         let checkpoint = checkpoint_of(head).map_err(|e| verify_failed(first_seq, e))?;
         let head = SignedCheckpoint { checkpoint, note: head.to_owned() };
         let pieces = replicated_batches(&w.tip, &frames, head).map_err(|e| verify_failed(first_seq, e))?;
         let redactions = redactions_in(pieces.iter().flat_map(|(b, _)| &b.entries));
+        let rotations: Vec<u64> = pieces
+            .iter()
+            .flat_map(|(b, _)| &b.entries)
+            .filter(|e| e.leaf.category == super::KEY_ROTATION)
+            .map(|e| e.leaf.seq)
+            .collect();
         let reindex = pieces.iter().flat_map(|(b, _)| &b.entries).rfind(|e| e.leaf.category == super::REINDEX);
         let reindex = reindex.map(|e| e.leaf.seq);
         for (batch, tip) in pieces {
@@ -132,6 +144,10 @@ impl Ledger {
             self.s.vis.stop(format!("the store failed at a durable point: {e}"));
         }
         w.claims = claims;
+        for seq in rotations {
+            let what = "key rotation";
+            self.rotate_replica(seq).map_err(|reason| ReplicaError::Effect { seq, what, reason })?;
+        }
         if let Some(seq) = reindex {
             // as on the node that wrote it: this replica's index is rebuilt at its next start
             let what = "index rebuild request";
@@ -146,6 +162,58 @@ impl Ledger {
             })?;
         }
         Ok(w.tip.next_seq)
+    }
+
+    /// Verifies a replicated batch under the log's keys. A batch tagged with
+    /// an HMAC key this node does not hold is checked again after the
+    /// keyring file is read again (the staged keys of a rotation copied
+    /// there, docs/HA.md "Admin actions"); when it still lacks the key the
+    /// batch is `KeysMissing`: not applied, and not a verification failure.
+    fn verify_replicated(
+        &self,
+        start: &BatchStart,
+        frames: &Bytes,
+        head: &str,
+    ) -> Result<Vec<(u64, u64)>, ReplicaError> {
+        let mut reread = None;
+        loop {
+            let (vkeys, hmac) = {
+                let ring = crate::sync::read(&self.s.keyring);
+                (ring.verifiers(), ring.hmac_keys())
+            };
+            let (report, claims) = verify_batch(start, frames, head, &vkeys, Some(&hmac));
+            let Some(finding) = report.findings.first() else { return Ok(claims) };
+            let (first_seq, count) = (start.first_seq, report.finding_count);
+            if finding.kind != crate::verify::FindingKind::HmacKeyUnknown {
+                return Err(ReplicaError::Verify { first_seq, finding: finding.clone(), count });
+            }
+            match reread {
+                None => reread = Some(crate::sync::write(&self.s.keyring).reload()),
+                Some(r) => {
+                    let keyring = match r {
+                        Ok(_) => "the keyring file does not hold it either".to_owned(),
+                        Err(e) => format!("the keyring file was not read again: {e}"),
+                    };
+                    return Err(ReplicaError::KeysMissing { first_seq, detail: finding.detail.clone(), keyring });
+                }
+            }
+        }
+    }
+
+    /// A replicated `key_rotation` entry's effect on this replica: the keys
+    /// it names become the active ones here too, from `recorded_at` on.
+    fn rotate_replica(&self, seq: u64) -> Result<(), String> {
+        let e = self.get(seq).map_err(|e| e.to_string())?;
+        let v: serde_json::Value = serde_json::from_slice(&e.payload).map_err(|e| format!("payload: {e}"))?;
+        let id = |kind: &str| {
+            let keys = v["new_keys"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let key = keys.iter().find(|k| k["kind"] == kind).and_then(|k| k["id"].as_str());
+            key.map(str::to_owned).ok_or_else(|| format!("payload: new_keys names no {kind} key"))
+        };
+        let (ed25519, hmac) = (id("ed25519")?, id("hmac-sha256")?);
+        let mut ring = crate::sync::write(&self.s.keyring);
+        ring.activate(&ed25519, &hmac, e.leaf.recorded_at).map_err(|e| e.to_string())?;
+        Ok(())
     }
 
     /// A replicated redaction entry's effect on this replica: the target's
