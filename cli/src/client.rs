@@ -36,6 +36,13 @@ pub struct Ctx {
 /// The metadata key in which a follower answering a write with
 /// `UNAVAILABLE` names the leader's URL (absent while there is no leader).
 pub const LEADER_KEY: &str = "ledger-leader";
+/// Metadata on a follower's refusal of a write (server/src/status.rs).
+pub const REFUSED_KEY: &str = "ledger-refused-by";
+
+/// Whether `st` is a follower's refusal: nothing was done.
+fn refused_by_follower(st: &tonic::Status) -> bool {
+    st.metadata().get(REFUSED_KEY).is_some_and(|v| v.as_bytes() == b"follower")
+}
 
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -172,7 +179,27 @@ impl Ctx {
     /// default: a failover takes about the lease); then the last error. Any other error ends it at
     /// once. The write must be idempotent (carry a request_id): a node
     /// that fails mid-request may have written it.
-    pub async fn write<T, F, Fut>(&self, mut rpc: F) -> CliResult<T>
+    pub async fn write<T, F, Fut>(&self, rpc: F) -> CliResult<T>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: std::future::Future<Output = CliResult<T>>,
+    {
+        self.write_retrying(rpc, true).await
+    }
+
+    /// Runs a write that carries no request_id (admin actions, `keys
+    /// rotate`) on the leader: sent again only after a follower's refusal
+    /// (metadata [`REFUSED_KEY`]: it did nothing), never after a failure
+    /// that may have left it done; else as [`Ctx::write`].
+    pub async fn write_on_leader<T, F, Fut>(&self, rpc: F) -> CliResult<T>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: std::future::Future<Output = CliResult<T>>,
+    {
+        self.write_retrying(rpc, false).await
+    }
+
+    async fn write_retrying<T, F, Fut>(&self, mut rpc: F, idempotent: bool) -> CliResult<T>
     where
         F: FnMut(Channel) -> Fut,
         Fut: std::future::Future<Output = CliResult<T>>,
@@ -232,7 +259,9 @@ impl Ctx {
                     *self.writer.lock().expect("writer lock") = Some(url);
                     return Ok(v);
                 }
-                Err(CliError::Remote(st)) if st.code() == tonic::Code::Unavailable => {
+                Err(CliError::Remote(st))
+                    if st.code() == tonic::Code::Unavailable && (idempotent || refused_by_follower(&st)) =>
+                {
                     target = match leader_of(&st) {
                         Some(leader) => Target::Url(leader),
                         None => {
@@ -472,6 +501,14 @@ mod tests {
             assert!(id.starts_with("cli-") && id.len() == 36, "{id}");
             ledger::entry::RequestId::new(&id, &Default::default()).unwrap();
         }
+    }
+
+    #[test]
+    fn only_a_followers_refusal_lets_a_write_without_request_id_go_elsewhere() {
+        let mut st = tonic::Status::unavailable("the connection was reset");
+        assert!(!refused_by_follower(&st), "it may have been done");
+        st.metadata_mut().insert(REFUSED_KEY, "follower".parse().unwrap());
+        assert!(refused_by_follower(&st));
     }
 
     #[test]

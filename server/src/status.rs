@@ -214,20 +214,26 @@ pub fn task_failed(e: &tokio::task::JoinError) -> Status {
 /// The metadata key naming the leader's advertised address on an
 /// `UNAVAILABLE` from a follower (docs/API.md "Replicated ledgerd").
 pub const LEADER_KEY: &str = "ledger-leader";
+/// Metadata on a follower's refusal of a write: it did nothing, so any
+/// write may be sent again elsewhere (`follower`).
+pub const REFUSED_KEY: &str = "ledger-refused-by";
 
 /// A write on a node that does not lead the log: `UNAVAILABLE`, naming
 /// the leader (also in the `ledger-leader` metadata) when one is known.
 pub fn not_leader(log: &str, node: &str, leader: Option<(String, String)>) -> Status {
     let Some((name, addr)) = leader else {
-        return Status::unavailable(format!(
+        let mut s = Status::unavailable(format!(
             "log {log:?}: node {node:?} is a follower and no leader is known now; retry shortly (another node takes the lease when it lapses)"
         ));
+        s.metadata_mut().insert(REFUSED_KEY, tonic::metadata::MetadataValue::from_static("follower"));
+        return s;
     };
     let mut s =
         Status::unavailable(format!("log {log:?}: node {node:?} is a follower; the leader is {name:?} at {addr}"));
     if let Ok(v) = tonic::metadata::MetadataValue::try_from(addr.as_str()) {
         s.metadata_mut().insert(LEADER_KEY, v);
     }
+    s.metadata_mut().insert(REFUSED_KEY, tonic::metadata::MetadataValue::from_static("follower"));
     s
 }
 

@@ -17,18 +17,18 @@ pub async fn run(ctx: &Ctx, cmd: AdminCmd) -> CliResult {
     let (what, receipt, extra) = match cmd {
         AdminCmd::Redact { seq, reason } => {
             let req = pb::RedactRequest { log, seq, reason, actor };
-            let r = ctx.write(|ch| redact(ch, req.clone())).await?;
+            let r = ctx.write_on_leader(|ch| redact(ch, req.clone())).await?;
             (format!("entry {seq} redacted"), r.receipt, json!({"redacted_seq": seq}))
         }
         AdminCmd::ReloadPolicy { reason } => {
             let req = pb::ReloadPolicyRequest { log, reason, actor };
-            let r = ctx.write(|ch| reload_policy(ch, req.clone())).await?;
+            let r = ctx.write_on_leader(|ch| reload_policy(ch, req.clone())).await?;
             let text = format!("policy reloaded: {}", r.categories.join(", "));
             (text, r.receipt, json!({"categories": r.categories}))
         }
         AdminCmd::Reindex { reason } => {
             let req = pb::ReindexRequest { log, reason, actor };
-            let r = ctx.write(|ch| reindex(ch, req.clone())).await?;
+            let r = ctx.write_on_leader(|ch| reindex(ch, req.clone())).await?;
             ("index rebuild requested: it runs at the server's next start".to_owned(), r.receipt, json!({}))
         }
     };

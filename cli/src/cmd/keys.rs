@@ -16,7 +16,7 @@ pub async fn run(ctx: &Ctx, cmd: KeysCmd) -> CliResult {
         KeysCmd::Rotate { reason } => {
             let req = pb::RotateRequest { log: ctx.log.clone(), reason, actor: ctx.actor.clone() };
             // on the leader: a node list's follower names it
-            let r = ctx.write(|ch| rotate(ch, req.clone())).await?;
+            let r = ctx.write_on_leader(|ch| rotate(ch, req.clone())).await?;
             let receipt = r.receipt.unwrap_or_default();
             if ctx.json() {
                 print_json(
