@@ -25,6 +25,7 @@ pub mod receipt;
 pub mod record;
 pub mod store;
 pub mod sync;
+pub mod tiles;
 
 pub use entry::{Actor, Category, EntryInput, NewEntry, RequestId, Subject, ValidationError};
 pub use log::{AppendError, Ledger, LedgerError, LedgerReader, LogOptions, Receipt, SignedCheckpoint};

@@ -203,6 +203,13 @@ impl LedgerReader {
         Ok(range_root(&StoreNodes(self.s.store.as_ref()), 0, size)?)
     }
 
+    /// The Merkle root of the leaves `start..end` (a perfect subtree when
+    /// aligned: one stored node), within the latest tree.
+    pub fn subtree_root(&self, start: u64, end: u64) -> Result<Hash, LedgerError> {
+        self.bounded(Some(end))?;
+        Ok(range_root(&StoreNodes(self.s.store.as_ref()), start, end)?)
+    }
+
     fn bounded(&self, size: Option<u64>) -> Result<u64, LedgerError> {
         let latest = self.size();
         self.s.vis.reach_for_read(size.unwrap_or(latest));

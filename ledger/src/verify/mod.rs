@@ -12,11 +12,13 @@
 mod batch;
 mod produce;
 mod report;
+mod tiles;
 
 use std::path::Path;
 
 pub use batch::{BatchStart, verify_batch};
 pub use report::{Finding, FindingKind, Redacted, Report};
+pub use tiles::{TileSource, verify_tiles};
 
 use crate::hash::{Hash, to_hex};
 use crate::keys::HmacKeySet;
