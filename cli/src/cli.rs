@@ -78,8 +78,12 @@ pub enum Command {
     Summary(SummaryArgs),
     /// Write a self-contained bundle (journal, checkpoint, public keys) for offline verification
     Export(ExportArgs),
-    /// Verify a journal offline (an export or a stopped server's log directory)
+    /// Verify a journal offline (an export or a stopped server's log directory), or with --tiles a
+    /// copy of the log's tiles (a directory or the server's URL)
     Verify(VerifyArgs),
+    /// Copy a log's C2SP tiles into DIR, fetching only what is new, verified before the copy's
+    /// checkpoint moves
+    Mirror(MirrorArgs),
     /// Verify one receipt (.tlog-proof) offline
     VerifyProof(VerifyProofArgs),
     /// Key status, rotation, public keys; offline first-time key generation
@@ -264,8 +268,12 @@ pub struct ExportArgs {
 /// `ledger verify`
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// an export directory or a stopped server's log directory
+    /// an export directory or a stopped server's log directory; with --tiles a tiles copy
+    /// (`ledger mirror`) or a tiles URL (http://HOST:PORT/tlog/LOG)
     pub path: PathBuf,
+    /// PATH is a copy of the log's C2SP tiles or their URL (docs/FORMAT.md §12); needs --vkey
+    #[arg(long)]
+    pub tiles: bool,
     /// a file of trusted vkeys (one per line); repeatable. Default: the bundle's own `vkeys` (with a warning)
     #[arg(long = "vkey", value_name = "FILE")]
     pub vkeys: Vec<PathBuf>,
@@ -275,6 +283,18 @@ pub struct VerifyArgs {
     /// a checkpoint you obtained earlier; the journal must contain it
     #[arg(long, value_name = "FILE")]
     pub trusted_checkpoint: Option<PathBuf>,
+}
+
+/// `ledger mirror`
+#[derive(Args, Debug)]
+pub struct MirrorArgs {
+    /// the tiles' prefix on ledgerd's HTTP listener: http://HOST:PORT/tlog/LOG
+    pub url: String,
+    /// the copy (created when missing); a second run fetches only what is new
+    pub dir: PathBuf,
+    /// a file of trusted vkeys (one per line); repeatable
+    #[arg(long = "vkey", value_name = "FILE", required = true)]
+    pub vkeys: Vec<PathBuf>,
 }
 
 /// `ledger verify-proof`

@@ -28,6 +28,14 @@ pub enum CliError {
     /// The server answered with an error.
     #[error("{}", remote_message(.0))]
     Remote(tonic::Status),
+    /// An HTTP fetch (tiles) failed.
+    #[error("GET {url}: {detail}")]
+    Fetch {
+        /// what was fetched
+        url: String,
+        /// why it failed (the status and the server's text, or the connection error)
+        detail: String,
+    },
     /// A verification or compliance check came out negative (already reported).
     #[error("{0}")]
     Negative(String),
@@ -74,7 +82,7 @@ impl CliError {
         match self {
             Self::Negative(_) => 1,
             Self::Usage(_) | Self::Io { .. } => 2,
-            Self::Unreachable { .. } => 3,
+            Self::Unreachable { .. } | Self::Fetch { .. } => 3,
             Self::Remote(s) if s.code() == tonic::Code::Unavailable && s.message().contains("tcp connect") => 3,
             Self::Remote(_) => 4,
         }

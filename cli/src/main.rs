@@ -5,6 +5,7 @@ mod cli;
 mod client;
 mod cmd;
 mod error;
+mod http;
 mod progress;
 mod render;
 
@@ -30,7 +31,9 @@ async fn dispatch(cli: Cli) -> CliResult {
         Command::Artifact(a) => cmd::artifact::run(&ctx, a).await,
         Command::Summary(a) => cmd::summary::run(&ctx, a).await,
         Command::Export(a) => cmd::export::run(&ctx, a).await,
+        Command::Verify(a) if a.tiles => cmd::mirror::verify(&ctx, a).await,
         Command::Verify(a) => cmd::verify::run(&ctx, a),
+        Command::Mirror(a) => cmd::mirror::run(&ctx, a).await,
         Command::VerifyProof(a) => cmd::prove::verify_proof(&ctx, a),
         Command::Keys(a) => cmd::keys::run(&ctx, a).await,
         Command::Compliance(a) => cmd::compliance::run(&ctx, a).await,

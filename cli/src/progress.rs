@@ -21,3 +21,16 @@ pub fn bytes_bar(total: Option<u64>, what: &str) -> ProgressBar {
     bar.set_message(what.to_owned());
     bar
 }
+
+/// A count-progress bar of `total` items.
+pub fn count_bar(total: u64, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+    }
+    let style = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+        .expect("template")
+        .progress_chars("=> ");
+    let bar = ProgressBar::new(total).with_style(style);
+    bar.set_message(what.to_owned());
+    bar
+}

@@ -69,6 +69,12 @@ pub struct LogConfig {
     /// who may do what on this log (mTLS identities to roles); needs `[tls]`
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub access: Vec<Grant>,
+    /// serve the log's C2SP tiles (checkpoint, tiles, entry bundles: leaves
+    /// with categories, subjects and actors, never payloads) on the HTTP
+    /// listener under /tlog/<name>/, to anyone who reaches it: an explicit
+    /// opt-in (docs/FORMAT.md §12, docs/SECURITY.md)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public_tiles: bool,
 }
 
 /// A role on a log (docs/SECURITY.md "Roles").
@@ -358,7 +364,7 @@ impl Default for Config {
             policy: Policy::default(),
             tls: None,
             insecure_listen: false,
-            logs: vec![LogConfig { name: "default".into(), policy: None, access: Vec::new() }],
+            logs: vec![LogConfig { name: "default".into(), policy: None, access: Vec::new(), public_tiles: false }],
             storage: StorageConfig::default(),
             source: None,
         }

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod config;
 mod convert;
 mod guard;
+mod http_tiles;
 pub mod limits;
 mod logs;
 pub mod metrics;
@@ -381,16 +382,19 @@ fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::
 
 async fn metrics_server(listener: TcpListener, state: Arc<State>) {
     let mut stop = state.shutdown.clone();
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let st = state.clone();
-            async move {
-                refresh_gauges(&st).await;
-                st.metrics.render()
-            }
-        }),
-    );
+    let tiles = http_tiles::routes(state.clone());
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let st = state.clone();
+                async move {
+                    refresh_gauges(&st).await;
+                    st.metrics.render()
+                }
+            }),
+        )
+        .merge(tiles);
     let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;
     };

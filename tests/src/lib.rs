@@ -33,6 +33,8 @@ pub struct Ledgerd {
     child: Option<Child>,
     /// `http://127.0.0.1:<port>`
     pub url: String,
+    /// its HTTP listener (`/metrics`, `/tlog/…`): `http://127.0.0.1:<port>`
+    pub http: String,
     /// its data directory
     pub data: PathBuf,
     stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -73,15 +75,17 @@ impl Ledgerd {
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
                     && v["fields"]["message"] == "ledgerd serving"
                 {
-                    let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_owned());
+                    let field = |k: &str| v["fields"][k].as_str().unwrap_or_default().to_owned();
+                    let _ = tx.send((field("addr"), field("metrics")));
                 }
                 keep.lock().unwrap().push(line);
             }
         });
-        let addr = rx
+        let (addr, http) = rx
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("ledgerd did not start: {:?}", lines.lock().unwrap()));
-        Self { child: Some(child), url: format!("http://{addr}"), data: data.to_owned(), stderr: lines }
+        let (url, http) = (format!("http://{addr}"), format!("http://{http}"));
+        Self { child: Some(child), url, http, data: data.to_owned(), stderr: lines }
     }
 
     /// The server's process id.

@@ -66,8 +66,13 @@ async fn verify_log(ctx: &Ctx) -> CliResult<Vec<Check>> {
     let quiet = Ctx { output: crate::cli::Output::Json, ..ctx.clone_ctx() };
     let out = dir.join("export");
     crate::cmd::export::run_quiet(&quiet, ExportArgs { out: out.clone(), from: 0 }).await?;
-    let args =
-        VerifyArgs { path: out.clone(), vkeys: vec![out.join("vkeys")], hmac_key: None, trusted_checkpoint: None };
+    let args = VerifyArgs {
+        path: out.clone(),
+        tiles: false,
+        vkeys: vec![out.join("vkeys")],
+        hmac_key: None,
+        trusted_checkpoint: None,
+    };
     let report = crate::cmd::verify::report(&args);
     let _ = std::fs::remove_dir_all(&dir);
     let report = report?;

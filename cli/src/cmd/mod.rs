@@ -6,6 +6,7 @@ pub mod artifact;
 pub mod compliance;
 pub mod export;
 pub mod keys;
+pub mod mirror;
 pub mod prove;
 pub mod query;
 pub mod status;
