@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod artifacts;
+pub mod cosign;
 pub mod entry;
 pub mod hash;
 pub mod hmac_tag;
@@ -32,6 +33,7 @@ pub use log::{AppendError, Ledger, LedgerError, LedgerReader, LogOptions, Receip
 pub mod layout;
 pub mod summary;
 pub mod verify;
+pub mod witness;
 
 /// Hash maps on the write path and in the index thread: foldhash, seeded
 /// per process, instead of SipHash (which was ~4 % of a library append's

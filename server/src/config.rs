@@ -46,6 +46,57 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { field: field.into(), reason: reason.into() }
 }
 
+/// `[witness]`: ledgerd cosigns other logs' checkpoints (c2sp.org/tlog-witness).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    /// the cosigner name (a schema-less URL, e.g. `witness.example/w1`)
+    pub name: String,
+    /// the file holding its Ed25519 seed (base64), mode 0600; relative to
+    /// data_dir; created when missing
+    #[serde(default = "default_witness_key")]
+    pub key: PathBuf,
+    /// the logs it cosigns
+    #[serde(default)]
+    pub logs: Vec<WitnessedLogConfig>,
+}
+
+fn default_witness_key() -> PathBuf {
+    PathBuf::from("witness/key")
+}
+
+/// One log a witness cosigns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessedLogConfig {
+    /// its checkpoint origin line
+    pub origin: String,
+    /// its vkeys (`ledger keys public`)
+    pub vkeys: Vec<String>,
+}
+
+impl WitnessConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.name.is_empty() || self.name.contains(['+', ' ', '\n']) {
+            return Err(invalid("witness.name", "must be non-empty, without '+', spaces or newlines"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, l) in self.logs.iter().enumerate() {
+            if !seen.insert(&l.origin) {
+                return Err(invalid(format!("witness.logs[{i}].origin"), format!("{:?} is listed twice", l.origin)));
+            }
+            if l.vkeys.is_empty() {
+                return Err(invalid(format!("witness.logs[{i}].vkeys"), "at least one vkey is needed"));
+            }
+            for (j, v) in l.vkeys.iter().enumerate() {
+                ledger::note::NoteVerifier::from_vkey(v)
+                    .map_err(|e| invalid(format!("witness.logs[{i}].vkeys[{j}]"), e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -337,6 +388,9 @@ pub struct Config {
     pub logs: Vec<LogConfig>,
     /// where the logs' source of truth lives
     pub storage: StorageConfig,
+    /// run as a c2sp.org/tlog-witness of other logs (docs/FORMAT.md §13)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witness: Option<WitnessConfig>,
     /// the file this was read from (policy reloads read it again)
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -366,6 +420,7 @@ impl Default for Config {
             insecure_listen: false,
             logs: vec![LogConfig { name: "default".into(), policy: None, access: Vec::new(), public_tiles: false }],
             storage: StorageConfig::default(),
+            witness: None,
             source: None,
         }
     }
@@ -441,6 +496,9 @@ impl Config {
             }
         }
         self.storage.validate(self.tls.is_some())?;
+        if let Some(w) = &self.witness {
+            w.validate()?;
+        }
         for (field, share) in [
             ("per_identity.queue_share", self.per_identity.queue_share),
             ("per_identity.read_stream_share", self.per_identity.read_stream_share),

@@ -27,6 +27,7 @@ mod svc_artifact;
 mod svc_keys;
 mod svc_ledger;
 pub mod tls;
+mod witness;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -205,6 +206,9 @@ pub enum ServerError {
     /// The transport failed.
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The witness's key or state is unusable.
+    #[error(transparent)]
+    Witness(#[from] witness::WitnessStartError),
     /// The metrics listener failed.
     #[error("metrics listener {addr}: {source}")]
     Metrics {
@@ -284,7 +288,11 @@ pub async fn serve_with_metrics(
         stream_shares,
     });
     let sighup = tokio::spawn(reload::on_sighup(state.clone()));
-    let metrics_task = metrics_listener.map(|l| tokio::spawn(metrics_server(l, state.clone())));
+    let witness = match &state.config.witness {
+        Some(c) => Some(Arc::new(witness::Witness::open(c, &state.config.data_dir)?)),
+        None => None,
+    };
+    let metrics_task = metrics_listener.map(|l| tokio::spawn(metrics_server(l, state.clone(), witness)));
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<LedgerServiceServer<svc_ledger::LedgerSvc>>().await;
     health.set_serving::<ArtifactServiceServer<svc_artifact::ArtifactSvc>>().await;
@@ -380,9 +388,12 @@ fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::
     })
 }
 
-async fn metrics_server(listener: TcpListener, state: Arc<State>) {
+async fn metrics_server(listener: TcpListener, state: Arc<State>, witness: Option<Arc<witness::Witness>>) {
     let mut stop = state.shutdown.clone();
-    let tiles = http_tiles::routes(state.clone());
+    let mut tiles = http_tiles::routes(state.clone());
+    if let Some(w) = witness {
+        tiles = tiles.merge(witness::routes(w));
+    }
     let app = axum::Router::new()
         .route(
             "/metrics",

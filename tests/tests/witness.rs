@@ -1,0 +1,145 @@
+//! ledgerd as a c2sp.org/tlog-witness (docs/FORMAT.md §13), for real: one
+//! ledgerd is the log, another its witness. The witness cosigns the log's
+//! checkpoints in order (cosignature/v1 lines that verify under its vkey),
+//! answers every status of the spec (409 with `text/x.tlog.size`, 404, 403,
+//! 400, 422), keeps its state across a restart; and a fork of the log signed
+//! with a copied keyring (a split view) is refused, while `ledger verify`
+//! of the fork's export names the split against the cosigned checkpoint.
+
+use std::io::{Read as _, Write as _};
+use std::path::Path;
+
+use ledger::cosign::CosignatureVerifier;
+use ledger::witness::AddCheckpoint;
+use ledger_e2e::{Ledgerd, ledger};
+use ledger_proto::v1 as pb;
+use ledger_proto::v1::ledger_service_client::LedgerServiceClient;
+
+async fn append(url: &str, from: usize, n: usize) {
+    let mut c = LedgerServiceClient::connect(url.to_owned()).await.unwrap();
+    for i in from..from + n {
+        let entry = pb::EntryInput {
+            category: "stage4_incident".into(),
+            subject: "INC-1".into(),
+            payload: format!(r#"{{"step":{i}}}"#).into_bytes(),
+            ..Default::default()
+        };
+        c.append(pb::AppendRequest { log: "default".into(), entry: Some(entry), actor: "svc".into() }).await.unwrap();
+    }
+}
+
+/// (checkpoint note, consistency proof from `old`) of the log at `url`.
+async fn checkpoint(url: &str, old: u64) -> (String, Vec<[u8; 32]>) {
+    let mut c = LedgerServiceClient::connect(url.to_owned()).await.unwrap();
+    let note = c.get_checkpoint(pb::GetCheckpointRequest { log: "default".into(), size: 0 }).await.unwrap();
+    let note = note.into_inner().note;
+    if old == 0 {
+        return (note, vec![]);
+    }
+    let p = c.prove_consistency(pb::ProveConsistencyRequest { log: "default".into(), old_size: old, new_size: 0 });
+    let p = p.await.unwrap().into_inner();
+    (note, p.proof.into_iter().map(|h| h.try_into().unwrap()).collect())
+}
+
+/// One raw HTTP request: (status code, content type, body).
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String, String) {
+    let mut c = std::net::TcpStream::connect(addr.trim_start_matches("http://")).unwrap();
+    write!(
+        c,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    c.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let code = head[9..12].parse().unwrap();
+    let ctype = head.lines().find_map(|l| l.to_lowercase().strip_prefix("content-type: ").map(str::to_owned));
+    (code, ctype.unwrap_or_default(), body.to_owned())
+}
+
+fn add(w: &Ledgerd, old: u64, proof: Vec<[u8; 32]>, note: &str) -> (u16, String, String) {
+    let body = AddCheckpoint { old, proof, note: note.to_owned() }.encode();
+    http(&w.http, "POST", "/witness/add-checkpoint", &body)
+}
+
+fn witness_config(dir: &Path, vkey: &str) -> std::path::PathBuf {
+    let path = dir.join("witness.toml");
+    let text = format!(
+        "origin_prefix = \"witness.local\"\n[witness]\nname = \"witness.test/w1\"\n\n[[witness.logs]]\norigin = \"ledger.local/default\"\nvkeys = [\"{vkey}\"]\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledgerd_witness_cosigns_in_order_answers_every_status_and_refuses_a_split_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Ledgerd::start(&dir.path().join("log"), &[]);
+    append(&log.url, 0, 10).await;
+    let vkey = ledger(&log.url, dir.path(), &["keys", "public"]).stdout.trim().to_owned();
+    let cfg = witness_config(dir.path(), &vkey);
+    let mut w = Ledgerd::start(&dir.path().join("witness"), &["--config", cfg.to_str().unwrap()]);
+    let (_, _, wvkey) = http(&w.http, "GET", "/witness/vkey", "");
+    let cosigner = CosignatureVerifier::from_vkey(wvkey.trim()).unwrap();
+
+    // the first checkpoint from size 0, cosigned
+    let (cp10, _) = checkpoint(&log.url, 0).await;
+    let (code, _, line) = add(&w, 0, vec![], &cp10);
+    assert_eq!(code, 200, "{line}");
+    let body = ledger::cosign::split_note(&cp10).unwrap().0;
+    assert!(cosigner.verify_line(body, &line).is_some(), "{line}");
+    // a stale old size: 409 with the witness's size
+    let (code, ctype, size) = add(&w, 0, vec![], &cp10);
+    assert_eq!((code, ctype.as_str(), size.as_str()), (409, "text/x.tlog.size", "10\n"));
+    // the next one with its consistency proof
+    append(&log.url, 10, 20).await;
+    let (cp30, proof) = checkpoint(&log.url, 10).await;
+    let (code, _, line) = add(&w, 10, proof.clone(), &cp30);
+    assert_eq!(code, 200, "{line}");
+    let cosigned30 = format!("{cp30}{line}");
+    // 400: old size past the checkpoint, a malformed body
+    assert_eq!(add(&w, 31, vec![], &cp30).0, 400);
+    assert_eq!(http(&w.http, "POST", "/witness/add-checkpoint", "old x\n\n").0, 400);
+    // 404: a log it does not witness (its own); 403: the right origin, another key
+    let (own, _) = checkpoint(&w.url, 0).await;
+    assert_eq!(add(&w, 0, vec![], &own).0, 404);
+    let impostor = Ledgerd::start(&dir.path().join("impostor"), &[]);
+    append(&impostor.url, 0, 31).await;
+    let (forged, _) = checkpoint(&impostor.url, 0).await;
+    assert_eq!(add(&w, 30, vec![], &forged).0, 403);
+
+    // the state survives a restart
+    w.stop();
+    let w = Ledgerd::start(&dir.path().join("witness"), &["--config", cfg.to_str().unwrap()]);
+    assert_eq!(add(&w, 0, vec![], &cp10).2, "30\n");
+
+    // a fork signed with a copied keyring: refused at the same size (409) and past it (422)
+    let ring = |d: &str| ledger::layout::keyring(&ledger::layout::log_dir(&dir.path().join(d), "default"));
+    std::fs::create_dir_all(ring("fork").parent().unwrap()).unwrap();
+    std::fs::copy(ring("log"), ring("fork")).unwrap();
+    let fork = Ledgerd::start(&dir.path().join("fork"), &[]);
+    append(&fork.url, 100, 30).await;
+    let (fork30, _) = checkpoint(&fork.url, 0).await;
+    assert_ne!(fork30, cp30);
+    let (code, ctype, size) = add(&w, 30, vec![], &fork30);
+    assert_eq!((code, ctype.as_str(), size.as_str()), (409, "text/x.tlog.size", "30\n"), "same size, another root");
+    append(&fork.url, 130, 10).await;
+    let (fork40, fork_proof) = checkpoint(&fork.url, 30).await;
+    assert_eq!(add(&w, 30, fork_proof, &fork40).0, 422, "no consistency with what the witness cosigned");
+    assert!(w.logs().iter().any(|l| l.contains("may show log misbehaviour")));
+
+    // the fork's own journal, checked against the cosigned checkpoint, names the split
+    let export = dir.path().join("fork-export");
+    let e = ledger(&fork.url, dir.path(), &["export", "--out", export.to_str().unwrap()]);
+    assert_eq!(e.code, 0, "{}{}", e.stdout, e.stderr);
+    let trusted = dir.path().join("cosigned30");
+    std::fs::write(&trusted, &cosigned30).unwrap();
+    let v = ledger(
+        &fork.url,
+        dir.path(),
+        &["verify", export.to_str().unwrap(), "--trusted-checkpoint", trusted.to_str().unwrap(), "--output", "json"],
+    );
+    assert_eq!(v.code, 1, "{}{}", v.stdout, v.stderr);
+    assert!(v.stdout.contains("split_view"), "{}", v.stdout);
+}
