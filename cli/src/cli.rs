@@ -308,6 +308,13 @@ pub struct VerifyProofArgs {
     /// the entry's payload (JSON file) to check against the leaf's payload hash
     #[arg(long, value_name = "FILE")]
     pub entry: Option<PathBuf>,
+    /// a file of witness vkeys (cosignature/v1, or Ed25519 for a witness that signs plain notes),
+    /// one per line; repeatable: the checkpoint's cosignatures by them are counted
+    #[arg(long = "witness-vkey", value_name = "FILE")]
+    pub witness_vkeys: Vec<PathBuf>,
+    /// cosignatures required from those witnesses (default: all of them)
+    #[arg(long, value_name = "K")]
+    pub witness_quorum: Option<usize>,
 }
 
 /// `ledger admin …`

@@ -126,6 +126,38 @@ pub struct LogConfig {
     /// opt-in (docs/FORMAT.md §12, docs/SECURITY.md)
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub public_tiles: bool,
+    /// witnesses that cosign the log's checkpoints (docs/FORMAT.md §13)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub witnesses: Vec<LogWitness>,
+}
+
+/// A witness of a log: its name, its vkey, its submission prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogWitness {
+    /// the witness's name (the vkey's name)
+    pub name: String,
+    /// its vkey: cosignature/v1 (type 0x04) or Ed25519 note (0x01)
+    pub vkey: String,
+    /// its submission prefix: `add-checkpoint` is posted under it (http://)
+    pub url: String,
+}
+
+impl LogWitness {
+    fn validate(&self, field: &str) -> Result<(), ConfigError> {
+        let v = ledger::cosign::CosignatureVerifier::from_vkey(&self.vkey)
+            .map_err(|e| invalid(format!("{field}.vkey"), e.to_string()))?;
+        if v.name() != self.name {
+            return Err(invalid(
+                format!("{field}.name"),
+                format!("{:?} is not the vkey's name {:?}", self.name, v.name()),
+            ));
+        }
+        if !self.url.starts_with("http://") || self.url.contains(' ') {
+            return Err(invalid(format!("{field}.url"), format!("{:?} is not an http:// URL", self.url)));
+        }
+        Ok(())
+    }
 }
 
 /// A role on a log (docs/SECURITY.md "Roles").
@@ -418,7 +450,13 @@ impl Default for Config {
             policy: Policy::default(),
             tls: None,
             insecure_listen: false,
-            logs: vec![LogConfig { name: "default".into(), policy: None, access: Vec::new(), public_tiles: false }],
+            logs: vec![LogConfig {
+                name: "default".into(),
+                policy: None,
+                access: Vec::new(),
+                public_tiles: false,
+                witnesses: Vec::new(),
+            }],
             storage: StorageConfig::default(),
             witness: None,
             source: None,
@@ -475,6 +513,9 @@ impl Config {
                 return Err(invalid(format!("logs[{i}].name"), format!("{:?} is configured twice", l.name)));
             }
             self.check_access(i, l)?;
+            for (j, w) in l.witnesses.iter().enumerate() {
+                w.validate(&format!("logs[{i}].witnesses[{j}]"))?;
+            }
         }
         self.check_listen(self.listen)?;
         if self.origin_prefix.is_empty() || self.origin_prefix.contains(['+', ' ', '\n']) {

@@ -41,6 +41,14 @@ pub fn receipt(r: &Receipt) -> pb::Receipt {
     }
 }
 
+/// A receipt whose checkpoint carries witnesses' cosignature `lines`
+/// (appended to the note, in the checkpoint and in the tlog-proof).
+pub fn cosigned_receipt(r: &Receipt, lines: String) -> pb::Receipt {
+    let mut tp = r.tlog_proof();
+    tp.checkpoint.push_str(&lines);
+    pb::Receipt { checkpoint: tp.checkpoint.clone(), tlog_proof: tp.to_text(), ..receipt(r) }
+}
+
 /// An entry message.
 pub fn stored(e: StoredEntry) -> pb::Entry {
     pb::Entry {

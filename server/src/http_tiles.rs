@@ -41,7 +41,7 @@ async fn serve(Axum(state): Axum<Arc<State>>, Path(rest): Path<String>) -> Respo
     }
     let reader = handle.reader();
     if what == "checkpoint" {
-        let note = reader.latest_checkpoint().note.clone();
+        let note = handle.cosignatures.on(&reader.latest_checkpoint().note);
         return ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, MOVING)], note)
             .into_response();
     }

@@ -28,6 +28,7 @@ mod svc_keys;
 mod svc_ledger;
 pub mod tls;
 mod witness;
+mod witnessing;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -288,6 +289,11 @@ pub async fn serve_with_metrics(
         stream_shares,
     });
     let sighup = tokio::spawn(reload::on_sighup(state.clone()));
+    for lc in state.config.logs.iter().filter(|l| !l.witnesses.is_empty()) {
+        if let Ok(h) = state.logs.get(&lc.name) {
+            witnessing::start(h.clone(), &lc.witnesses, state.metrics.clone(), state.shutdown.clone());
+        }
+    }
     let witness = match &state.config.witness {
         Some(c) => Some(Arc::new(witness::Witness::open(c, &state.config.data_dir)?)),
         None => None,

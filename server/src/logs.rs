@@ -81,6 +81,8 @@ pub struct LogHandle {
     writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     /// with `[storage] kind = "postgres"`: this node's part in the log
     pub replication: Option<crate::replicated::Replication>,
+    /// the witnesses' cosignatures of its checkpoints
+    pub cosignatures: Arc<crate::witnessing::Cosignatures>,
 }
 
 impl LogHandle {
@@ -263,6 +265,7 @@ fn open_log(
         )),
         writer: std::sync::Mutex::new(Some(thread)),
         replication,
+        cosignatures: Arc::default(),
     })
 }
 

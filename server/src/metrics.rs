@@ -39,6 +39,7 @@ pub struct Metrics {
     pub fenced_batches: IntCounterVec,
     pub failovers: IntCounterVec,
     pub replication_halted: IntGaugeVec,
+    pub witness_cosignatures: IntCounterVec,
 }
 
 /// The `identity` label: the certificate identity under mutual TLS (a set
@@ -60,7 +61,7 @@ pub const REPLICATED: &[&str] = &[
     "ledger_replication_halted",
 ];
 
-pub const COUNTED_ON_EVENT: &[&str] = &["ledger_identity_limit_refusals_total"];
+pub const COUNTED_ON_EVENT: &[&str] = &["ledger_identity_limit_refusals_total", "ledger_witness_cosignatures_total"];
 
 /// The metric names, for the docs test.
 pub const NAMES: &[&str] = &[
@@ -81,6 +82,7 @@ pub const NAMES: &[&str] = &[
     "ledger_fenced_batches_total",
     "ledger_failovers_total",
     "ledger_replication_halted",
+    "ledger_witness_cosignatures_total",
 ];
 
 impl Metrics {
@@ -150,6 +152,11 @@ impl Metrics {
                 &["log"],
             )
             .expect("valid"),
+            witness_cosignatures: IntCounterVec::new(
+                Opts::new(NAMES[17], "Cosignature requests to a log's witnesses by outcome: stored, dropped (a line that does not verify), refused, unreachable"),
+                &["log", "witness", "outcome"],
+            )
+            .expect("valid"),
             registry: r,
         };
         for c in [
@@ -170,6 +177,7 @@ impl Metrics {
             Box::new(m.fenced_batches.clone()),
             Box::new(m.failovers.clone()),
             Box::new(m.replication_halted.clone()),
+            Box::new(m.witness_cosignatures.clone()),
         ] {
             m.registry.register(c).expect("unique metric names");
         }

@@ -233,8 +233,17 @@ impl LedgerService for LedgerSvc {
         blocking(move || {
             let e = reader.get(r.seq).map_err(|e| read_error(&metrics, &log, &e))?;
             let receipt = if r.with_proof {
-                let rc = reader.receipt(r.seq).map_err(|e| read_error(&metrics, &log, &e))?;
-                Some(convert::receipt(&rc))
+                // the newest cosigned checkpoint when it holds the entry: its proof carries the cosignatures
+                let cosigned = log.cosignatures.latest().filter(|c| r.seq < c.checkpoint.checkpoint.size);
+                let rc = match &cosigned {
+                    Some(c) => reader.receipt_at(r.seq, &c.checkpoint),
+                    None => reader.receipt(r.seq),
+                };
+                let rc = rc.map_err(|e| read_error(&metrics, &log, &e))?;
+                Some(convert::cosigned_receipt(
+                    &rc,
+                    cosigned.map(|c| c.lines.into_values().collect()).unwrap_or_default(),
+                ))
             } else {
                 None
             };
@@ -356,6 +365,7 @@ impl LedgerService for LedgerSvc {
             &ledger::note::Note::parse(&note).map_err(|e| status::checkpoint_unreadable(&e))?.text,
         )
         .map_err(|e| status::checkpoint_unreadable(&e))?;
+        let note = log.cosignatures.on(&note);
         Ok(Response::new(pb::CheckpointResponse { note, size: cp.size, root: cp.root.to_vec(), origin: cp.origin }))
     }
 

@@ -143,3 +143,85 @@ async fn a_ledgerd_witness_cosigns_in_order_answers_every_status_and_refuses_a_s
     assert_eq!(v.code, 1, "{}{}", v.stdout, v.stderr);
     assert!(v.stdout.contains("split_view"), "{}", v.stdout);
 }
+
+/// The metrics page of `server`.
+fn metrics(server: &Ledgerd) -> String {
+    http(&server.http, "GET", "/metrics", "").2
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_gets_its_checkpoints_cosigned_by_two_witnesses_and_receipts_carry_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("log");
+    let made = ledger("http://127.0.0.1:1", dir.path(), &["keys", "generate", "--data-dir", data.to_str().unwrap()]);
+    assert_eq!(made.code, 0, "{}{}", made.stdout, made.stderr);
+    let log_vkey = made.stdout.lines().last().unwrap().trim().to_owned();
+    let cfg = witness_config(dir.path(), &log_vkey);
+    let w1 = Ledgerd::start(&dir.path().join("w1"), &["--config", cfg.to_str().unwrap()]);
+    let cfg2 = dir.path().join("w2.toml");
+    std::fs::write(&cfg2, std::fs::read_to_string(&cfg).unwrap().replace("witness.test/w1", "witness.test/w2"))
+        .unwrap();
+    let w2 = Ledgerd::start(&dir.path().join("w2"), &["--config", cfg2.to_str().unwrap()]);
+    let (v1, v2) = (http(&w1.http, "GET", "/witness/vkey", "").2, http(&w2.http, "GET", "/witness/vkey", "").2);
+    let bad = ledger::cosign::Cosigner::from_seed("witness.test/bad", &[5; 32]).unwrap().vkey();
+    let mut text = "[[logs]]\nname = \"default\"\n".to_owned();
+    for (name, vkey, at) in [
+        ("witness.test/w1", v1.trim(), &w1.http),
+        ("witness.test/w2", v2.trim(), &w2.http),
+        ("witness.test/bad", &bad, &w1.http),
+    ] {
+        text += &format!("[[logs.witnesses]]\nname = \"{name}\"\nvkey = \"{vkey}\"\nurl = \"{at}/witness\"\n");
+    }
+    let log_cfg = dir.path().join("log.toml");
+    std::fs::write(&log_cfg, text).unwrap();
+    let log = Ledgerd::start(&data, &["--config", log_cfg.to_str().unwrap()]);
+    append(&log.url, 0, 5).await;
+
+    // both witnesses cosign the latest checkpoint (within seconds, bounded)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let note = loop {
+        let (note, _) = checkpoint(&log.url, 0).await;
+        if note.matches("witness.test/w").count() == 2 || std::time::Instant::now() > deadline {
+            break note;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let (body, lines) = ledger::cosign::split_note(&note).unwrap();
+    for v in [&v1, &v2] {
+        let v = CosignatureVerifier::from_vkey(v.trim()).unwrap();
+        assert!(lines.iter().any(|l| v.verify_line(body, l).is_some()), "{} on {note}", v.name());
+    }
+    assert!(!note.contains("witness.test/bad"), "a line that does not verify is never kept");
+    assert!(
+        metrics(&log).contains(
+            r#"ledger_witness_cosignatures_total{log="default",outcome="dropped",witness="witness.test/bad"}"#
+        )
+    );
+
+    // a receipt from `get --proof` carries them; verify-proof counts them against a quorum
+    let mut c = LedgerServiceClient::connect(log.url.clone()).await.unwrap();
+    let got = c.get(pb::GetRequest { log: "default".into(), seq: 2, with_proof: true }).await.unwrap().into_inner();
+    let proof_file = dir.path().join("e2.tlog-proof");
+    std::fs::write(&proof_file, got.receipt.unwrap().tlog_proof).unwrap();
+    let (vk, wk) = (dir.path().join("vkey"), dir.path().join("witnesses"));
+    std::fs::write(&vk, &log_vkey).unwrap();
+    std::fs::write(&wk, format!("{v1}{v2}")).unwrap();
+    let (p, vks, wks) = (proof_file.to_str().unwrap(), vk.to_str().unwrap(), wk.to_str().unwrap());
+    let ok =
+        ledger(&log.url, dir.path(), &["verify-proof", p, "--vkey", vks, "--witness-vkey", wks, "--output", "json"]);
+    assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
+    assert_eq!(ok.json()["cosigned_by"], serde_json::json!(["witness.test/w1", "witness.test/w2"]));
+    let third = dir.path().join("third");
+    std::fs::write(&third, &bad).unwrap();
+    let short = ledger(
+        &log.url,
+        dir.path(),
+        &["verify-proof", p, "--vkey", vks, "--witness-vkey", wks, "--witness-vkey", third.to_str().unwrap()],
+    );
+    assert_eq!(short.code, 1, "{}{}", short.stdout, short.stderr);
+    assert!(
+        short.stderr.contains("2 of the 3") && short.stderr.contains("missing: witness.test/bad"),
+        "{}",
+        short.stderr
+    );
+}

@@ -96,6 +96,7 @@ pub fn verify_proof(ctx: &Ctx, a: VerifyProofArgs) -> CliResult {
     let proof = TlogProof::parse(&text).map_err(|e| CliError::Usage(format!("{}: {e}", a.file.display())))?;
     let v = proof.verify(&keys, None).map_err(|e| CliError::Negative(format!("INVALID: {}: {e}", a.file.display())))?;
     let leaf = v.leaf.clone().unwrap_or_default();
+    let witnesses = cosigners(&a, &proof.checkpoint)?;
     if let Some(p) = &a.entry {
         let payload = read_file(p)?;
         let h = ledger::hash::sha256(&payload);
@@ -110,7 +111,8 @@ pub fn verify_proof(ctx: &Ctx, a: VerifyProofArgs) -> CliResult {
         print_json(
             &json!({"valid": true, "seq": proof.index, "leaf_hash": hex::encode(v.leaf_hash), "origin": v.checkpoint.origin,
             "tree_size": v.checkpoint.size, "root": hex::encode(v.checkpoint.root), "category": leaf.category, "subject": leaf.subject,
-            "actor": leaf.actor, "recorded_at": leaf.recorded_at, "payload_checked": a.entry.is_some()}),
+            "actor": leaf.actor, "recorded_at": leaf.recorded_at, "payload_checked": a.entry.is_some(),
+            "cosigned_by": witnesses}),
         );
     } else {
         println!(
@@ -120,6 +122,43 @@ pub fn verify_proof(ctx: &Ctx, a: VerifyProofArgs) -> CliResult {
         if a.entry.is_some() {
             println!("payload matches the leaf");
         }
+        if !witnesses.is_empty() {
+            println!("cosigned by {}", witnesses.join(", "));
+        }
     }
     Ok(())
+}
+
+/// The given witnesses whose cosignatures on `note` verify; an error when
+/// fewer than the quorum did, naming the missing ones.
+fn cosigners(a: &VerifyProofArgs, note: &str) -> CliResult<Vec<String>> {
+    let mut verifiers = Vec::new();
+    for f in &a.witness_vkeys {
+        for (i, line) in read_text(f)?.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+        {
+            let v = ledger::cosign::CosignatureVerifier::from_vkey(line)
+                .map_err(|e| CliError::Usage(format!("{} line {}: {e}", f.display(), i + 1)))?;
+            verifiers.push(v);
+        }
+    }
+    let quorum = a.witness_quorum.unwrap_or(verifiers.len());
+    if quorum > verifiers.len() {
+        return Err(CliError::Usage(format!(
+            "--witness-quorum {quorum} is more than the {} witness vkeys given",
+            verifiers.len()
+        )));
+    }
+    let (body, lines) = ledger::cosign::split_note(note).unwrap_or((note, Vec::new()));
+    let (ok, missing): (Vec<_>, Vec<_>) =
+        verifiers.iter().partition(|v| lines.iter().any(|l| v.verify_line(body, l).is_some()));
+    let ok: Vec<String> = ok.iter().map(|v| v.name().to_owned()).collect();
+    if ok.len() < quorum {
+        let missing: Vec<&str> = missing.iter().map(|v| v.name()).collect();
+        return Err(CliError::Negative(format!(
+            "INVALID: {} of the {quorum} witness cosignatures required; missing: {}",
+            ok.len(),
+            missing.join(", ")
+        )));
+    }
+    Ok(ok)
 }
