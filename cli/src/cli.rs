@@ -283,6 +283,13 @@ pub struct VerifyArgs {
     /// a checkpoint you obtained earlier; the journal must contain it
     #[arg(long, value_name = "FILE")]
     pub trusted_checkpoint: Option<PathBuf>,
+    /// a file of witness vkeys, one per line; repeatable: the checkpoint's (the export's, or
+    /// --trusted-checkpoint) cosignatures by them are counted
+    #[arg(long = "witness-vkey", value_name = "FILE")]
+    pub witness_vkeys: Vec<PathBuf>,
+    /// cosignatures required from those witnesses (default: all of them)
+    #[arg(long, value_name = "K")]
+    pub witness_quorum: Option<usize>,
 }
 
 /// `ledger mirror`

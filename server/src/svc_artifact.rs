@@ -159,12 +159,18 @@ impl ArtifactService for ArtifactSvc {
     }
 }
 
-/// Streams an export: the latest checkpoint is taken first, then the
+/// Streams an export: the latest checkpoint is taken first (or `cosigned`,
+/// the newest checkpoint witnesses cosigned, with their lines), then the
 /// journal's bundle parts up to their durable length (which covers it),
 /// then keys.
-pub fn export_blocking(reader: &LedgerReader, from_seq: u64, tx: &mpsc::Sender<Result<pb::ExportChunk, Status>>) {
+pub fn export_blocking(
+    reader: &LedgerReader,
+    from_seq: u64,
+    cosigned: Option<String>,
+    tx: &mpsc::Sender<Result<pb::ExportChunk, Status>>,
+) {
     let send = |item: pb::export_chunk::Item| tx.blocking_send(Ok(pb::ExportChunk { item: Some(item) })).is_ok();
-    let latest = reader.latest_checkpoint();
+    let note = cosigned.unwrap_or_else(|| reader.latest_checkpoint().note.clone());
     let parts = match reader.bundle_parts() {
         Ok(p) => p,
         Err(e) => return drop(tx.blocking_send(Err(status::ledger(&e)))),
@@ -203,5 +209,5 @@ pub fn export_blocking(reader: &LedgerReader, from_seq: u64, tx: &mpsc::Sender<R
     let hmac = serde_json::to_string_pretty(&hmac).unwrap_or_default();
     let _ = send(pb::export_chunk::Item::Vkeys(vkeys))
         && send(pb::export_chunk::Item::HmacFingerprints(hmac))
-        && send(pb::export_chunk::Item::Checkpoint(latest.note.clone()));
+        && send(pb::export_chunk::Item::Checkpoint(note));
 }

@@ -454,9 +454,11 @@ impl LedgerService for LedgerSvc {
         let permit = self.state.read_stream(&caller)?;
         let (tx, rx) = mpsc::channel(8);
         let reader = log.reader();
+        let cosigned = log.cosignatures.latest().filter(|c| c.checkpoint.checkpoint.size > r.from_seq);
+        let cosigned = cosigned.map(|c| c.checkpoint.note.clone() + &c.lines.into_values().collect::<String>());
         tokio::task::spawn_blocking(move || {
             let _held = permit;
-            crate::svc_artifact::export_blocking(&reader, r.from_seq, &tx)
+            crate::svc_artifact::export_blocking(&reader, r.from_seq, cosigned, &tx)
         });
         let out = Box::pin(ReceiverStream::new(rx));
         Ok(Response::new(self.state.guarded(out, &caller, Some(&log.name), &[Role::Auditor])))

@@ -5,6 +5,9 @@
 //! 400, 422), keeps its state across a restart; and a fork of the log signed
 //! with a copied keyring (a split view) is refused, while `ledger verify`
 //! of the fork's export names the split against the cosigned checkpoint.
+//! A log with two ledgerd witnesses (and one whose vkey is wrong) gets its
+//! checkpoints cosigned; checkpoints, `get --proof` receipts and exports
+//! carry the lines, and `verify-proof` / `verify` count them to a quorum.
 
 use std::io::{Read as _, Write as _};
 use std::path::Path;

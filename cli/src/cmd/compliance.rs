@@ -72,6 +72,8 @@ async fn verify_log(ctx: &Ctx) -> CliResult<Vec<Check>> {
         vkeys: vec![out.join("vkeys")],
         hmac_key: None,
         trusted_checkpoint: None,
+        witness_vkeys: Vec::new(),
+        witness_quorum: None,
     };
     let report = crate::cmd::verify::report(&args);
     let _ = std::fs::remove_dir_all(&dir);

@@ -96,7 +96,7 @@ pub fn verify_proof(ctx: &Ctx, a: VerifyProofArgs) -> CliResult {
     let proof = TlogProof::parse(&text).map_err(|e| CliError::Usage(format!("{}: {e}", a.file.display())))?;
     let v = proof.verify(&keys, None).map_err(|e| CliError::Negative(format!("INVALID: {}: {e}", a.file.display())))?;
     let leaf = v.leaf.clone().unwrap_or_default();
-    let witnesses = cosigners(&a, &proof.checkpoint)?;
+    let witnesses = cosigners(&a.witness_vkeys, a.witness_quorum, &proof.checkpoint)?;
     if let Some(p) = &a.entry {
         let payload = read_file(p)?;
         let h = ledger::hash::sha256(&payload);
@@ -131,9 +131,9 @@ pub fn verify_proof(ctx: &Ctx, a: VerifyProofArgs) -> CliResult {
 
 /// The given witnesses whose cosignatures on `note` verify; an error when
 /// fewer than the quorum did, naming the missing ones.
-fn cosigners(a: &VerifyProofArgs, note: &str) -> CliResult<Vec<String>> {
+pub fn cosigners(files: &[std::path::PathBuf], quorum: Option<usize>, note: &str) -> CliResult<Vec<String>> {
     let mut verifiers = Vec::new();
-    for f in &a.witness_vkeys {
+    for f in files {
         for (i, line) in read_text(f)?.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
         {
             let v = ledger::cosign::CosignatureVerifier::from_vkey(line)
@@ -141,7 +141,7 @@ fn cosigners(a: &VerifyProofArgs, note: &str) -> CliResult<Vec<String>> {
             verifiers.push(v);
         }
     }
-    let quorum = a.witness_quorum.unwrap_or(verifiers.len());
+    let quorum = quorum.unwrap_or(verifiers.len());
     if quorum > verifiers.len() {
         return Err(CliError::Usage(format!(
             "--witness-quorum {quorum} is more than the {} witness vkeys given",

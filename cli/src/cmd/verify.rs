@@ -58,10 +58,12 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> CliResult {
     }
     let hmac_given = a.hmac_key.is_some();
     let report = verify_with(&a, &keys, true)?;
+    let cosigned_by = witnesses(&a)?;
     if ctx.json() {
         let mut v = serde_json::to_value(&report).expect("serialisable");
         v["hmac_checked_with_key"] = serde_json::json!(hmac_given);
         v["keys_from_bundle"] = serde_json::json!(warning.is_some());
+        v["cosigned_by"] = serde_json::json!(cosigned_by);
         print_json(&v);
     } else {
         print!("{}", report.to_text());
@@ -70,6 +72,16 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> CliResult {
         }
     }
     if report.ok { Ok(()) } else { Err(CliError::Negative(format!("{} findings", report.finding_count))) }
+}
+
+/// With `--witness-vkey`: the witnesses that cosigned the checkpoint the
+/// journal is checked against (an error below the quorum).
+fn witnesses(a: &VerifyArgs) -> CliResult<Vec<String>> {
+    if a.witness_vkeys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let file = a.trusted_checkpoint.clone().unwrap_or_else(|| a.path.join("checkpoint"));
+    crate::cmd::prove::cosigners(&a.witness_vkeys, a.witness_quorum, &read_text(&file)?)
 }
 
 /// Verifies and returns the report (no output, no progress bar).
