@@ -62,14 +62,14 @@ fn append_as(actor: &str, worker: u64, n: u64) -> pb::AppendRequest {
     pb::AppendRequest { log: log_name(), entry: Some(e), actor: actor.to_owned() }
 }
 
-struct Run {
+pub(crate) struct Run {
     ok: AtomicU64,
     errors: AtomicU64,
     latency: Hist,
 }
 
 impl Run {
-    fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self { ok: AtomicU64::new(0), errors: AtomicU64::new(0), latency: hist() })
     }
 
@@ -84,7 +84,7 @@ impl Run {
     }
 }
 
-async fn channels(url: &str, n: usize) -> Vec<Channel> {
+pub(crate) async fn channels(url: &str, n: usize) -> Vec<Channel> {
     let mut out = Vec::new();
     for _ in 0..n {
         out.push(Channel::from_shared(url.to_owned()).unwrap().tcp_nodelay(true).connect().await.expect("connect"));
@@ -240,7 +240,7 @@ fn checkpoint_req() -> pb::GetCheckpointRequest {
 /// Sends `call(n)` at `per_sec` per second until `until` and records each
 /// one's latency from its *scheduled* time (an open loop: a stall shows as
 /// latency instead of slowing the sender).
-async fn open_loop<F, Fut>(per_sec: u64, until: Instant, run: Arc<Run>, call: F)
+pub(crate) async fn open_loop<F, Fut>(per_sec: u64, until: Instant, run: Arc<Run>, call: F)
 where
     F: Fn(u64) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = bool> + Send + 'static,
@@ -407,7 +407,7 @@ fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-async fn summary(name: &str, run: &Run, secs: f64) -> serde_json::Value {
+pub(crate) async fn summary(name: &str, run: &Run, secs: f64) -> serde_json::Value {
     let h = run.latency.lock().await;
     let ok = run.ok.load(Relaxed);
     serde_json::json!({

@@ -15,6 +15,7 @@ mod disk;
 mod load;
 mod pg;
 mod soak;
+mod tiles;
 
 use std::time::Instant;
 
@@ -140,6 +141,18 @@ fn main() {
                 None => println!("{text}"),
             }
         }
+        Some("tiles") => {
+            let args: Vec<String> = std::env::args().collect();
+            let ledgerd = args.get(2).cloned().unwrap_or_else(|| "target/release/ledgerd".into());
+            let num = |i: usize, d: u64| args.get(i).and_then(|v| v.parse().ok()).unwrap_or(d);
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            let report = rt.block_on(tiles::run(&ledgerd, num(3, 1000), num(4, 20) as f64, num(5, 10_000_000)));
+            let text = serde_json::to_string_pretty(&report).expect("json");
+            match args.get(6).filter(|p| p.as_str() != "-") {
+                Some(p) => std::fs::write(p, text).expect("write the JSON report"),
+                None => println!("{text}"),
+            }
+        }
         Some("fsync") => {
             let args: Vec<String> = std::env::args().collect();
             let dir = args.get(4).map_or_else(std::env::temp_dir, std::path::PathBuf::from);
@@ -172,7 +185,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: ledger-bench lib-append [N] [BATCH] [SUBJECTS]\n       ledger-bench soak [LEDGERD] [MINUTES] [RATE] [PRELOAD]\n       ledger-bench load [LEDGERD] unary|rate|stream|reads|proofs|floor|floor-rate [N|RATE] [SECONDS] [JSON|-] [PRELOAD]\n       ledger-bench fsync [RATE] [SECONDS] [DIR]\n       ledger-bench randread FILE [SECONDS] [THREADS]\n       ledger-bench pg CONNINFO [CLIENTS] [SECONDS] [JSON|-]"
+                "usage: ledger-bench lib-append [N] [BATCH] [SUBJECTS]\n       ledger-bench soak [LEDGERD] [MINUTES] [RATE] [PRELOAD]\n       ledger-bench load [LEDGERD] unary|rate|stream|reads|proofs|floor|floor-rate [N|RATE] [SECONDS] [JSON|-] [PRELOAD]\n       ledger-bench tiles [LEDGERD] [RATE] [SECONDS] [ENTRIES] [JSON|-]\n       ledger-bench fsync [RATE] [SECONDS] [DIR]\n       ledger-bench randread FILE [SECONDS] [THREADS]\n       ledger-bench pg CONNINFO [CLIENTS] [SECONDS] [JSON|-]"
             );
             std::process::exit(2);
         }
