@@ -1,10 +1,13 @@
 //! A log's witnesses (`[[logs.witnesses]]`, docs/FORMAT.md §13): one task
-//! per witness sends each new checkpoint to its `add-checkpoint` with the
-//! consistency proof from the size the witness holds (learnt from its 409
-//! answers), at most one request in flight, a bounded backoff after a
-//! failure; the cosignature lines it returns are kept only when they verify
-//! under the witness's vkey (by its type: cosignature/v1, or a plain
-//! Ed25519 note signature), else dropped and counted.
+//! per log runs cosigning rounds: each round sends the latest checkpoint to
+//! every witness at once (so they cosign the same checkpoint and a receipt
+//! can carry all of them), each with the consistency proof from the size
+//! that witness holds (learnt from its 409 answers), at most one request in
+//! flight per witness; a witness that failed waits out a bounded backoff
+//! (skipped by the rounds meanwhile). The cosignature lines it returns are
+//! kept only when they verify under the witness's vkey (by its type:
+//! cosignature/v1, or a plain Ed25519 note signature), else dropped and
+//! counted.
 //!
 //! Owns: those tasks and the cosignatures of the newest cosigned checkpoint
 //! ([`Cosignatures`]), which checkpoints served and receipts carry. Must
@@ -42,40 +45,46 @@ pub struct Cosigned {
     pub lines: BTreeMap<String, String>,
 }
 
-/// A log's cosignatures.
+/// Cosigned checkpoints kept (the newest).
+const KEPT: usize = 64;
+
+/// A log's cosignatures: the recent cosigned checkpoints by size.
 #[derive(Debug, Default)]
 pub struct Cosignatures {
-    latest: Mutex<Option<Cosigned>>,
+    by_size: Mutex<BTreeMap<u64, Cosigned>>,
 }
 
 impl Cosignatures {
-    /// The newest cosigned checkpoint.
+    /// The newest checkpoint with the most cosignatures.
     pub fn latest(&self) -> Option<Cosigned> {
-        ledger::sync::lock(&self.latest).clone()
+        let m = ledger::sync::lock(&self.by_size);
+        let most = m.values().map(|c| c.lines.len()).max()?;
+        m.values().rev().find(|c| c.lines.len() == most).cloned()
     }
 
     /// `note` with the cosignature lines kept for its checkpoint appended.
     pub fn on(&self, note: &str) -> String {
-        let latest = ledger::sync::lock(&self.latest);
-        match latest.as_ref().filter(|c| c.checkpoint.note == note) {
+        let m = ledger::sync::lock(&self.by_size);
+        match m.values().rev().find(|c| c.checkpoint.note == note) {
             Some(c) => note.to_owned() + &c.lines.values().cloned().collect::<String>(),
             None => note.to_owned(),
         }
     }
 
     fn add(&self, checkpoint: &Arc<SignedCheckpoint>, witness: &str, line: String) {
-        let mut latest = ledger::sync::lock(&self.latest);
-        let newer = latest.as_ref().is_none_or(|c| c.checkpoint.checkpoint.size < checkpoint.checkpoint.size);
-        if newer {
-            *latest = Some(Cosigned { checkpoint: checkpoint.clone(), lines: BTreeMap::new() });
-        }
-        if let Some(c) = latest.as_mut().filter(|c| c.checkpoint.note == checkpoint.note) {
+        let mut m = ledger::sync::lock(&self.by_size);
+        let size = checkpoint.checkpoint.size;
+        let c = m.entry(size).or_insert_with(|| Cosigned { checkpoint: checkpoint.clone(), lines: BTreeMap::new() });
+        if c.checkpoint.note == checkpoint.note {
             c.lines.insert(witness.to_owned(), line);
+        }
+        while m.len() > KEPT {
+            m.pop_first();
         }
     }
 }
 
-/// Starts one task per witness of `log`; they end when `stop` turns true.
+/// Starts the cosigning rounds of `log`; they end when `stop` turns true.
 pub fn start(
     log: Arc<LogHandle>,
     witnesses: &[LogWitness],
@@ -83,17 +92,65 @@ pub fn start(
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut tasks = Vec::new();
     for w in witnesses {
         let Ok(verifier) = CosignatureVerifier::from_vkey(&w.vkey) else { continue }; // validated at startup
-        let task = Task {
-            log: log.clone(),
-            name: w.name.clone(),
-            url: w.url.clone(),
-            verifier,
-            client: client.clone(),
-            metrics: metrics.clone(),
-        };
-        tokio::spawn(task.run(stop.clone()));
+        let (name, url) = (w.name.clone(), w.url.clone());
+        let (client, metrics, log) = (client.clone(), metrics.clone(), log.clone());
+        tasks.push(Task { log, name, url, verifier, client, metrics, state: Default::default() });
+    }
+    tokio::spawn(rounds(log, tasks, stop));
+}
+
+/// Cosigning rounds until `stop`: each new latest checkpoint goes to every
+/// witness not in backoff, at once.
+async fn rounds(log: Arc<LogHandle>, mut tasks: Vec<Task>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut size = log.size.clone();
+    let mut done = 0u64; // the size of the last round
+    loop {
+        let cp = log.reader().latest_checkpoint();
+        let now = tokio::time::Instant::now();
+        let due: Vec<&mut Task> =
+            tasks.iter_mut().filter(|t| t.state.retry_at <= now && t.state.cosigned < cp.checkpoint.size).collect();
+        if cp.checkpoint.size > done && !due.is_empty() {
+            let round = due.into_iter().map(|t| t.round(&cp));
+            tokio::select! {
+                _ = futures_util::future::join_all(round) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            done = tasks.iter().map(|t| t.state.cosigned).min().unwrap_or(0).max(done);
+            continue;
+        }
+        let next_retry = tasks.iter().map(|t| t.state.retry_at).filter(|r| *r > now).min();
+        tokio::select! {
+            r = size.changed() => if r.is_err() { return },
+            () = sleep_until(next_retry) => done = 0,
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What the log knows of one witness.
+struct WitnessState {
+    /// the size it cosigned for this log
+    cosigned: u64,
+    /// the size it holds (from any sender), as its 409 said
+    holds: Option<u64>,
+    /// no request before this (after a failure)
+    retry_at: tokio::time::Instant,
+    backoff: Duration,
+}
+
+impl Default for WitnessState {
+    fn default() -> Self {
+        Self { cosigned: 0, holds: None, retry_at: tokio::time::Instant::now(), backoff: BACKOFF_START }
     }
 }
 
@@ -104,6 +161,7 @@ struct Task {
     verifier: CosignatureVerifier,
     client: Client<HttpConnector, Full<Bytes>>,
     metrics: Arc<crate::metrics::Metrics>,
+    state: WitnessState,
 }
 
 /// What one request came to.
@@ -117,31 +175,21 @@ enum Outcome {
 }
 
 impl Task {
-    async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let mut size = self.log.size.clone();
-        // the size it cosigned for us; the size the witness holds (from any sender)
-        let (mut cosigned, mut holds, mut backoff) = (None::<u64>, None::<u64>, BACKOFF_START);
-        loop {
-            let cp = self.log.reader().latest_checkpoint();
-            if cp.checkpoint.size > 0 && cosigned.is_none_or(|c| c < cp.checkpoint.size) {
-                match self.send(&cp, holds.unwrap_or(0)).await {
-                    Outcome::Cosigned(s) => (cosigned, holds, backoff) = (Some(s), Some(s), BACKOFF_START),
-                    Outcome::Holds(s) if holds != Some(s) => holds = Some(s),
-                    Outcome::Holds(_) | Outcome::Failed => {
-                        tokio::select! {
-                            () = tokio::time::sleep(backoff) => {}
-                            _ = stop.wait_for(|s| *s) => return,
-                        }
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
-                    }
+    /// One witness's part in a round: the checkpoint, sent again at once
+    /// when a 409 told a size not known before.
+    async fn round(&mut self, cp: &Arc<SignedCheckpoint>) {
+        for _ in 0..3 {
+            match self.send(cp, self.state.holds.unwrap_or(0)).await {
+                Outcome::Cosigned(s) => {
+                    (self.state.cosigned, self.state.holds, self.state.backoff) = (s, Some(s), BACKOFF_START);
+                    return;
                 }
-                continue;
-            }
-            tokio::select! {
-                r = size.changed() => if r.is_err() { return },
-                _ = stop.wait_for(|s| *s) => return,
+                Outcome::Holds(s) if self.state.holds != Some(s) => self.state.holds = Some(s),
+                Outcome::Holds(_) | Outcome::Failed => break,
             }
         }
+        self.state.retry_at = tokio::time::Instant::now() + self.state.backoff;
+        self.state.backoff = (self.state.backoff * 2).min(BACKOFF_MAX);
     }
 
     /// Sends `cp` with the proof from `old`.
