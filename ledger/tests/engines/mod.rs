@@ -19,8 +19,19 @@ const ORIGIN: &str = "ledger.test/conformance";
 pub trait Engine {
     /// Opens the store (the same disk every time).
     fn try_open_store(&self) -> Result<Opened, StoreError>;
-    /// Opens the store; panics when it cannot.
+    /// Opens the store; panics when it cannot. A `Locked` answer is tried
+    /// again for up to 2 s: the `flock` of a writer just dropped is shared
+    /// with any child another test thread forked in that instant (starting
+    /// PostgreSQL, say) until the child's exec closes it.
     fn open_store(&self) -> Opened {
+        for _ in 0..100 {
+            match self.try_open_store() {
+                Err(e) if e.kind == ledger::store::StoreErrorKind::Locked => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                other => return other.expect("open the store"),
+            }
+        }
         self.try_open_store().expect("open the store")
     }
     /// The engine's temp dir (the keyring lives there).
