@@ -355,7 +355,8 @@ pub enum ComplianceCmd {
         /// which playbook's rules
         #[arg(long, value_enum, default_value_t = Profile::Stage5)]
         profile: Profile,
-        /// a checkpoint older than this fails (e.g. 24h)
+        /// the checkpoint freshness check warns (it never fails) when the newest entry the latest
+        /// checkpoint covers is older than this (e.g. 24h, 7d)
         #[arg(long, default_value = "24h")]
         max_checkpoint_age: String,
     },
