@@ -97,6 +97,8 @@ impl Default for Policy {
             // key's end of validity), and an OEM acceptance run.
             ("platform_key_rotation", req(&["bundle", "kind", "not_after"])),
             ("acceptance_run", req(&[])),
+            // The entry that ends each run of `ledger import` (docs/CLI.md).
+            ("import", req(&["source_sha256"])),
         ];
         Self { categories: categories.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(), allow_undeclared: false }
     }
