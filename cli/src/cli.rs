@@ -17,7 +17,7 @@ pub struct Cli {
     /// append and artifact uploads follow a follower's redirect to the leader
     #[arg(long, global = true, env = "LEDGER_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
-    /// how long append and uploads keep retrying on UNAVAILABLE (a follower, a failover under way),
+    /// how long writes (append, import, uploads) keep retrying on UNAVAILABLE (a follower, a failover under way),
     /// in seconds; 0: no retry. Cover the lease (storage.lease) so a write outlives a failover
     #[arg(long, global = true, env = "LEDGER_WRITE_RETRY", default_value_t = 15, value_name = "SECONDS")]
     pub write_retry: u64,
@@ -59,6 +59,9 @@ pub enum Output {
 pub enum Command {
     /// Append an entry and print its receipt
     Append(AppendArgs),
+    /// Move an existing decision log (JSON Lines) into the ledger: one entry per line, then an
+    /// `import` entry with the counts
+    Import(ImportArgs),
     /// Show one entry (with --proof, its inclusion proof)
     Get(GetArgs),
     /// Find entries by category, subject, actor, time, payload field
@@ -130,6 +133,40 @@ pub struct AppendArgs {
     /// write the receipt's .tlog-proof here
     #[arg(long, value_name = "FILE")]
     pub proof_out: Option<PathBuf>,
+}
+
+/// `ledger import`
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// the decision log: one JSON object per line (e.g. audit/decision_logs/runtime.jsonl)
+    pub file: PathBuf,
+    /// the top-level field of each line holding the entry's category
+    #[arg(long, value_name = "FIELD")]
+    pub category_field: String,
+    /// the top-level field of each line holding the entry's subject (incident / ticket / strategy id)
+    #[arg(long, value_name = "FIELD")]
+    pub subject_field: String,
+    /// the top-level field of each line holding when it happened: RFC 3339 with Z or an offset, or unix
+    /// seconds as a JSON number; it becomes the entry's occurred_at
+    #[arg(long, value_name = "FIELD")]
+    pub time_field: String,
+    /// the old HMAC key of the decision log (the file's bytes, one trailing newline ignored): each line's
+    /// own signature is checked with it and the verdict (ok, mismatch, missing) recorded in its entry
+    #[arg(long, value_name = "FILE", requires = "hmac_field")]
+    pub hmac_key: Option<PathBuf>,
+    /// the top-level field of each line holding its HMAC-SHA256 (hex or base64) over the line's other
+    /// fields (docs/CLI.md "ledger import")
+    #[arg(long, value_name = "FIELD", requires = "hmac_key")]
+    pub hmac_field: Option<String>,
+    /// import the good lines and list each bad one (line number and reason) in the import entry,
+    /// instead of stopping at the first bad line with nothing written
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// do not check categories and their required fields against ledgerd's default policy (for a
+    /// ledgerd whose config declares other categories); ledgerd still checks each line, and a line it
+    /// refuses stops the import after the lines sent before it were written
+    #[arg(long)]
+    pub no_policy_check: bool,
 }
 
 /// `ledger get`
@@ -389,7 +426,8 @@ pub enum ComplianceCmd {
         /// which playbook's rules
         #[arg(long, value_enum, default_value_t = Profile::Stage5)]
         profile: Profile,
-        /// a checkpoint older than this fails (e.g. 24h)
+        /// the checkpoint freshness check warns (it never fails) when the newest entry the latest
+        /// checkpoint covers is older than this (e.g. 24h, 7d)
         #[arg(long, default_value = "24h")]
         max_checkpoint_age: String,
     },

@@ -1,6 +1,7 @@
 //! `ledger`: parse the command line, run one command, map its error to an
 //! exit code and a one-line message. Everything else lives in the modules.
 
+mod bulk;
 mod cli;
 mod client;
 mod cmd;
@@ -22,6 +23,7 @@ async fn dispatch(cli: Cli) -> CliResult {
     let ctx = client::Ctx::new(&cli);
     match cli.command {
         Command::Append(a) => cmd::append::run(&ctx, a).await,
+        Command::Import(a) => cmd::import::run(&ctx, a).await,
         Command::Get(a) => cmd::query::get(&ctx, a).await,
         Command::Query(a) => cmd::query::query(&ctx, a).await,
         Command::Tail(a) => cmd::query::tail(&ctx, a).await,

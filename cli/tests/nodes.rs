@@ -75,12 +75,29 @@ impl LedgerService for Fake {
     async fn append(&self, _: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
         Err(self.refuse())
     }
-    type AppendStreamStream = Empty<pb::AppendStreamResponse>;
+    type AppendStreamStream = tokio_stream::wrappers::ReceiverStream<Result<pb::AppendStreamResponse, Status>>;
+    /// As ledgerd's follower does: each entry refused in the stream, without
+    /// the metadata a call's status carries (no `ledger-leader`).
     async fn append_stream(
         &self,
-        _: Request<Streaming<pb::AppendRequest>>,
+        req: Request<Streaming<pb::AppendRequest>>,
     ) -> Result<Response<Self::AppendStreamStream>, Status> {
-        Err(self.refuse())
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let (fake, mut inbound) = (self.clone(), req.into_inner());
+        tokio::spawn(async move {
+            let mut index = 0;
+            while let Ok(Some(_)) = inbound.message().await {
+                let st = fake.refuse();
+                let error = pb::Error { code: st.code() as i32, message: st.message().to_owned() };
+                let m =
+                    pb::AppendStreamResponse { index, result: Some(pb::append_stream_response::Result::Error(error)) };
+                if tx.send(Ok(m)).await.is_err() {
+                    break;
+                }
+                index += 1;
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(rx)))
     }
     async fn get(&self, _: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
         unimplemented()
@@ -268,6 +285,31 @@ fn a_follower_redirects_writes_to_the_leader_it_names() {
     assert_eq!((r["seq"].as_u64(), follower.writes()), (Some(2), 2));
     let r = json(&follower.url, w, &["artifact", "add", "report.txt"]);
     assert_eq!((r["receipt"]["seq"].as_u64(), follower.writes()), (Some(3), 3));
+}
+
+#[test]
+fn ledger_import_through_a_follower_writes_on_the_leader_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path();
+    let d = Ledgerd::start(&w.join("data"), &[]);
+    let follower = FakeNode::start(Answer::Unavailable(Some(d.url.clone())));
+    let lines: String = (1..=5)
+        .map(|n| format!("{{\"c\":\"alert_ack\",\"s\":\"INC-{n}\",\"t\":\"2026-11-21T10:00:0{n}Z\"}}\n"))
+        .collect();
+    std::fs::write(w.join("runtime.jsonl"), lines).unwrap();
+    let args = ["import", "runtime.jsonl", "--category-field", "c", "--subject-field", "s", "--time-field", "t"];
+    let r = json(&follower.url, w, &args);
+    assert_eq!((r["written"].as_u64(), r["import_entry"]["seq"].as_u64()), (Some(5), Some(5)), "{r}");
+    // the stream's five refusals, then the one unary append that named the leader
+    assert_eq!(follower.writes(), 6);
+    assert_eq!(json(&d.url, w, &["get", "4"])["subject"].as_str(), Some("INC-5"));
+
+    // A follower that refuses each entry otherwise: nothing retried, the line named.
+    let refusing = FakeNode::start(Answer::Invalid);
+    let r = ledger(&refusing.url, w, &args);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(r.stderr.contains("runtime.jsonl: line 1: ledgerd refused it: refused by the test node"), "{}", r.stderr);
+    assert_eq!(refusing.writes(), 5);
 }
 
 #[test]

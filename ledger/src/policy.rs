@@ -90,6 +90,15 @@ impl Default for Policy {
             ("smoke_test", req(&[])),
             ("decision_evaluation", req(&["model", "accepted"])),
             ("artifact", req(&["name"])),
+            // Records of the platform the playbooks run, apart from the
+            // ledger's own (`key_rotation` is ledgerd's own keys, written
+            // only by `ledger keys rotate`): a rotation of one of its TLS or
+            // RBAC key bundles (`kind`: "tls" or "rbac"; `not_after`: the new
+            // key's end of validity), and an OEM acceptance run.
+            ("platform_key_rotation", req(&["bundle", "kind", "not_after"])),
+            ("acceptance_run", req(&[])),
+            // The entry that ends each run of `ledger import` (docs/CLI.md).
+            ("import", req(&["source_sha256"])),
         ];
         Self { categories: categories.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(), allow_undeclared: false }
     }

@@ -124,7 +124,7 @@ fn earlier_checkpoint(dir: &Path, keys: &[NoteVerifier]) -> CliResult<Option<Che
 
 /// Fetches `wanted` into `dir`, `PARALLEL` at a time.
 async fn fetch_all(f: &Fetcher, dir: &Path, wanted: &[TilePath]) -> CliResult<(u64, u64)> {
-    let bar = crate::progress::count_bar(wanted.len() as u64, "fetching tiles");
+    let bar = crate::progress::count_bar(wanted.len() as u64, "fetching", "tiles and bundles");
     let mut set = tokio::task::JoinSet::new();
     let (mut count, mut bytes) = (0u64, 0u64);
     for p in wanted {
@@ -175,7 +175,7 @@ fn prune_partials(dir: &Path, earlier: Option<&Checkpoint>, size: u64) {
 }
 
 fn check(mut src: impl TileSource, keys: &[NoteVerifier], earlier: Option<&Checkpoint>) -> Report {
-    let bar = crate::progress::count_bar(0, "verifying tiles");
+    let bar = crate::progress::count_bar(0, "verifying", "entries");
     let progress = |done: u64, total: u64| {
         bar.set_length(total);
         bar.set_position(done);

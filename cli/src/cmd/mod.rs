@@ -5,6 +5,7 @@ pub mod append;
 pub mod artifact;
 pub mod compliance;
 pub mod export;
+pub mod import;
 pub mod keys;
 pub mod mirror;
 pub mod prove;
