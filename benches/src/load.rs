@@ -377,8 +377,14 @@ async fn rate_quiet(url: String, per_sec: u64, until: Instant) {
 
 /// Appends `n` entries as fast as one AppendStream goes (preloading).
 pub async fn preload(url: &str, n: u64) {
+    fill(url, 1_000_000, n).await
+}
+
+/// Appends `n` entries of writer `worker` (its own request ids) on one
+/// AppendStream.
+pub(crate) async fn fill(url: &str, worker: u64, n: u64) {
     let ch = channels(url, 1).await.remove(0);
-    let reqs = (0..n).map(|i| append_req(1_000_000, i));
+    let reqs = (0..n).map(move |i| append_req(worker, i));
     let mut st =
         LedgerServiceClient::new(ch).append_stream(tokio_stream::iter(reqs)).await.expect("stream").into_inner();
     let mut got = 0;

@@ -13,9 +13,9 @@ use http_body_util::{BodyExt as _, Empty};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use ledger_proto::v1::ledger_service_client::LedgerServiceClient;
+use ledger::tiles::index_path;
 
-use crate::load::{Run, append_req, channels, open_loop, summary};
+use crate::load::{Run, fill, open_loop, summary};
 
 /// Appends `n` entries of writer `worker` on one AppendStream.
 async fn fill(url: &str, worker: u64, n: u64) {
@@ -28,17 +28,6 @@ async fn fill(url: &str, worker: u64, n: u64) {
         got += 1;
     }
     assert_eq!(got, n, "fill");
-}
-
-fn index_path(mut n: u64) -> String {
-    let mut parts = vec![format!("{:03}", n % 1000)];
-    n /= 1000;
-    while n > 0 {
-        parts.push(format!("x{:03}", n % 1000));
-        n /= 1000;
-    }
-    parts.reverse();
-    parts.join("/")
 }
 
 /// Runs `ledger mirror`; returns (seconds, tiles fetched).
