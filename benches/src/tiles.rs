@@ -17,19 +17,6 @@ use ledger::tiles::index_path;
 
 use crate::load::{Run, fill, open_loop, summary};
 
-/// Appends `n` entries of writer `worker` on one AppendStream.
-async fn fill(url: &str, worker: u64, n: u64) {
-    let ch = channels(url, 1).await.remove(0);
-    let reqs = (0..n).map(move |i| append_req(worker, i));
-    let mut st =
-        LedgerServiceClient::new(ch).append_stream(tokio_stream::iter(reqs)).await.expect("stream").into_inner();
-    let mut got = 0;
-    while let Ok(Some(_)) = st.message().await {
-        got += 1;
-    }
-    assert_eq!(got, n, "fill");
-}
-
 /// Runs `ledger mirror`; returns (seconds, tiles fetched).
 fn mirror(ledger: &std::path::Path, prefix: &str, dir: &std::path::Path, vkey: &std::path::Path) -> (f64, u64) {
     let t0 = Instant::now();
