@@ -10,6 +10,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use crate::client::source_chain;
 use crate::error::{CliError, CliResult};
 
 /// A client for one prefix (`http://host:port/tlog/<log>`).
@@ -45,14 +46,4 @@ impl Fetcher {
             _ => Err(fail(format!("{status}: {}", String::from_utf8_lossy(&body).trim()))),
         }
     }
-}
-
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out = format!("{out}: {s}");
-        src = s.source();
-    }
-    out
 }

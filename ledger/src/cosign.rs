@@ -11,9 +11,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
-use sha2::{Digest, Sha256};
 
-use crate::note::NoteError;
+use crate::note::{NoteError, key_id_of as key_id};
 
 /// The algorithm byte of a `cosignature/v1` key.
 const ALG_COSIGNATURE_V1: u8 = 0x04;
@@ -28,15 +27,6 @@ pub enum CosignatureKind {
     V1,
     /// a plain Ed25519 note signature over the checkpoint (0x01)
     Note,
-}
-
-fn key_id(name: &str, alg: u8, public: &[u8; 32]) -> u32 {
-    let mut h = Sha256::new();
-    h.update(name.as_bytes());
-    h.update([b'\n', alg]);
-    h.update(public);
-    let d: [u8; 32] = h.finalize().into();
-    u32::from_be_bytes([d[0], d[1], d[2], d[3]])
 }
 
 /// The message a `cosignature/v1` signs.
@@ -60,7 +50,7 @@ impl std::fmt::Debug for Cosigner {
 impl Cosigner {
     /// A cosigner named `name` from a 32-byte Ed25519 seed.
     pub fn from_seed(name: &str, seed: &[u8; 32]) -> Result<Self, NoteError> {
-        if name.is_empty() || name.contains('+') || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if !crate::note::valid_key_name(name) {
             return Err(NoteError::MalformedKey("key name is empty or has '+', spaces or control characters"));
         }
         Ok(Self { name: name.to_owned(), key: SigningKey::from_bytes(seed) })

@@ -43,15 +43,21 @@ pub enum NoteError {
 
 /// The C2SP key id: `SHA-256(name ‖ 0x0A ‖ 0x01 ‖ pubkey)[0..4]` as a big-endian u32.
 pub fn key_id(name: &str, public: &[u8; 32]) -> u32 {
+    key_id_of(name, ALG_ED25519, public)
+}
+
+/// The C2SP key id of a key with algorithm byte `alg` (0x01 note keys,
+/// 0x04 cosignature/v1 keys): `SHA-256(name ‖ 0x0A ‖ alg ‖ pubkey)[0..4]`.
+pub fn key_id_of(name: &str, alg: u8, public: &[u8; 32]) -> u32 {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
-    h.update([b'\n', ALG_ED25519]);
+    h.update([b'\n', alg]);
     h.update(public);
     let d: [u8; 32] = h.finalize().into();
     u32::from_be_bytes([d[0], d[1], d[2], d[3]])
 }
 
-fn valid_key_name(name: &str) -> bool {
+pub(crate) fn valid_key_name(name: &str) -> bool {
     !name.is_empty() && !name.contains('+') && !name.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 

@@ -106,25 +106,24 @@ pub fn start(
 /// witness not in backoff, at once.
 async fn rounds(log: Arc<LogHandle>, mut tasks: Vec<Task>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut size = log.size.clone();
-    let mut done = 0u64; // the size of the last round
     loop {
         let cp = log.reader().latest_checkpoint();
         let now = tokio::time::Instant::now();
         let due: Vec<&mut Task> =
             tasks.iter_mut().filter(|t| t.state.retry_at <= now && t.state.cosigned < cp.checkpoint.size).collect();
-        if cp.checkpoint.size > done && !due.is_empty() {
+        // after a round each witness in it has cosigned `cp` or sits out a backoff: no busy loop
+        if !due.is_empty() {
             let round = due.into_iter().map(|t| t.round(&cp));
             tokio::select! {
                 _ = futures_util::future::join_all(round) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            done = tasks.iter().map(|t| t.state.cosigned).min().unwrap_or(0).max(done);
             continue;
         }
         let next_retry = tasks.iter().map(|t| t.state.retry_at).filter(|r| *r > now).min();
         tokio::select! {
             r = size.changed() => if r.is_err() { return },
-            () = sleep_until(next_retry) => done = 0,
+            () = sleep_until(next_retry) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }
