@@ -82,6 +82,10 @@ impl Default for Policy {
             ("stage4_incident", req(&[])),
             ("stage5_incident", req(&["tco_kpi", "decision_path", "rotation_event_id"])),
             ("stage5_training", req(&[])),
+            // Alertmanager's notifications (POST /alertmanager/v1/<log>,
+            // docs/API.md) and their acknowledgements (`ledger ack`).
+            ("alert_fired", req(&["fingerprint"])),
+            ("alert_resolved", req(&["fingerprint"])),
             ("alert_ack", req(&[])),
             ("key_rotation", req(&["rotation_event_id"])),
             ("override", req(&["component", "reason"])),
