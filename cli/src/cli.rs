@@ -59,6 +59,9 @@ pub enum Output {
 pub enum Command {
     /// Append an entry and print its receipt
     Append(AppendArgs),
+    /// Acknowledge an alert (an alert_fired entry from Alertmanager): an alert_ack entry linked to
+    /// it by seq and leaf hash, on the alert's subject
+    Ack(AckArgs),
     /// Move an existing decision log (JSON Lines) into the ledger: one entry per line, then an
     /// `import` entry with the counts
     Import(ImportArgs),
@@ -133,6 +136,24 @@ pub struct AppendArgs {
     /// write the receipt's .tlog-proof here
     #[arg(long, value_name = "FILE")]
     pub proof_out: Option<PathBuf>,
+}
+
+/// `ledger ack`
+#[derive(Args, Debug)]
+pub struct AckArgs {
+    /// the alert: its entry's seq, or Alertmanager's fingerprint (16 hex digits: the newest
+    /// alert_fired entry with it)
+    #[arg(long, value_name = "FINGERPRINT|SEQ")]
+    pub alert: String,
+    /// the incident (default: the alert entry's subject)
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// another payload field k=v (v is JSON when it parses as JSON); repeatable
+    #[arg(long = "field", value_name = "K=V")]
+    pub fields: Vec<String>,
+    /// idempotency key (default ack:<alert seq>: acknowledging the same alert again adds nothing)
+    #[arg(long)]
+    pub request_id: Option<String>,
 }
 
 /// `ledger import`
@@ -324,7 +345,8 @@ pub struct VerifyArgs {
     /// --trusted-checkpoint) cosignatures by them are counted
     #[arg(long = "witness-vkey", value_name = "FILE")]
     pub witness_vkeys: Vec<PathBuf>,
-    /// cosignatures required from those witnesses (default: all of them)
+    /// cosignatures required from those witnesses (default: the files' `quorum K` line, the log's
+    /// witness_quorum; else all of them)
     #[arg(long, value_name = "K")]
     pub witness_quorum: Option<usize>,
 }
@@ -356,7 +378,8 @@ pub struct VerifyProofArgs {
     /// one per line; repeatable: the checkpoint's cosignatures by them are counted
     #[arg(long = "witness-vkey", value_name = "FILE")]
     pub witness_vkeys: Vec<PathBuf>,
-    /// cosignatures required from those witnesses (default: all of them)
+    /// cosignatures required from those witnesses (default: the files' `quorum K` line, the log's
+    /// witness_quorum; else all of them)
     #[arg(long, value_name = "K")]
     pub witness_quorum: Option<usize>,
 }
@@ -400,6 +423,9 @@ pub enum KeysCmd {
     },
     /// The public keys: vkeys to give auditors
     Public,
+    /// The log's witness policy: `quorum K` (its witness_quorum) and its witnesses' vkeys, one per
+    /// line: the file `verify --witness-vkey` and `verify-proof --witness-vkey` read
+    Witnesses,
     /// Create a log's keys before the first start (offline)
     Generate {
         /// the server's data directory

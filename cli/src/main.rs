@@ -23,6 +23,7 @@ async fn dispatch(cli: Cli) -> CliResult {
     let ctx = client::Ctx::new(&cli);
     match cli.command {
         Command::Append(a) => cmd::append::run(&ctx, a).await,
+        Command::Ack(a) => cmd::ack::run(&ctx, a).await,
         Command::Import(a) => cmd::import::run(&ctx, a).await,
         Command::Get(a) => cmd::query::get(&ctx, a).await,
         Command::Query(a) => cmd::query::query(&ctx, a).await,

@@ -24,6 +24,7 @@ pub mod note;
 pub mod policy;
 pub mod receipt;
 pub mod record;
+pub mod rfc3339;
 pub mod store;
 pub mod sync;
 pub mod tiles;

@@ -138,6 +138,14 @@ impl Access {
         Ok(Caller { identity, authenticated: true, chain: Some(chain) })
     }
 
+    /// The caller of an HTTP request (`http_tls`): the identity of the
+    /// chain it presented, `None` when it presented none.
+    pub fn caller_of_chain(&self, chain: Option<&Arc<Vec<CertificateDer<'static>>>>) -> Result<Option<Caller>, Status> {
+        let Some(chain) = chain else { return Ok(None) };
+        let identity = self.check_chain(chain)?;
+        Ok(Some(Caller { identity, authenticated: true, chain: Some(chain.clone()) }))
+    }
+
     /// The identity in a certificate chain that verifies now, against the
     /// revocation lists in force.
     fn check_chain(&self, chain: &[CertificateDer<'static>]) -> Result<String, Status> {

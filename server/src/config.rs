@@ -129,6 +129,50 @@ pub struct LogConfig {
     /// witnesses that cosign the log's checkpoints (docs/FORMAT.md §13)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub witnesses: Vec<LogWitness>,
+    /// how many of `witnesses` must cosign a checkpoint for `ledger verify`
+    /// and `ledger verify-proof` (the policy travels in exports and in
+    /// `ledger keys witnesses`, docs/FORMAT.md §13)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness_quorum: Option<usize>,
+    /// take Alertmanager's webhook notifications at
+    /// POST /alertmanager/v1/<name> on the HTTP listener (docs/API.md)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alertmanager: Option<AlertmanagerConfig>,
+}
+
+/// A log's Alertmanager receiver (docs/API.md "Alertmanager webhook").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    /// the alert label whose value is the entry's subject (the incident id);
+    /// an alert without it gets `<alertname>/<fingerprint>`
+    #[serde(default = "default_subject_label")]
+    pub subject_label: String,
+    /// a file holding the bearer token Alertmanager must send
+    /// (`authorization.credentials_file`); mode 0600. Needed with `[tls]`
+    /// unless `http_tls` lets Alertmanager present a client certificate
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+}
+
+fn default_subject_label() -> String {
+    "incident".into()
+}
+
+impl AlertmanagerConfig {
+    fn validate(&self, field: &str, c: &Config) -> Result<(), ConfigError> {
+        if self.subject_label.is_empty() || self.subject_label.chars().any(|ch| ch.is_control() || ch == ' ') {
+            return Err(invalid(format!("{field}.subject_label"), "must be a label name (non-empty, no spaces)"));
+        }
+        if c.tls.is_some() && !c.http_tls && self.token_file.is_none() {
+            return Err(invalid(
+                format!("{field}.token_file"),
+                "is needed with [tls] when http_tls is off: the HTTP listener is then plaintext and has no client \
+                 certificate to authenticate Alertmanager by",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A witness of a log: its name, its vkey, its submission prefix.
@@ -141,6 +185,16 @@ pub struct LogWitness {
     pub vkey: String,
     /// its submission prefix: `add-checkpoint` is posted under it (http://)
     pub url: String,
+}
+
+impl LogConfig {
+    /// The log's witness policy as the file `--witness-vkey` reads: a
+    /// `quorum K` line, then the witnesses' vkeys; `None` without
+    /// `witness_quorum`.
+    pub fn witness_policy(&self) -> Option<String> {
+        let k = self.witness_quorum?;
+        Some(format!("quorum {k}\n") + &self.witnesses.iter().map(|w| w.vkey.clone() + "\n").collect::<String>())
+    }
 }
 
 impl LogWitness {
@@ -423,6 +477,10 @@ pub struct Config {
     /// run as a c2sp.org/tlog-witness of other logs (docs/FORMAT.md §13)
     #[serde(skip_serializing_if = "Option::is_none")]
     pub witness: Option<WitnessConfig>,
+    /// serve the HTTP listener (metrics, tiles, witness, Alertmanager) over
+    /// TLS with `[tls]`'s certificate; a client may present a certificate
+    /// signed by `client_ca`, whose identity then has its grants there
+    pub http_tls: bool,
     /// the file this was read from (policy reloads read it again)
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -456,9 +514,12 @@ impl Default for Config {
                 access: Vec::new(),
                 public_tiles: false,
                 witnesses: Vec::new(),
+                witness_quorum: None,
+                alertmanager: None,
             }],
             storage: StorageConfig::default(),
             witness: None,
+            http_tls: false,
             source: None,
         }
     }
@@ -516,6 +577,18 @@ impl Config {
             for (j, w) in l.witnesses.iter().enumerate() {
                 w.validate(&format!("logs[{i}].witnesses[{j}]"))?;
             }
+            if let Some(k) = l.witness_quorum
+                && (k == 0 || k > l.witnesses.len())
+            {
+                let n = l.witnesses.len();
+                return Err(invalid(
+                    format!("logs[{i}].witness_quorum"),
+                    format!("{k} is outside 1..={n} (its witnesses)"),
+                ));
+            }
+            if let Some(a) = &l.alertmanager {
+                a.validate(&format!("logs[{i}].alertmanager"), self)?;
+            }
         }
         self.check_listen(self.listen)?;
         if self.origin_prefix.is_empty() || self.origin_prefix.contains(['+', ' ', '\n']) {
@@ -535,6 +608,12 @@ impl Config {
             if v < min || v > max {
                 return Err(invalid(field, format!("{v} is outside {min}..={max}")));
             }
+        }
+        if self.http_tls && self.tls.is_none() {
+            return Err(invalid(
+                "http_tls",
+                "needs a [tls] section: its certificate and client CA serve the HTTP listener",
+            ));
         }
         self.storage.validate(self.tls.is_some())?;
         if let Some(w) = &self.witness {

@@ -1,32 +1,43 @@
 //! The C2SP tlog-tiles read API on the HTTP listener (docs/FORMAT.md §12):
 //! `GET /tlog/<log>/checkpoint`, `/tlog/<log>/tile/<L>/<N>[.p/<W>]` and
-//! `/tlog/<log>/tile/entries/<N>[.p/<W>]`, for logs whose configuration
-//! opts in with `public_tiles = true` (served without authentication).
+//! `/tlog/<log>/tile/entries/<N>[.p/<W>]`: to anyone for logs whose
+//! configuration opts in with `public_tiles = true`; otherwise, with `[tls]`
+//! and `http_tls`, to a client certificate holding the reader role on the
+//! log (then cached privately only).
 //!
-//! Owns: the routes, the caching headers, and the one mapping of tile
-//! errors to HTTP statuses. Must not: compute tiles (`ledger::tiles` does)
-//! or serve a log that did not opt in.
+//! Owns: the routes, who may read, the caching headers, and the one mapping
+//! of tile errors to HTTP statuses. Must not: compute tiles (`ledger::tiles`
+//! does) or serve a log to someone its configuration does not let read it.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State as Axum};
+use axum::extract::{ConnectInfo, Path, State as Axum};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ledger::tiles::{TileError, TilePath, read_tile};
 
 use crate::State;
+use crate::config::Role;
+use crate::http::{Peer, text};
 
 /// Full and partial tiles of a given width never change.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// The checkpoint moves with every batch.
 const MOVING: &str = "public, max-age=2";
+/// The same for a log readers need a certificate for: no shared cache.
+const PRIVATE_IMMUTABLE: &str = "private, max-age=31536000, immutable";
+const PRIVATE_MOVING: &str = "private, max-age=2";
 
 /// The router of the tiles of every hosted log.
 pub fn routes(state: Arc<State>) -> axum::Router {
     axum::Router::new().route("/tlog/{*rest}", axum::routing::get(serve)).with_state(state)
 }
 
-async fn serve(Axum(state): Axum<Arc<State>>, Path(rest): Path<String>) -> Response {
+async fn serve(
+    Axum(state): Axum<Arc<State>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    Path(rest): Path<String>,
+) -> Response {
     let (log, what) = match split(&rest) {
         Some(parts) => parts,
         None => return text(StatusCode::NOT_FOUND, format!("/tlog/{rest}: not a checkpoint or tile path")),
@@ -34,15 +45,15 @@ async fn serve(Axum(state): Axum<Arc<State>>, Path(rest): Path<String>) -> Respo
     let Ok(handle) = state.logs.get(&log).cloned() else {
         return text(StatusCode::NOT_FOUND, format!("log {log:?} is not hosted here"));
     };
-    if !state.config.logs.iter().any(|l| l.name == log && l.public_tiles) {
-        let why =
-            format!("log {log:?} does not serve its tiles: set public_tiles = true in its [[logs]] section to opt in");
-        return text(StatusCode::FORBIDDEN, why);
+    let public = state.config.logs.iter().any(|l| l.name == log && l.public_tiles);
+    if !public && let Err(refused) = may_read(&state, &peer, &log) {
+        return refused;
     }
+    let (immutable, moving) = if public { (IMMUTABLE, MOVING) } else { (PRIVATE_IMMUTABLE, PRIVATE_MOVING) };
     let reader = handle.reader();
     if what == "checkpoint" {
         let note = handle.cosignatures.on(&reader.latest_checkpoint().note);
-        return ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, MOVING)], note)
+        return ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, moving)], note)
             .into_response();
     }
     let tile = match TilePath::parse(&what) {
@@ -51,11 +62,25 @@ async fn serve(Axum(state): Axum<Arc<State>>, Path(rest): Path<String>) -> Respo
     };
     match tokio::task::spawn_blocking(move || read_tile(&reader, &tile)).await {
         Ok(Ok(bytes)) => {
-            ([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, IMMUTABLE)], bytes)
+            ([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, immutable)], bytes)
                 .into_response()
         }
         Ok(Err(e)) => status_of(&e),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the tile did not finish: {e}")),
+    }
+}
+
+/// A log that is not public: a client certificate with the reader role.
+fn may_read(state: &State, peer: &Peer, log: &str) -> Result<(), Response> {
+    match crate::http::caller(state, peer)? {
+        Some(c) => state.access.current().require(&c, log, &[Role::Reader]).map_err(|s| crate::http::from_status(&s)),
+        None => Err(text(
+            StatusCode::FORBIDDEN,
+            format!(
+                "log {log:?} does not serve its tiles to anyone: set public_tiles = true in its [[logs]] section to \
+                 opt in, or (with [tls] and http_tls) present a client certificate with the reader role"
+            ),
+        )),
     }
 }
 
@@ -77,10 +102,6 @@ fn status_of(e: &TileError) -> Response {
         TileError::Read(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     text(code, e.to_string())
-}
-
-fn text(code: StatusCode, body: String) -> Response {
-    (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body + "\n").into_response()
 }
 
 #[cfg(test)]

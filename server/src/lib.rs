@@ -11,10 +11,12 @@
 //! ledger logic (that is the `ledger` crate) or build a `Status` anywhere
 //! but `status`.
 
+mod alertmanager;
 pub mod auth;
 pub mod config;
 mod convert;
 mod guard;
+mod http;
 mod http_tiles;
 pub mod limits;
 mod logs;
@@ -295,10 +297,14 @@ pub async fn serve_with_metrics(
         }
     }
     let witness = match &state.config.witness {
-        Some(c) => Some(Arc::new(witness::Witness::open(c, &state.config.data_dir)?)),
+        Some(c) => Some(Arc::new(witness::Witness::open(c, &state.config.data_dir, &state.logs)?)),
         None => None,
     };
-    let metrics_task = metrics_listener.map(|l| tokio::spawn(metrics_server(l, state.clone(), witness)));
+    let http_tls = match (&state.config.tls, &state.client_ca) {
+        (Some(t), Some(ca)) if state.config.http_tls => Some(tls::http_server_config(t, ca, state.access.clone())?),
+        _ => None,
+    };
+    let metrics_task = metrics_listener.map(|l| tokio::spawn(metrics_server(l, state.clone(), witness, http_tls)));
     let (health, health_svc) = tonic_health::server::health_reporter();
     health.set_serving::<LedgerServiceServer<svc_ledger::LedgerSvc>>().await;
     health.set_serving::<ArtifactServiceServer<svc_artifact::ArtifactSvc>>().await;
@@ -394,29 +400,31 @@ fn incoming(listener: TcpListener) -> impl tokio_stream::Stream<Item = std::io::
     })
 }
 
-async fn metrics_server(listener: TcpListener, state: Arc<State>, witness: Option<Arc<witness::Witness>>) {
-    let mut stop = state.shutdown.clone();
-    let mut tiles = http_tiles::routes(state.clone());
+async fn metrics_server(
+    listener: TcpListener,
+    state: Arc<State>,
+    witness: Option<Arc<witness::Witness>>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
+    let mut routes = http_tiles::routes(state.clone()).merge(alertmanager::routes(state.clone()));
     if let Some(w) = witness {
-        tiles = tiles.merge(witness::routes(w));
+        routes = routes.merge(witness::routes(w));
     }
+    let st = state.clone();
     let app = axum::Router::new()
         .route(
             "/metrics",
             axum::routing::get(move || {
-                let st = state.clone();
+                let st = st.clone();
                 async move {
                     refresh_gauges(&st).await;
                     st.metrics.render()
                 }
             }),
         )
-        .merge(tiles);
-    let stopped = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
-        tracing::error!(error = %e, "metrics server stopped");
+        .merge(routes);
+    if let Err(e) = http::serve(listener, app, tls, state.shutdown.clone()).await {
+        tracing::error!(error = %e, "HTTP listener stopped");
     }
 }
 

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub failovers: IntCounterVec,
     pub replication_halted: IntGaugeVec,
     pub witness_cosignatures: IntCounterVec,
+    /// alerts received from Alertmanager, by log and outcome
+    pub alertmanager: IntCounterVec,
 }
 
 /// The `identity` label: the certificate identity under mutual TLS (a set
@@ -61,7 +63,8 @@ pub const REPLICATED: &[&str] = &[
     "ledger_replication_halted",
 ];
 
-pub const COUNTED_ON_EVENT: &[&str] = &["ledger_identity_limit_refusals_total", "ledger_witness_cosignatures_total"];
+pub const COUNTED_ON_EVENT: &[&str] =
+    &["ledger_identity_limit_refusals_total", "ledger_witness_cosignatures_total", "ledger_alertmanager_alerts_total"];
 
 /// The metric names, for the docs test.
 pub const NAMES: &[&str] = &[
@@ -83,6 +86,7 @@ pub const NAMES: &[&str] = &[
     "ledger_failovers_total",
     "ledger_replication_halted",
     "ledger_witness_cosignatures_total",
+    "ledger_alertmanager_alerts_total",
 ];
 
 impl Metrics {
@@ -157,6 +161,11 @@ impl Metrics {
                 &["log", "witness", "outcome"],
             )
             .expect("valid"),
+            alertmanager: IntCounterVec::new(
+                Opts::new(NAMES[18], "Alerts of Alertmanager's notifications by outcome: ok, duplicate (a re-sent one), refused"),
+                &["log", "outcome"],
+            )
+            .expect("valid"),
             registry: r,
         };
         for c in [
@@ -178,6 +187,7 @@ impl Metrics {
             Box::new(m.failovers.clone()),
             Box::new(m.replication_halted.clone()),
             Box::new(m.witness_cosignatures.clone()),
+            Box::new(m.alertmanager.clone()),
         ] {
             m.registry.register(c).expect("unique metric names");
         }

@@ -162,11 +162,12 @@ impl ArtifactService for ArtifactSvc {
 /// Streams an export: the latest checkpoint is taken first (or `cosigned`,
 /// the newest checkpoint witnesses cosigned, with their lines), then the
 /// journal's bundle parts up to their durable length (which covers it),
-/// then keys.
+/// then keys and the log's witness policy.
 pub fn export_blocking(
     reader: &LedgerReader,
     from_seq: u64,
     cosigned: Option<String>,
+    witnesses: Option<String>,
     tx: &mpsc::Sender<Result<pb::ExportChunk, Status>>,
 ) {
     let send = |item: pb::export_chunk::Item| tx.blocking_send(Ok(pb::ExportChunk { item: Some(item) })).is_ok();
@@ -207,6 +208,11 @@ pub fn export_blocking(
     let vkeys: String = reader.verifiers().iter().map(|v| v.to_vkey() + "\n").collect();
     let hmac: Vec<_> = reader.public_keys().into_iter().filter(|k| k.vkey.is_none()).collect();
     let hmac = serde_json::to_string_pretty(&hmac).unwrap_or_default();
+    if let Some(w) = witnesses
+        && !send(pb::export_chunk::Item::Witnesses(w))
+    {
+        return;
+    }
     let _ = send(pb::export_chunk::Item::Vkeys(vkeys))
         && send(pb::export_chunk::Item::HmacFingerprints(hmac))
         && send(pb::export_chunk::Item::Checkpoint(note));

@@ -116,6 +116,9 @@ impl KeyService for KeySvc {
                 retired_at: k.retired_at_ns.unwrap_or(0),
             })
             .collect();
-        Ok(Response::new(pb::PublicKeysResponse { keys }))
+        let lc = self.state.config.logs.iter().find(|l| l.name == log.name);
+        let witness_vkeys = lc.map(|l| l.witnesses.iter().map(|w| w.vkey.clone()).collect()).unwrap_or_default();
+        let witness_quorum = lc.and_then(|l| l.witness_quorum).unwrap_or(0) as u32;
+        Ok(Response::new(pb::PublicKeysResponse { keys, witness_vkeys, witness_quorum }))
     }
 }

@@ -456,9 +456,10 @@ impl LedgerService for LedgerSvc {
         let reader = log.reader();
         let cosigned = log.cosignatures.latest().filter(|c| c.checkpoint.checkpoint.size > r.from_seq);
         let cosigned = cosigned.map(|c| c.checkpoint.note.clone() + &c.lines.into_values().collect::<String>());
+        let witnesses = self.state.config.logs.iter().find(|l| l.name == log.name).and_then(|l| l.witness_policy());
         tokio::task::spawn_blocking(move || {
             let _held = permit;
-            crate::svc_artifact::export_blocking(&reader, r.from_seq, cosigned, &tx)
+            crate::svc_artifact::export_blocking(&reader, r.from_seq, cosigned, witnesses, &tx)
         });
         let out = Box::pin(ReceiverStream::new(rx));
         Ok(Response::new(self.state.guarded(out, &caller, Some(&log.name), &[Role::Auditor])))

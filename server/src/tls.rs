@@ -1,4 +1,4 @@
-//! Mutual TLS for the gRPC listener: the server's certificate, the client
+//! Mutual TLS for the gRPC listener (and, with `http_tls`, the HTTP one): the server's certificate, the client
 //! CA, the client CA's revocation lists (`[tls] client_crl`), and the
 //! acceptor that runs handshakes (docs/SECURITY.md "Revocation").
 //!
@@ -165,9 +165,15 @@ struct Current {
     access: Arc<AccessCell>,
     hints: Vec<DistinguishedName>,
     signatures: Arc<dyn ClientCertVerifier>,
+    /// gRPC: every client shows a certificate; HTTP: one may
+    mandatory: bool,
 }
 
 impl ClientCertVerifier for Current {
+    fn client_auth_mandatory(&self) -> bool {
+        self.mandatory
+    }
+
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         &self.hints
     }
@@ -216,11 +222,32 @@ pub fn server_config(
     ca: &ClientCa,
     access: Arc<AccessCell>,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    build(t, ca, access, true, b"h2")
+}
+
+/// The HTTP listener's TLS (`http_tls`): the same certificate and client
+/// checks, but a client certificate is optional (`/metrics` and public
+/// tiles need none), and HTTP/1.1.
+pub fn http_server_config(
+    t: &TlsConfig,
+    ca: &ClientCa,
+    access: Arc<AccessCell>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    build(t, ca, access, false, b"http/1.1")
+}
+
+fn build(
+    t: &TlsConfig,
+    ca: &ClientCa,
+    access: Arc<AccessCell>,
+    mandatory: bool,
+    alpn: &[u8],
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let chain: Vec<CertificateDer<'static>> = pem_all("cert", &t.cert, "no PEM certificate in the file")?;
     let key_pem = ledger::keys::read_private(&t.key)?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|_| content("key", &t.key, "no PEM private key in the file"))?;
-    let verifier = Current { access, hints: ca.hints(), signatures: ca.verifier(&Revocation::default())? };
+    let verifier = Current { access, hints: ca.hints(), signatures: ca.verifier(&Revocation::default())?, mandatory };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -228,7 +255,7 @@ pub fn server_config(
         .with_client_cert_verifier(Arc::new(verifier))
         .with_single_cert(chain, key)
         .map_err(|e| content("key", &t.key, format!("does not match tls.cert: {e}")))?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     Ok(Arc::new(config))
 }
 

@@ -6,9 +6,14 @@
 //! directory) before the cosignature is returned; one request at a time, so
 //! the check and the write are atomic.
 //!
+//! A checkpoint of a log this node hosts itself (a follower of the
+//! PostgreSQL mode witnessing its leader, docs/HA.md) is cosigned only once
+//! this node's own copy, whose batches it verified before applying them,
+//! holds that size with the same root: a follower cosigns what it verified.
+//!
 //! Owns: the key file, the state file, the handler and the one mapping of
 //! witness refusals to HTTP statuses. Must not: cosign anything it did not
-//! persist first.
+//! persist first, or a hosted log's checkpoint its own copy does not hold.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -31,7 +36,13 @@ pub struct Witness {
     /// origin → the latest checkpoint cosigned; the lock makes check and
     /// write one step
     state: tokio::sync::Mutex<BTreeMap<String, Witnessed>>,
+    /// the logs this node hosts, by origin
+    hosted: BTreeMap<String, Arc<crate::logs::LogHandle>>,
 }
+
+/// How long a checkpoint of a hosted log waits for this node's copy to
+/// reach its size before the request is answered 503 (the log retries).
+const REPLICA_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why the witness did not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,8 +62,9 @@ fn file_error(path: &Path, reason: impl ToString) -> WitnessStartError {
 }
 
 impl Witness {
-    /// Loads (or creates) the key and the state under `data_dir`.
-    pub fn open(c: &WitnessConfig, data_dir: &Path) -> Result<Self, WitnessStartError> {
+    /// Loads (or creates) the key and the state under `data_dir`; `hosted`
+    /// are this node's own logs.
+    pub fn open(c: &WitnessConfig, data_dir: &Path, hosted: &crate::logs::Logs) -> Result<Self, WitnessStartError> {
         let key_path = data_dir.join(&c.key);
         let cosigner = Cosigner::open_or_create(&key_path, &c.name).map_err(|e| file_error(&key_path, e))?;
         let logs = c
@@ -70,7 +82,8 @@ impl Witness {
             Err(e) => return Err(file_error(&state_file, e)),
         };
         tracing::info!(name = %c.name, vkey = %cosigner.vkey(), logs = c.logs.len(), "witness ready");
-        Ok(Self { cosigner, logs, state_file, state: tokio::sync::Mutex::new(state) })
+        let hosted = hosted.by_name.values().map(|h| (h.reader().origin().to_owned(), h.clone())).collect();
+        Ok(Self { cosigner, logs, state_file, state: tokio::sync::Mutex::new(state), hosted })
     }
 
     /// Decides, persists, cosigns.
@@ -84,6 +97,7 @@ impl Witness {
                 tracing::warn!(error = %e, request = %body, "witness: a checkpoint that may show log misbehaviour");
             }
         })?;
+        self.check_own_copy(&cp).await?;
         let mut next = state.clone();
         next.insert(cp.origin.clone(), new);
         persist(&self.state_file, &next).map_err(|e| {
@@ -96,10 +110,46 @@ impl Witness {
     }
 }
 
-/// A request not cosigned: the spec's refusals, or the state not written.
+impl Witness {
+    /// For a log this node hosts: its own copy holds `cp` (waiting up to
+    /// [`REPLICA_WAIT`] for it to get there).
+    async fn check_own_copy(&self, cp: &ledger::note::Checkpoint) -> Result<(), Refused> {
+        let Some(h) = self.hosted.get(&cp.origin) else { return Ok(()) };
+        let deadline = tokio::time::Instant::now() + REPLICA_WAIT;
+        while h.reader().size() < cp.size {
+            if tokio::time::Instant::now() >= deadline {
+                let held = h.reader().size();
+                return Err(Refused::Behind(format!(
+                    "this node's copy of {} holds {held} entries, not yet {}: try again",
+                    cp.origin, cp.size
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let reader = h.reader();
+        let size = cp.size;
+        let root = tokio::task::spawn_blocking(move || reader.root_at(size))
+            .await
+            .map_err(|e| Refused::Storage(format!("reading this node's copy did not finish: {e}")))?
+            .map_err(|e| Refused::Storage(format!("reading this node's copy: {e}")))?;
+        if root != cp.root {
+            tracing::error!(origin = %cp.origin, size, "witness: a checkpoint of a hosted log differs from this node's verified copy");
+            return Err(Refused::Differs(format!(
+                "the checkpoint's root at size {size} is not the root of this node's verified copy of {}: a split view",
+                cp.origin
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A request not cosigned: the spec's refusals, the state not written, or
+/// (a hosted log) this node's copy not there yet or different.
 enum Refused {
     Witness(WitnessError),
     Storage(String),
+    Behind(String),
+    Differs(String),
 }
 
 impl From<WitnessError> for Refused {
@@ -137,6 +187,8 @@ async fn add(Axum(w): Axum<Arc<Witness>>, body: String) -> Response {
         Ok(line) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], line).into_response(),
         Err(Refused::Witness(e)) => status_of(&e),
         Err(Refused::Storage(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e + "\n").into_response(),
+        Err(Refused::Behind(e)) => (StatusCode::SERVICE_UNAVAILABLE, e + "\n").into_response(),
+        Err(Refused::Differs(e)) => (StatusCode::UNPROCESSABLE_ENTITY, e + "\n").into_response(),
     }
 }
 

@@ -39,6 +39,22 @@ fn config_refuses_unknown_fields_and_bad_values_naming_them() {
 }
 
 #[test]
+fn http_tls_and_the_alertmanager_receiver_are_checked_naming_the_field() {
+    let check =
+        |text: &str| Config::from_toml(Path::new("x.toml"), text).unwrap().validate().map_err(|e| e.to_string());
+    let e = check("http_tls = true\n").unwrap_err();
+    assert!(e.contains("http_tls") && e.contains("[tls]"), "{e}");
+    let tls = "[tls]\ncert = \"c\"\nkey = \"k\"\nclient_ca = \"ca\"\n";
+    let e = check(&format!("{tls}[[logs]]\nname = \"default\"\n[logs.alertmanager]\n")).unwrap_err();
+    assert!(e.contains("logs[0].alertmanager.token_file"), "{e}");
+    check(&format!("http_tls = true\n{tls}[[logs]]\nname = \"default\"\n[logs.alertmanager]\n")).unwrap();
+    let e = check("[[logs]]\nname = \"default\"\n[logs.alertmanager]\nsubject_label = \"\"\n").unwrap_err();
+    assert!(e.contains("logs[0].alertmanager.subject_label"), "{e}");
+    let c = Config::from_toml(Path::new("x.toml"), "[[logs]]\nname = \"default\"\n[logs.alertmanager]\n").unwrap();
+    assert_eq!(c.logs[0].alertmanager.as_ref().unwrap().subject_label, "incident");
+}
+
+#[test]
 fn storage_config_is_checked_naming_the_field_and_never_shows_the_url() {
     let pg = |extra: &str| {
         let text = format!("[storage]\nkind = \"postgres\"\n{extra}");

@@ -54,25 +54,35 @@ pub async fn run(ctx: &Ctx, args: AppendArgs) -> CliResult {
         request_id: request_id.clone(),
         artifacts,
     };
+    let r = send(ctx, entry).await?;
+    print(ctx, &r, request_id, args.proof_out.as_deref())
+}
+
+/// Appends `entry` (on the leader, retried as `--write-retry` says) and
+/// returns its receipt.
+pub async fn send(ctx: &Ctx, entry: pb::EntryInput) -> CliResult<pb::Receipt> {
     let req = pb::AppendRequest { log: ctx.log.clone(), entry: Some(entry), actor: ctx.actor.clone() };
-    let r = ctx
-        .write(|ch| {
-            let req = req.clone();
-            async move { Ok(ledger_client(ch).append(req).await?.into_inner()) }
-        })
-        .await?
-        .receipt
-        .ok_or_else(|| CliError::Usage("the server sent no receipt".into()))?;
-    if let Some(p) = &args.proof_out {
+    ctx.write(|ch| {
+        let req = req.clone();
+        async move { Ok(ledger_client(ch).append(req).await?.into_inner()) }
+    })
+    .await?
+    .receipt
+    .ok_or_else(|| CliError::Usage("the server sent no receipt".into()))
+}
+
+/// Prints a receipt (and writes its .tlog-proof to `proof_out`).
+pub fn print(ctx: &Ctx, r: &pb::Receipt, request_id: String, proof_out: Option<&std::path::Path>) -> CliResult {
+    if let Some(p) = proof_out {
         std::fs::write(p, &r.tlog_proof).map_err(|e| CliError::io(p, e))?;
     }
     if ctx.json() {
-        let mut v = render::receipt_json(&r);
+        let mut v = render::receipt_json(r);
         v["request_id"] = Value::String(request_id);
         print_json(&v);
     } else {
-        println!("{}\nrequest id {request_id}", render::receipt_text(&r));
-        if let Some(p) = &args.proof_out {
+        println!("{}\nrequest id {request_id}", render::receipt_text(r));
+        if let Some(p) = proof_out {
             println!("proof written to {}", p.display());
         }
     }

@@ -61,6 +61,7 @@ pub async fn run_quiet(ctx: &Ctx, a: ExportArgs) -> CliResult<(u64, u64, String)
             Some(pb::export_chunk::Item::Vkeys(v)) => write(&a.out, "vkeys", &v)?,
             Some(pb::export_chunk::Item::HmacFingerprints(h)) => write(&a.out, "hmac-keys.json", &h)?,
             Some(pb::export_chunk::Item::Start(s)) => write(&a.out, "start.json", &s)?,
+            Some(pb::export_chunk::Item::Witnesses(w)) => write(&a.out, "witnesses.vkey", &w)?,
             Some(pb::export_chunk::Item::Checkpoint(c)) => {
                 write(&a.out, "checkpoint", &c)?;
                 checkpoint = c;

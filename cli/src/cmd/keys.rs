@@ -46,6 +46,21 @@ pub async fn run(ctx: &Ctx, cmd: KeysCmd) -> CliResult {
             }
             Ok(())
         }
+        KeysCmd::Witnesses => {
+            let r = ctx.keys().await?.public_keys(pb::PublicKeysRequest { log: ctx.log.clone() }).await?.into_inner();
+            if ctx.json() {
+                let quorum = (r.witness_quorum > 0).then_some(r.witness_quorum);
+                print_json(&json!({"quorum": quorum, "vkeys": r.witness_vkeys}));
+            } else {
+                if r.witness_quorum > 0 {
+                    println!("quorum {}", r.witness_quorum);
+                }
+                for v in &r.witness_vkeys {
+                    println!("{v}");
+                }
+            }
+            Ok(())
+        }
         KeysCmd::Generate { data_dir, origin_prefix } => {
             let dir = ledger::layout::log_dir(&data_dir, &ctx.log);
             let ring = ledger::layout::keyring(&dir);

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod ack;
 pub mod admin;
 pub mod append;
 pub mod artifact;

@@ -130,21 +130,30 @@ pub fn verify_proof(ctx: &Ctx, a: VerifyProofArgs) -> CliResult {
 }
 
 /// The given witnesses whose cosignatures on `note` verify; an error when
-/// fewer than the quorum did, naming the missing ones.
+/// fewer than the quorum did, naming the missing ones. The quorum is
+/// `quorum`, else the largest `quorum K` line of the files (a log's witness
+/// policy: `ledger keys witnesses`, an export's `witnesses.vkey`), else all.
 pub fn cosigners(files: &[std::path::PathBuf], quorum: Option<usize>, note: &str) -> CliResult<Vec<String>> {
-    let mut verifiers = Vec::new();
+    let (mut verifiers, mut policy) = (Vec::new(), None::<usize>);
     for f in files {
         for (i, line) in read_text(f)?.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
         {
+            let at = || format!("{} line {}", f.display(), i + 1);
+            if let Some(k) = line.strip_prefix("quorum ") {
+                let k: usize =
+                    k.trim().parse().map_err(|_| CliError::Usage(format!("{}: quorum {k:?} is not a number", at())))?;
+                policy = Some(policy.map_or(k, |p| p.max(k)));
+                continue;
+            }
             let v = ledger::cosign::CosignatureVerifier::from_vkey(line)
-                .map_err(|e| CliError::Usage(format!("{} line {}: {e}", f.display(), i + 1)))?;
+                .map_err(|e| CliError::Usage(format!("{}: {e}", at())))?;
             verifiers.push(v);
         }
     }
-    let quorum = quorum.unwrap_or(verifiers.len());
+    let quorum = quorum.or(policy).unwrap_or(verifiers.len());
     if quorum > verifiers.len() {
         return Err(CliError::Usage(format!(
-            "--witness-quorum {quorum} is more than the {} witness vkeys given",
+            "a quorum of {quorum} witness cosignatures is more than the {} witness vkeys given",
             verifiers.len()
         )));
     }

@@ -76,12 +76,16 @@ pub fn run(ctx: &Ctx, a: VerifyArgs) -> CliResult {
 
 /// With `--witness-vkey`: the witnesses that cosigned the checkpoint the
 /// journal is checked against (an error below the quorum).
+/// Without `--witness-vkey`, an export's `witnesses.vkey` (the log's
+/// witness policy) is used when present.
 fn witnesses(a: &VerifyArgs) -> CliResult<Vec<String>> {
-    if a.witness_vkeys.is_empty() {
+    let bundled = a.path.join("witnesses.vkey");
+    let files = if a.witness_vkeys.is_empty() && bundled.is_file() { vec![bundled] } else { a.witness_vkeys.clone() };
+    if files.is_empty() {
         return Ok(Vec::new());
     }
     let file = a.trusted_checkpoint.clone().unwrap_or_else(|| a.path.join("checkpoint"));
-    crate::cmd::prove::cosigners(&a.witness_vkeys, a.witness_quorum, &read_text(&file)?)
+    crate::cmd::prove::cosigners(&files, a.witness_quorum, &read_text(&file)?)
 }
 
 /// Verifies and returns the report (no output, no progress bar).

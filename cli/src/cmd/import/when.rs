@@ -14,7 +14,9 @@ const MAX_UNIX_SECONDS: f64 = 253_402_300_799.0;
 pub fn parse(v: &Value) -> Result<i64, String> {
     let ns = match v {
         Value::Number(n) => unix_seconds(n)?,
-        Value::String(s) => rfc3339(s).map_err(|why| format!("{s:?} is not an RFC 3339 time: {why}"))?,
+        Value::String(s) => {
+            ledger::rfc3339::parse_ns(s).map_err(|why| format!("{s:?} is not an RFC 3339 time: {why}"))?
+        }
         other => return Err(format!("must be an RFC 3339 string or unix seconds, got {}", kind(other))),
     };
     if ns <= 0 {
@@ -56,94 +58,6 @@ fn unix_seconds(n: &serde_json::Number) -> Result<i64, String> {
         return Ok(int.parse::<i64>().map_err(|_| out_of_range())? * 1_000_000_000 + ns);
     }
     Ok((f * 1e9).round() as i64)
-}
-
-/// `YYYY-MM-DD(T|t| )HH:MM:SS[.fraction](Z|z|±HH:MM)` → unix ns.
-fn rfc3339(s: &str) -> Result<i64, &'static str> {
-    let b = s.as_bytes();
-    if b.len() < 19 {
-        return Err("too short (expected e.g. 2026-11-21T10:00:00Z)");
-    }
-    let (date, rest) = b.split_at(10);
-    let days = civil_days(date)?;
-    if !matches!(rest[0], b'T' | b't' | b' ') {
-        return Err("no 'T' between date and time");
-    }
-    let (secs, rest) = clock(&rest[1..])?;
-    let (frac_ns, zone) = fraction(rest)?;
-    let offset = offset_seconds(zone)?;
-    let total = days * 86_400 + secs - offset;
-    Ok(total * 1_000_000_000 + frac_ns)
-}
-
-/// Digits of `b` as a number, or `err`.
-fn digits(b: &[u8], err: &'static str) -> Result<i64, &'static str> {
-    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
-        return Err(err);
-    }
-    Ok(b.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
-}
-
-/// `YYYY-MM-DD` → days since 1970-01-01 (H. Hinnant's days_from_civil).
-fn civil_days(d: &[u8]) -> Result<i64, &'static str> {
-    if d[4] != b'-' || d[7] != b'-' {
-        return Err("the date is not YYYY-MM-DD");
-    }
-    let (y, m, day) = (digits(&d[..4], "bad year")?, digits(&d[5..7], "bad month")?, digits(&d[8..10], "bad day")?);
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1..=12).contains(&m) {
-        return Err("month out of range");
-    }
-    if !(1..=month_days[(m - 1) as usize]).contains(&day) {
-        return Err("day out of range for its month");
-    }
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Ok(era * 146_097 + doe - 719_468)
-}
-
-/// `HH:MM:SS…` → (seconds of the day, what follows).
-fn clock(t: &[u8]) -> Result<(i64, &[u8]), &'static str> {
-    if t.len() < 8 || t[2] != b':' || t[5] != b':' {
-        return Err("the time is not HH:MM:SS");
-    }
-    let (h, m, s) = (digits(&t[..2], "bad hour")?, digits(&t[3..5], "bad minute")?, digits(&t[6..8], "bad second")?);
-    if h > 23 || m > 59 || s > 60 {
-        return Err("hour, minute or second out of range");
-    }
-    Ok((h * 3600 + m * 60 + s, &t[8..]))
-}
-
-/// `[.digits]zone` → (nanoseconds, zone); digits past the ninth are dropped.
-fn fraction(t: &[u8]) -> Result<(i64, &[u8]), &'static str> {
-    let Some(rest) = t.strip_prefix(b".") else { return Ok((0, t)) };
-    let n = rest.iter().take_while(|c| c.is_ascii_digit()).count();
-    if n == 0 {
-        return Err("no digits after the decimal point");
-    }
-    let kept = &rest[..n.min(9)];
-    let ns = digits(kept, "bad fraction")? * 10i64.pow(9 - kept.len() as u32);
-    Ok((ns, &rest[n..]))
-}
-
-/// `Z` or `±HH:MM` → seconds east of UTC.
-fn offset_seconds(z: &[u8]) -> Result<i64, &'static str> {
-    match z {
-        b"Z" | b"z" => Ok(0),
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let (h, m) = (digits(&[*h1, *h2], "bad offset")?, digits(&[*m1, *m2], "bad offset")?);
-            if h > 23 || m > 59 {
-                return Err("offset out of range");
-            }
-            Ok(if *sign == b'-' { -1 } else { 1 } * (h * 3600 + m * 60))
-        }
-        [] => Err("no UTC offset (add Z or +HH:MM: a time without one is not read as any zone)"),
-        _ => Err("the offset is not Z or +HH:MM"),
-    }
 }
 
 #[cfg(test)]
