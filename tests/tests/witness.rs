@@ -167,7 +167,7 @@ async fn a_log_gets_its_checkpoints_cosigned_by_two_witnesses_and_receipts_carry
     let w2 = Ledgerd::start(&dir.path().join("w2"), &["--config", cfg2.to_str().unwrap()]);
     let (v1, v2) = (http(&w1.http, "GET", "/witness/vkey", "").2, http(&w2.http, "GET", "/witness/vkey", "").2);
     let bad = ledger::cosign::Cosigner::from_seed("witness.test/bad", &[5; 32]).unwrap().vkey();
-    let mut text = "[[logs]]\nname = \"default\"\n".to_owned();
+    let mut text = "[[logs]]\nname = \"default\"\nwitness_quorum = 2\n".to_owned();
     for (name, vkey, at) in [
         ("witness.test/w1", v1.trim(), &w1.http),
         ("witness.test/w2", v2.trim(), &w2.http),
@@ -227,4 +227,24 @@ async fn a_log_gets_its_checkpoints_cosigned_by_two_witnesses_and_receipts_carry
         "{}",
         short.stderr
     );
+
+    // the log's policy (witness_quorum = 2 of its 3 witnesses) as a file, and in an export
+    let policy = ledger(&log.url, dir.path(), &["keys", "witnesses"]);
+    assert!(policy.stdout.starts_with("quorum 2\n") && policy.stdout.lines().count() == 4, "{}", policy.stdout);
+    let pf = dir.path().join("policy.vkey");
+    std::fs::write(&pf, &policy.stdout).unwrap();
+    let ok = ledger(&log.url, dir.path(), &["verify-proof", p, "--vkey", vks, "--witness-vkey", pf.to_str().unwrap()]);
+    assert_eq!(ok.code, 0, "2 of the 3, as the policy says: {}{}", ok.stdout, ok.stderr);
+    let export = dir.path().join("export");
+    let e = ledger(&log.url, dir.path(), &["export", "--out", export.to_str().unwrap()]);
+    assert_eq!(e.code, 0, "{}", e.stderr);
+    assert_eq!(std::fs::read_to_string(export.join("witnesses.vkey")).unwrap(), policy.stdout);
+    let v = ledger(&log.url, dir.path(), &["verify", export.to_str().unwrap(), "--vkey", vks, "--output", "json"]);
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+    assert_eq!(v.json()["cosigned_by"], serde_json::json!(["witness.test/w1", "witness.test/w2"]));
+    // a stricter quorum than the cosignatures there: the missing witness is named
+    std::fs::write(export.join("witnesses.vkey"), policy.stdout.replace("quorum 2", "quorum 3")).unwrap();
+    let v = ledger(&log.url, dir.path(), &["verify", export.to_str().unwrap(), "--vkey", vks]);
+    assert_eq!(v.code, 1, "{}{}", v.stdout, v.stderr);
+    assert!(v.stderr.contains("missing: witness.test/bad"), "{}", v.stderr);
 }
