@@ -121,7 +121,7 @@ async fn unary(url: &str, clients: u64, until: Instant, run: Arc<Run>, checkpoin
 
 /// `per_sec` calls offered in an open loop: appends as `worker`, or with
 /// `checkpoint` GetCheckpoint calls (the transport's floor).
-async fn rate(url: &str, per_sec: u64, until: Instant, run: Arc<Run>, worker: u64, checkpoint: bool) {
+pub(crate) async fn rate(url: &str, per_sec: u64, until: Instant, run: Arc<Run>, worker: u64, checkpoint: bool) {
     let chans = channels(url, 4).await;
     open_loop(per_sec, until, run, move |n| {
         let mut c = LedgerServiceClient::new(chans[n as usize % chans.len()].clone());

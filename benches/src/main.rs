@@ -8,7 +8,7 @@
 //! `BENCH_KEEP=1` keeps the log directory, e.g. for `ledger verify`;
 //! `BENCH_NO_PIPELINE=1` waits for each batch's sync before sequencing the
 //! next, as before the pipelined group commit).
-//! `load`, `pg`, `soak`, `tiles`, `alertmanager`, and `fsync` and `randread` (the disk's floors): see
+//! `load`, `pg`, `soak`, `tiles`, `alertmanager`, `witness`, and `fsync` and `randread` (the disk's floors): see
 //! their modules.
 
 mod alertmanager;
@@ -17,6 +17,7 @@ mod load;
 mod pg;
 mod soak;
 mod tiles;
+mod witness;
 
 use std::time::Instant;
 
@@ -166,6 +167,18 @@ fn main() {
                 None => println!("{text}"),
             }
         }
+        Some("witness") => {
+            let args: Vec<String> = std::env::args().collect();
+            let ledgerd = args.get(2).cloned().unwrap_or_else(|| "target/release/ledgerd".into());
+            let num = |i: usize, d: u64| args.get(i).and_then(|v| v.parse().ok()).unwrap_or(d);
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            let report = rt.block_on(witness::run(&ledgerd, num(3, 10_000), num(4, 30) as f64));
+            let text = serde_json::to_string_pretty(&report).expect("json");
+            match args.get(5).filter(|p| p.as_str() != "-") {
+                Some(p) => std::fs::write(p, text).expect("write the JSON report"),
+                None => println!("{text}"),
+            }
+        }
         Some("fsync") => {
             let args: Vec<String> = std::env::args().collect();
             let dir = args.get(4).map_or_else(std::env::temp_dir, std::path::PathBuf::from);
@@ -198,7 +211,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: ledger-bench lib-append [N] [BATCH] [SUBJECTS]\n       ledger-bench soak [LEDGERD] [MINUTES] [RATE] [PRELOAD]\n       ledger-bench load [LEDGERD] unary|rate|stream|reads|proofs|floor|floor-rate [N|RATE] [SECONDS] [JSON|-] [PRELOAD]\n       ledger-bench tiles [LEDGERD] [RATE] [SECONDS] [ENTRIES] [JSON|-]\n       ledger-bench alertmanager [LEDGERD] [RATE] [SECONDS] [JSON|-]\n       ledger-bench fsync [RATE] [SECONDS] [DIR]\n       ledger-bench randread FILE [SECONDS] [THREADS]\n       ledger-bench pg CONNINFO [CLIENTS] [SECONDS] [JSON|-]"
+                "usage: ledger-bench lib-append [N] [BATCH] [SUBJECTS]\n       ledger-bench soak [LEDGERD] [MINUTES] [RATE] [PRELOAD]\n       ledger-bench load [LEDGERD] unary|rate|stream|reads|proofs|floor|floor-rate [N|RATE] [SECONDS] [JSON|-] [PRELOAD]\n       ledger-bench tiles [LEDGERD] [RATE] [SECONDS] [ENTRIES] [JSON|-]\n       ledger-bench alertmanager [LEDGERD] [RATE] [SECONDS] [JSON|-]\n       ledger-bench witness [LEDGERD] [RATE] [SECONDS] [JSON|-]\n       ledger-bench fsync [RATE] [SECONDS] [DIR]\n       ledger-bench randread FILE [SECONDS] [THREADS]\n       ledger-bench pg CONNINFO [CLIENTS] [SECONDS] [JSON|-]"
             );
             std::process::exit(2);
         }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use ledger::note::Checkpoint;
 use ledger::tiles::{TileKind, TilePath, read_tile, tiles_of};
-use ledger::verify::{FindingKind, TileSource, verify_tiles};
+use ledger::verify::{FindingKind, TileSource, verify_tiles, verify_tiles_from};
 
 /// A copy of the tiles in memory.
 #[derive(Clone)]
@@ -18,6 +18,16 @@ struct Copy(HashMap<String, Vec<u8>>);
 impl TileSource for Copy {
     fn fetch(&mut self, path: &str) -> Result<Option<Vec<u8>>, String> {
         Ok(self.0.get(path).cloned())
+    }
+}
+
+/// A copy that counts what it is asked for.
+struct Counted<'a>(&'a mut Copy, u64);
+
+impl TileSource for Counted<'_> {
+    fn fetch(&mut self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        self.1 += 1;
+        self.0.fetch(path)
     }
 }
 
@@ -102,4 +112,40 @@ fn tiles_beyond_the_tree_are_refused_and_partial_ones_of_any_held_width_are_serv
     let entries = ledger::tiles::decode_bundle(&bundle).unwrap();
     assert_eq!(entries.len(), 44);
     assert_eq!(entries[0], &l.get(256).unwrap().leaf_bytes[..], "bundles hold leaf bytes");
+}
+
+#[test]
+fn a_resumed_walk_reads_only_what_is_new_and_finds_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = common::open(dir.path(), common::options());
+    common::fill(&l, 60_100, 1_000);
+    let keys = l.verifiers();
+    let mut first = copy_of(&l);
+    let (report, cp, state) = verify_tiles_from(&mut first, &keys, None, None, None);
+    assert!(report.ok, "{}", report.to_text());
+    let (earlier, state) = (cp.unwrap(), state.unwrap());
+    assert_eq!(state.first_seq, 60_100);
+    common::fill(&l, 1_000, 1_000);
+    let mut copy = copy_of(&l);
+
+    // resumed: the new entries only, the tiles above them, the same root
+    let mut counted = Counted(&mut copy, 0);
+    let (resumed, cp, next) = verify_tiles_from(&mut counted, &keys, Some(&earlier), Some(&state), None);
+    assert!(resumed.ok, "{}", resumed.to_text());
+    assert_eq!((resumed.first_seq, resumed.entries, resumed.tree_size), (60_100, 1_000, 61_100));
+    assert_eq!(cp.unwrap().root, l.latest_checkpoint().checkpoint.root);
+    assert!(counted.1 < 20, "{} resources read for 1,000 new entries", counted.1);
+    assert_eq!(next.unwrap().first_seq, 61_100);
+    let (full, _) = verify_tiles(&mut copy.clone(), &keys, Some(&earlier), None);
+    assert_eq!(full.root, resumed.root);
+
+    // damage past the resume point is still named; a state not at the earlier checkpoint is not used
+    let mut bad = copy.clone();
+    bad.0.get_mut("tile/entries/238.p/172").unwrap()[10] ^= 1;
+    let (r, _, next) = verify_tiles_from(&mut bad, &keys, Some(&earlier), Some(&state), None);
+    assert_eq!((r.findings[0].kind, r.findings[0].seq), (FindingKind::LeafInvalid, Some(238 * 256)));
+    assert!(next.is_none(), "no state is handed on from a copy with findings");
+    let stale = ledger::verify::StartState { first_seq: 60_000, ..state.clone() };
+    let (r, _, _) = verify_tiles_from(&mut copy.clone(), &keys, Some(&earlier), Some(&stale), None);
+    assert!(r.ok && r.first_seq == 0 && r.entries == 61_100, "a state that does not match is ignored: a full walk");
 }

@@ -106,6 +106,8 @@ async fn tiles_are_served_read_by_an_independent_client_mirrored_incrementally_a
     assert_eq!(again.json()["tree_size"], 71_000);
     let fetched = again.json()["fetched"].as_u64().unwrap();
     assert!(fetched <= 12, "only the new tiles: {fetched}");
+    let (from, checked) = (again.json()["first_seq"].clone(), again.json()["entries"].clone());
+    assert_eq!((from, checked), (serde_json::json!(70_000), serde_json::json!(1_000)), "only the new entries verified");
     assert!(!copy.join("tile/0/273.p/112").exists(), "the earlier partial tile is gone");
 
     // the copy and the URL verify; a damaged copy is named

@@ -3,7 +3,9 @@
 //! (only tiles the copy lacks: full tiles and partial ones of a given width
 //! never change) and verified before its checkpoint moves; the checkpoint
 //! mirrored before must be in the new tree (consistency), else nothing
-//! moves.
+//! moves. The walk's state at the end (`verified-state.json`: the compact
+//! range, the last leaf hash and time) lets the next run verify only the
+//! new entries and the tiles above them: O(new).
 //!
 //! Owns: the copy's layout (the tile paths under DIR), the fetch order
 //! (tiles and bundles first, the checkpoint last) and the JSON output.
@@ -14,7 +16,7 @@ use std::time::Instant;
 
 use ledger::note::{Checkpoint, NoteVerifier};
 use ledger::tiles::{TilePath, tiles_of};
-use ledger::verify::{Report, TileSource, verify_tiles};
+use ledger::verify::{Report, StartState, TileSource, verify_tiles, verify_tiles_from};
 use serde_json::json;
 
 use crate::cli::{MirrorArgs, VerifyArgs};
@@ -99,16 +101,25 @@ async fn mirror(url: &str, dir: &Path, keys: Vec<NoteVerifier>) -> CliResult<(Re
     let wanted: Vec<TilePath> = tiles_of(cp.size).into_iter().filter(|p| !dir.join(p.path()).is_file()).collect();
     let fetched = fetch_all(&f, dir, &wanted).await?;
     let (d, n, e) = (dir.to_owned(), note.clone(), earlier.clone());
-    let report =
-        tokio::task::spawn_blocking(move || check(DirSource { dir: d, checkpoint: Some(n) }, &keys, e.as_ref()))
-            .await
-            .map_err(|e| CliError::Usage(format!("the verification did not finish: {e}")))?;
+    let start = std::fs::read(dir.join(STATE)).ok().and_then(|b| serde_json::from_slice::<StartState>(&b).ok());
+    let (report, state) = tokio::task::spawn_blocking(move || {
+        resume(DirSource { dir: d, checkpoint: Some(n) }, &keys, e.as_ref(), start.as_ref())
+    })
+    .await
+    .map_err(|e| CliError::Usage(format!("the verification did not finish: {e}")))?;
     if report.ok {
         write_atomic(&dir.join("checkpoint"), &note)?;
+        if let Some(s) = state {
+            write_atomic(&dir.join(STATE), &serde_json::to_vec_pretty(&s).expect("serialisable"))?;
+        }
         prune_partials(dir, earlier.as_ref(), cp.size);
     }
     Ok((report, fetched))
 }
+
+/// The walk's state at the copy's checkpoint (used only when it matches
+/// that checkpoint's size and root).
+const STATE: &str = "verified-state.json";
 
 /// The checkpoint mirrored before, verified.
 fn earlier_checkpoint(dir: &Path, keys: &[NoteVerifier]) -> CliResult<Option<Checkpoint>> {
@@ -172,6 +183,23 @@ fn prune_partials(dir: &Path, earlier: Option<&Checkpoint>, size: u64) {
     for p in tiles_of(e.size).into_iter().filter(|p| !p.is_full() && !now.contains(p)) {
         let _ = std::fs::remove_file(dir.join(p.path()));
     }
+}
+
+/// [`check`] from the state an earlier run left; also the state at the end.
+fn resume(
+    mut src: impl TileSource,
+    keys: &[NoteVerifier],
+    earlier: Option<&Checkpoint>,
+    start: Option<&StartState>,
+) -> (Report, Option<StartState>) {
+    let bar = crate::progress::count_bar(0, "verifying", "entries");
+    let progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let (report, _, state) = verify_tiles_from(&mut src, keys, earlier, start, Some(&progress));
+    bar.finish_and_clear();
+    (report, state)
 }
 
 fn check(mut src: impl TileSource, keys: &[NoteVerifier], earlier: Option<&Checkpoint>) -> Report {

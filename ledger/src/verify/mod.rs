@@ -18,7 +18,7 @@ use std::path::Path;
 
 pub use batch::{BatchStart, verify_batch};
 pub use report::{Finding, FindingKind, Redacted, Report};
-pub use tiles::{TileSource, verify_tiles};
+pub use tiles::{TileSource, verify_tiles, verify_tiles_from};
 
 use crate::hash::{Hash, to_hex};
 use crate::keys::HmacKeySet;

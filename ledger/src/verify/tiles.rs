@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use super::{Finding, FindingKind, Report};
+use super::{Finding, FindingKind, Report, StartState};
 use crate::hash::{Hash, leaf_hash, to_hex};
 use crate::merkle::CompactRange;
 use crate::note::{Checkpoint, NoteVerifier};
@@ -32,10 +32,29 @@ pub fn verify_tiles(
     earlier: Option<&Checkpoint>,
     progress: Option<&dyn Fn(u64, u64)>,
 ) -> (Report, Option<Checkpoint>) {
+    let (report, cp, _) = verify_tiles_from(src, vkeys, earlier, None, progress);
+    (report, cp)
+}
+
+/// [`verify_tiles`] resumed: with `start`, the state the walk had at the
+/// end of an earlier verification of the same copy, at `earlier`'s size
+/// and root (else it is ignored and the walk starts at 0), only the
+/// entries past it and the tiles above them are read: O(new). Also
+/// returns the state at the end, for the next run.
+pub fn verify_tiles_from(
+    src: &mut dyn TileSource,
+    vkeys: &[NoteVerifier],
+    earlier: Option<&Checkpoint>,
+    start: Option<&StartState>,
+    progress: Option<&dyn Fn(u64, u64)>,
+) -> (Report, Option<Checkpoint>, Option<StartState>) {
     let mut w = Walk::new(earlier.cloned());
-    let Some(cp) = w.checkpoint(src, vkeys) else { return (w.finish(None), None) };
+    let Some(cp) = w.checkpoint(src, vkeys) else { return (w.finish(None), None, None) };
     w.size = cp.size;
-    for n in 0..cp.size.div_ceil(TILE_WIDTH) {
+    if let (Some(s), Some(e)) = (start, earlier) {
+        w.resume(s, e);
+    }
+    for n in w.from / TILE_WIDTH..cp.size.div_ceil(TILE_WIDTH) {
         if !w.level0(src, n) {
             break;
         }
@@ -43,7 +62,15 @@ pub fn verify_tiles(
             p(w.range.size(), cp.size);
         }
     }
-    (w.finish(Some(&cp)), Some(cp))
+    let state = StartState {
+        first_seq: w.range.size(),
+        prev_hash: to_hex(&w.prev_hash),
+        prev_recorded_at: w.prev_time,
+        compact_range: w.range.nodes().iter().map(to_hex).collect(),
+    };
+    let report = w.finish(Some(&cp));
+    let state = report.ok.then_some(state);
+    (report, Some(cp), state)
 }
 
 struct Walk {
@@ -52,6 +79,8 @@ struct Walk {
     prev_hash: Hash,
     prev_time: i64,
     size: u64,
+    /// entries before it were verified by an earlier run
+    from: u64,
     earlier: Option<Checkpoint>,
     /// the upper tile last fetched at each level (None: missing, reported)
     upper: HashMap<u8, (u64, Option<Vec<u8>>)>,
@@ -61,7 +90,19 @@ impl Walk {
     fn new(earlier: Option<Checkpoint>) -> Self {
         let report = Report::default();
         let (range, prev_hash, prev_time) = (CompactRange::new(), [0; 32], i64::MIN);
-        Self { report, range, prev_hash, prev_time, size: 0, earlier, upper: HashMap::new() }
+        Self { report, range, prev_hash, prev_time, size: 0, from: 0, earlier, upper: HashMap::new() }
+    }
+
+    /// Starts from `s` when it is the state at `earlier` (same size, same
+    /// root) and within the checkpoint's tree.
+    fn resume(&mut self, s: &StartState, earlier: &Checkpoint) {
+        let Some((prev_hash, range)) = s.parts() else { return };
+        if range.size() != earlier.size || range.root() != earlier.root || range.size() > self.size {
+            return;
+        }
+        (self.prev_hash, self.prev_time, self.from) = (prev_hash, s.prev_recorded_at, range.size());
+        self.range = range;
+        self.report.first_seq = self.from;
     }
 
     fn find(&mut self, kind: FindingKind, seq: Option<u64>, detail: String) {
@@ -103,7 +144,7 @@ impl Walk {
             Ok(d) => return self.bad_bundle(&bundle, first, format!("{} entries, not {width}", d.len())),
             Err(e) => return self.bad_bundle(&bundle, first, e),
         };
-        for (i, entry) in decoded.iter().enumerate() {
+        for (i, entry) in decoded.iter().enumerate().skip(self.from.saturating_sub(first) as usize) {
             let want: Hash = hashes[i * 32..i * 32 + 32].try_into().expect("32 bytes");
             self.entry(src, first + i as u64, entry, &want);
         }
