@@ -74,12 +74,12 @@ impl axum::serve::Listener for TlsListener {
 /// The caller of a request under mutual TLS: its certificate's identity
 /// (checked against the revocation lists in force), `None` when it
 /// presented none or the server has no `[tls]`.
-pub fn caller(state: &State, peer: &Peer) -> Result<Option<Caller>, Response> {
+pub fn caller(state: &State, peer: &Peer) -> Result<Option<Caller>, Status> {
     let access = state.access.current();
     if !access.enforced() {
         return Ok(None);
     }
-    access.caller_of_chain(peer.chain.as_ref()).map_err(|s| from_status(&s))
+    access.caller_of_chain(peer.chain.as_ref())
 }
 
 /// The one place a gRPC status becomes an HTTP response (a text body with

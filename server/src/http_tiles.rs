@@ -47,7 +47,7 @@ async fn serve(
     };
     let public = state.config.logs.iter().any(|l| l.name == log && l.public_tiles);
     if !public && let Err(refused) = may_read(&state, &peer, &log) {
-        return refused;
+        return crate::http::from_status(&refused);
     }
     let (immutable, moving) = if public { (IMMUTABLE, MOVING) } else { (PRIVATE_IMMUTABLE, PRIVATE_MOVING) };
     let reader = handle.reader();
@@ -71,16 +71,10 @@ async fn serve(
 }
 
 /// A log that is not public: a client certificate with the reader role.
-fn may_read(state: &State, peer: &Peer, log: &str) -> Result<(), Response> {
+fn may_read(state: &State, peer: &Peer, log: &str) -> Result<(), tonic::Status> {
     match crate::http::caller(state, peer)? {
-        Some(c) => state.access.current().require(&c, log, &[Role::Reader]).map_err(|s| crate::http::from_status(&s)),
-        None => Err(text(
-            StatusCode::FORBIDDEN,
-            format!(
-                "log {log:?} does not serve its tiles to anyone: set public_tiles = true in its [[logs]] section to \
-                 opt in, or (with [tls] and http_tls) present a client certificate with the reader role"
-            ),
-        )),
+        Some(c) => state.access.current().require(&c, log, &[Role::Reader]),
+        None => Err(crate::status::tiles_not_public(log)),
     }
 }
 

@@ -241,3 +241,45 @@ pub fn not_leader(log: &str, node: &str, leader: Option<(String, String)>) -> St
 pub fn code_number(c: Code) -> i32 {
     c as i32
 }
+
+/// The HTTP listener: a log's tiles asked for without a certificate that
+/// could hold the reader role.
+pub fn tiles_not_public(log: &str) -> Status {
+    Status::permission_denied(format!(
+        "log {log:?} does not serve its tiles to anyone: set public_tiles = true in its [[logs]] section to opt \
+         in, or (with [tls] and http_tls) present a client certificate with the reader role"
+    ))
+}
+
+/// Alertmanager's notifications posted to a log that takes none.
+pub fn alertmanager_off(log: &str) -> Status {
+    Status::permission_denied(format!(
+        "log {log:?} takes no Alertmanager notifications: add [logs.alertmanager] to its [[logs]]"
+    ))
+}
+
+/// A notification without the log's bearer token (the token is never
+/// named).
+pub fn alertmanager_token() -> Status {
+    Status::unauthenticated(
+        "a bearer token is required (Authorization: Bearer …, Alertmanager's authorization.credentials_file), and \
+         the one given is not this log's",
+    )
+}
+
+/// The log's token file cannot be read (the details go to ledgerd's log).
+pub fn alertmanager_token_unreadable(log: &str) -> Status {
+    Status::internal(format!("log {log:?}: its Alertmanager token cannot be read"))
+}
+
+/// A notification under `[tls]` with neither token nor certificate.
+pub fn alertmanager_needs_certificate() -> Status {
+    Status::unauthenticated(
+        "a client certificate signed by tls.client_ca is required (Alertmanager's http_config.tls_config)",
+    )
+}
+
+/// One alert of a notification refused: `s`, naming the alert.
+pub fn in_alert(i: usize, s: &Status) -> Status {
+    Status::new(s.code(), format!("alerts[{i}]: {}", s.message()))
+}

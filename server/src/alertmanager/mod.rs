@@ -13,13 +13,15 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State as Axum};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use tonic::Status;
 
 use crate::State;
+use crate::auth::Caller;
 use crate::config::AlertmanagerConfig;
-use crate::http::{Peer, from_status, text};
+use crate::http::{Peer, from_status};
 use crate::status;
 
 /// Most bytes of one notification: 64 of the log's largest payloads.
@@ -43,31 +45,25 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match accept(&state, &peer, &log, &headers, &body).await {
-        Ok(r) | Err(r) => r,
-    }
+    accept(&state, &peer, &log, &headers, &body).await.unwrap_or_else(|s| from_status(&s))
 }
 
-async fn accept(state: &State, peer: &Peer, log: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response, Response> {
-    let handle = state.logs.get(log).map_err(|s| from_status(&s))?.clone();
+async fn accept(state: &State, peer: &Peer, log: &str, headers: &HeaderMap, body: &[u8]) -> Result<Response, Status> {
+    let handle = state.logs.get(log)?.clone();
     let cfg = state.config.logs.iter().find(|l| l.name == log).and_then(|l| l.alertmanager.as_ref());
-    let cfg = cfg.ok_or_else(|| {
-        let why = format!("log {log:?} takes no Alertmanager notifications: add [logs.alertmanager] to its [[logs]]");
-        text(StatusCode::FORBIDDEN, why)
-    })?;
-    let actor = authenticate(state, peer, log, cfg, headers)?;
+    let cfg = cfg.ok_or_else(|| status::alertmanager_off(log))?;
+    let (actor, caller) = authenticate(state, peer, log, cfg, headers)?;
     let limits = handle.reader().options().limits.clone();
     let mapping = notification::Mapping { subject_label: &cfg.subject_label, actor: &actor, limits: &limits };
-    let entries = notification::entries(body, &mapping).map_err(|e| from_status(&status::validation(&e)))?;
-    if let Some(caller) = crate::http::caller(state, peer)? {
+    let entries = notification::entries(body, &mapping).map_err(|e| status::validation(&e))?;
+    if let Some(caller) = caller {
         for e in &entries {
-            state.access.current().require_writer(&caller, log, e.category.as_str()).map_err(|s| from_status(&s))?;
+            state.access.current().require_writer(&caller, log, e.category.as_str())?;
         }
     }
-    handle.writable().map_err(|s| from_status(&s))?;
+    handle.writable()?;
     let count = entries.len();
-    let results = handle.submit(entries).map_err(|s| from_status(&s))?;
-    let results = results.await.map_err(|_| from_status(&status::shutting_down()))?;
+    let results = handle.submit(entries)?.await.map_err(|_| status::shutting_down())?;
     let mut written = Vec::with_capacity(count);
     for (i, r) in results.into_iter().enumerate() {
         let outcome = match &r {
@@ -76,32 +72,28 @@ async fn accept(state: &State, peer: &Peer, log: &str, headers: &HeaderMap, body
             Err(_) => "refused",
         };
         state.metrics.alertmanager.with_label_values(&[log, outcome]).inc();
-        match r {
-            Ok(rc) => written.push(json!({"seq": rc.seq, "duplicate": rc.duplicate})),
-            Err(e) => {
-                let s = status::append(&e);
-                return Err(from_status(&tonic::Status::new(s.code(), format!("alerts[{i}]: {}", s.message()))));
-            }
-        }
+        let rc = r.map_err(|e| status::in_alert(i, &status::append(&e)))?;
+        written.push(json!({"seq": rc.seq, "duplicate": rc.duplicate}));
     }
     let body = json!({ "entries": written }).to_string();
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-/// The actor of the notification's entries: the client certificate's
-/// identity, else `alertmanager`; the bearer token checked first when the
-/// log requires one, and under `[tls]` one of the two is needed.
+/// The actor of the notification's entries and, under `[tls]`, the caller
+/// whose grants decide: the client certificate's identity, else
+/// `alertmanager`. The bearer token is checked first when the log requires
+/// one; under `[tls]` one of the two is needed.
 fn authenticate(
     state: &State,
     peer: &Peer,
     log: &str,
     cfg: &AlertmanagerConfig,
     headers: &HeaderMap,
-) -> Result<String, Response> {
+) -> Result<(String, Option<Caller>), Status> {
     if let Some(path) = &cfg.token_file {
         let want = ledger::keys::read_private(path).map_err(|e| {
             tracing::error!(log, error = %e, "logs.alertmanager.token_file cannot be read");
-            text(StatusCode::INTERNAL_SERVER_ERROR, format!("log {log:?}: its Alertmanager token cannot be read"))
+            status::alertmanager_token_unreadable(log)
         })?;
         let want = String::from_utf8_lossy(&want);
         let given =
@@ -109,15 +101,14 @@ fn authenticate(
         // compared as digests: the time taken says nothing about the token
         let digest = |s: &str| ledger::hash::sha256(s.trim().as_bytes());
         if given.is_none_or(|g| digest(g) != digest(&want)) {
-            return Err(text(StatusCode::UNAUTHORIZED, "a bearer token is required (Authorization: Bearer …, Alertmanager's authorization.credentials_file), and the one given is not this log's".into()));
+            return Err(status::alertmanager_token());
         }
     }
     match crate::http::caller(state, peer)? {
-        Some(c) => Ok(c.identity),
-        None if state.access.current().enforced() && cfg.token_file.is_none() => Err(text(
-            StatusCode::UNAUTHORIZED,
-            "a client certificate signed by tls.client_ca is required (Alertmanager's http_config.tls_config)".into(),
-        )),
-        None => Ok("alertmanager".into()),
+        Some(c) => Ok((c.identity.clone(), Some(c))),
+        None if state.access.current().enforced() && cfg.token_file.is_none() => {
+            Err(status::alertmanager_needs_certificate())
+        }
+        None => Ok(("alertmanager".into(), None)),
     }
 }
