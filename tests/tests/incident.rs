@@ -36,7 +36,7 @@ impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("ledgerd.toml");
-        std::fs::write(&cfg, "checkpoint_interval = 4\n[policy]\nallow_undeclared = true\n").unwrap();
+        std::fs::write(&cfg, "checkpoint_interval = 4\n[policy]\nallow_undeclared = true\ncategories = {}\n").unwrap();
         let data = dir.path().join("data");
         let d = Ledgerd::start(&data, &["--config", cfg.to_str().unwrap()]);
         std::fs::write(dir.path().join("evidence.txt"), "latency graph, 10:05\n").unwrap();
@@ -125,7 +125,8 @@ fn show_names_milestones_clocks_and_findings() {
     let t = ok(fx.run(&["incident", "show", "INC-7", "--output", "json"])).json();
     assert_eq!(t["subject"], "INC-7");
     let seqs: Vec<u64> = t["entries"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs.len(), 11, "{seqs:?}");
+    // 10 appends and the two `artifact` entries of the uploads (`--attach`: subject INC-7)
+    assert_eq!(seqs.len(), 12, "{seqs:?}");
     assert!(seqs.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(t["entries"][0]["actor"], "e2e-tester");
     assert_eq!(t["entries"][0]["occurred_at"], T0_NS);
@@ -146,7 +147,8 @@ fn show_names_milestones_clocks_and_findings() {
         finding_pairs(&t),
         [
             ("ai_degraded_unapproved".to_owned(), Some(fx.seq("eval_unapproved"))),
-            ("missing_artifact".to_owned(), Some(fx.seq("lost")))
+            // named at the first entry referencing it: the upload's own `artifact` entry, just before
+            ("missing_artifact".to_owned(), Some(fx.seq("lost") - 1))
         ]
     );
     let t9 = ok(fx.run(&["incident", "show", "INC-9", "--output", "json"])).json();
@@ -231,11 +233,11 @@ fn pack_verifies_offline_and_each_damage_is_named() {
     let fx = Fixture::new();
     let r = ok(fx.run(&["incident", "pack", "INC-7", "--out", "pack", "--trusted-checkpoint", "early.cp", "--output", "json"]));
     let summary = r.json();
-    assert_eq!((summary["entries"].as_u64(), summary["subject_entries"].as_u64()), (Some(12), Some(11)), "{summary}");
+    assert_eq!((summary["entries"].as_u64(), summary["subject_entries"].as_u64()), (Some(13), Some(12)), "{summary}");
     let pack = fx.path().join("pack");
     let rep = ok(fx.verify_pack(&pack, &[])).json();
     assert_eq!(rep["ok"], true, "{rep}");
-    assert_eq!((rep["entries"].as_u64(), rep["artifacts_checked"].as_u64()), (Some(12), Some(1)));
+    assert_eq!((rep["entries"].as_u64(), rep["artifacts_checked"].as_u64()), (Some(13), Some(1)));
     assert_eq!(rep["artifacts_omitted"].as_array().unwrap().len(), 1, "the lost artifact by hash only");
     assert!(rep["trusted_size"].as_u64().unwrap() > 0);
     let report: Value = serde_json::from_slice(&std::fs::read(pack.join("report.json")).unwrap()).unwrap();
@@ -263,7 +265,7 @@ fn pack_verifies_offline_and_each_damage_is_named() {
             let mut lines = read_lines(d);
             lines.remove(line_of(&lines, escalated));
             write_lines(d, &lines);
-        }), "subject_chain_broken", l2),
+        }), "subject_chain_broken", l2 - 1),
         ("leaf", Box::new(move |d| {
             let mut lines = read_lines(d);
             let i = line_of(&lines, escalated);
@@ -283,7 +285,7 @@ fn pack_verifies_offline_and_each_damage_is_named() {
         ("artifact", Box::new(|d| {
             let art = std::fs::read_dir(d.join("artifacts")).unwrap().next().unwrap().unwrap().path();
             std::fs::write(art, "latency graph, 10:06\n").unwrap();
-        }), "artifact_mismatch", l2),
+        }), "artifact_mismatch", l2 - 1),
     ];
     for (name, damage, kind, seq) in cases {
         let dir: PathBuf = fx.path().join(format!("pack-{name}"));
