@@ -274,8 +274,10 @@ impl LedgerService for LedgerSvc {
             Ok((page, entries))
         })
         .await?;
-        let mut items: Vec<Result<pb::QueryResponse, Status>> =
-            entries.into_iter().map(|e| Ok(pb::QueryResponse { item: Some(pb::query_response::Item::Entry(e)) })).collect();
+        let mut items: Vec<Result<pb::QueryResponse, Status>> = entries
+            .into_iter()
+            .map(|e| Ok(pb::QueryResponse { item: Some(pb::query_response::Item::Entry(e)) }))
+            .collect();
         if let Some(c) = page.next_cursor {
             items.push(Ok(pb::QueryResponse { item: Some(pb::query_response::Item::NextCursor(c)) }));
         }

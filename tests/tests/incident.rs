@@ -70,23 +70,69 @@ impl Fixture {
     fn write_entries(&mut self) {
         let f = |k: &str| format!("--field={k}");
         self.append("", "stage4_incident", "INC-8", &["--field", "step=L1.1"]);
-        self.append("fired", "alert_fired", "INC-7", &[&f("fingerprint=fp1"), &f("alertname=HighLatency"), "--occurred-at", T0]);
-        let other = self.append("other_alert", "alert_fired", "HighLatency/fp2", &[&f("fingerprint=fp2"), "--occurred-at", T0]);
+        self.append(
+            "fired",
+            "alert_fired",
+            "INC-7",
+            &[&f("fingerprint=fp1"), &f("alertname=HighLatency"), "--occurred-at", T0],
+        );
+        let other =
+            self.append("other_alert", "alert_fired", "HighLatency/fp2", &[&f("fingerprint=fp2"), "--occurred-at", T0]);
         let early = ok(self.run(&["checkpoint"])).stdout;
         std::fs::write(self.path().join("early.cp"), early).unwrap();
-        self.append("ack", "alert_ack", "INC-7", &[&f("alert_seq=1"), &f("status=acknowledged"), "--occurred-at", &at(7)]);
+        self.append(
+            "ack",
+            "alert_ack",
+            "INC-7",
+            &[&f("alert_seq=1"), &f("status=acknowledged"), "--occurred-at", &at(7)],
+        );
         self.append("ack2", "alert_ack", "INC-7", &[&f(&format!("alert_seq={other}")), "--occurred-at", &at(8)]);
         self.append("", "stage4_incident", "INC-8", &["--field", "step=L1.2"]);
-        self.append("escalated", "stage4_incident", "INC-7", &[&f("step=L1.3"), &f("escalated_to=l2-oncall"), "--occurred-at", &at(9)]);
-        self.append("l2", "stage4_incident", "INC-7", &[&f("step=L2.1"), "--occurred-at", &at(15), "--attach", "evidence.txt"]);
-        self.append("lost", "stage4_incident", "INC-7", &[&f("step=L2.2"), "--occurred-at", &at(16), "--attach", "lost.txt"]);
+        self.append(
+            "escalated",
+            "stage4_incident",
+            "INC-7",
+            &[&f("step=L1.3"), &f("escalated_to=l2-oncall"), "--occurred-at", &at(9)],
+        );
+        self.append(
+            "l2",
+            "stage4_incident",
+            "INC-7",
+            &[&f("step=L2.1"), "--occurred-at", &at(15), "--attach", "evidence.txt"],
+        );
+        self.append(
+            "lost",
+            "stage4_incident",
+            "INC-7",
+            &[&f("step=L2.2"), "--occurred-at", &at(16), "--attach", "lost.txt"],
+        );
         let deg = [f("model=m1"), f("accepted=false"), f(r#"reasons=["ai_degraded"]"#)];
         let deg: Vec<&str> = deg.iter().map(String::as_str).collect();
-        self.append("eval_unapproved", "decision_evaluation", "INC-7", &[&deg[..], &["--occurred-at", &at(17)]].concat());
-        let approved = self.append("eval_approved", "decision_evaluation", "INC-7", &[&deg[..], &["--occurred-at", &at(18)]].concat());
+        self.append(
+            "eval_unapproved",
+            "decision_evaluation",
+            "INC-7",
+            &[&deg[..], &["--occurred-at", &at(17)]].concat(),
+        );
+        let approved = self.append(
+            "eval_approved",
+            "decision_evaluation",
+            "INC-7",
+            &[&deg[..], &["--occurred-at", &at(18)]].concat(),
+        );
         self.append("", "approval", "CHG-1", &[&f(&format!("approved_seq={approved}"))]);
-        self.append("override", "override", "INC-7", &[&f("component=router"), &f("reason=manual failover"), "--occurred-at", &at(20)]);
-        self.append("resolved", "alert_resolved", "INC-7", &[&f("fingerprint=fp1"), &f("status=resolved"), "--occurred-at", &at(30)]);
+        self.append(
+            "override",
+            "override",
+            "INC-7",
+            &[&f("component=router"), &f("reason=manual failover"), "--occurred-at", &at(20)],
+        );
+        self.append(
+            "resolved",
+            "alert_resolved",
+            "INC-7",
+            &[&f("fingerprint=fp1"), &f("status=resolved"), "--occurred-at", &at(30)],
+        );
         let fired9 = self.append("fired9", "alert_fired", "INC-9", &[&f("fingerprint=fp9"), "--occurred-at", T0]);
         self.append("ack9", "alert_ack", "INC-9", &[&f(&format!("alert_seq={fired9}")), "--occurred-at", &at(10)]);
         self.lose_artifact("lost.txt");
@@ -116,7 +162,12 @@ fn blake3_hex(b: &[u8]) -> String {
 }
 
 fn finding_pairs(rep: &Value) -> Vec<(String, Option<u64>)> {
-    rep["findings"].as_array().unwrap().iter().map(|f| (f["kind"].as_str().unwrap().to_owned(), f["seq"].as_u64())).collect()
+    rep["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["kind"].as_str().unwrap().to_owned(), f["seq"].as_u64()))
+        .collect()
 }
 
 #[test]
@@ -231,7 +282,17 @@ type Damage = Box<dyn Fn(&Path)>;
 #[test]
 fn pack_verifies_offline_and_each_damage_is_named() {
     let fx = Fixture::new();
-    let r = ok(fx.run(&["incident", "pack", "INC-7", "--out", "pack", "--trusted-checkpoint", "early.cp", "--output", "json"]));
+    let r = ok(fx.run(&[
+        "incident",
+        "pack",
+        "INC-7",
+        "--out",
+        "pack",
+        "--trusted-checkpoint",
+        "early.cp",
+        "--output",
+        "json",
+    ]));
     let summary = r.json();
     assert_eq!((summary["entries"].as_u64(), summary["subject_entries"].as_u64()), (Some(13), Some(12)), "{summary}");
     let pack = fx.path().join("pack");
@@ -241,51 +302,81 @@ fn pack_verifies_offline_and_each_damage_is_named() {
     assert_eq!(rep["artifacts_omitted"].as_array().unwrap().len(), 1, "the lost artifact by hash only");
     assert!(rep["trusted_size"].as_u64().unwrap() > 0);
     let report: Value = serde_json::from_slice(&std::fs::read(pack.join("report.json")).unwrap()).unwrap();
-    let shown = ok(fx.run(&["incident", "show", "INC-7", "--as-of", &rep["tree_size"].to_string(), "--output", "json"]));
+    let shown =
+        ok(fx.run(&["incident", "show", "INC-7", "--as-of", &rep["tree_size"].to_string(), "--output", "json"]));
     assert_eq!(report, shown.json(), "report.json is `incident show` at the pack's checkpoint");
     let html = std::fs::read_to_string(pack.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("l2_confirmed") && !html.contains("src=\"http"));
-    assert!(std::fs::read_to_string(pack.join("entries.csv")).unwrap().starts_with("seq,recorded_at,occurred_at,category,actor"));
+    assert!(
+        std::fs::read_to_string(pack.join("entries.csv"))
+            .unwrap()
+            .starts_with("seq,recorded_at,occurred_at,category,actor")
+    );
     let text = ledger("http://127.0.0.1:1", fx.path(), &["verify-pack", "pack", "--vkey", "vkeys"]);
     assert!(text.code == 0 && text.stdout.starts_with("VALID"), "{}", text.stdout);
 
     let tree_size = rep["tree_size"].as_u64().unwrap();
     let (escalated, l2) = (fx.seq("escalated"), fx.seq("l2"));
     let cases: Vec<(&str, Damage, &str, u64)> = vec![
-        ("payload", Box::new(move |d| {
-            let mut lines = read_lines(d);
-            let i = line_of(&lines, escalated);
-            let mut p = B64.decode(lines[i]["payload"].as_str().unwrap()).unwrap();
-            let at = p.iter().position(|b| *b == b'3').unwrap();
-            p[at] = b'4';
-            lines[i]["payload"] = B64.encode(p).into();
-            write_lines(d, &lines);
-        }), "payload_mismatch", escalated),
-        ("removed", Box::new(move |d| {
-            let mut lines = read_lines(d);
-            lines.remove(line_of(&lines, escalated));
-            write_lines(d, &lines);
-        }), "subject_chain_broken", l2 - 1),
-        ("leaf", Box::new(move |d| {
-            let mut lines = read_lines(d);
-            let i = line_of(&lines, escalated);
-            let mut leaf = B64.decode(lines[i]["leaf"].as_str().unwrap()).unwrap();
-            let at = leaf.windows(10).position(|w| w == b"e2e-tester").unwrap();
-            leaf[at] = b'E';
-            lines[i]["leaf"] = B64.encode(leaf).into();
-            write_lines(d, &lines);
-        }), "inclusion_failed", escalated),
-        ("signature", Box::new(|d| {
-            let note = std::fs::read_to_string(d.join("checkpoint")).unwrap();
-            let early = std::fs::read_to_string(d.join("trusted-checkpoint")).unwrap();
-            let sig = |n: &str| n.lines().find(|l| l.starts_with('\u{2014}')).unwrap().to_owned();
-            std::fs::write(d.join("checkpoint"), note.replace(&sig(&note), &sig(&early))).unwrap();
-            reseal(d);
-        }), "checkpoint_untrusted", tree_size),
-        ("artifact", Box::new(|d| {
-            let art = std::fs::read_dir(d.join("artifacts")).unwrap().next().unwrap().unwrap().path();
-            std::fs::write(art, "latency graph, 10:06\n").unwrap();
-        }), "artifact_mismatch", l2 - 1),
+        (
+            "payload",
+            Box::new(move |d| {
+                let mut lines = read_lines(d);
+                let i = line_of(&lines, escalated);
+                let mut p = B64.decode(lines[i]["payload"].as_str().unwrap()).unwrap();
+                let at = p.iter().position(|b| *b == b'3').unwrap();
+                p[at] = b'4';
+                lines[i]["payload"] = B64.encode(p).into();
+                write_lines(d, &lines);
+            }),
+            "payload_mismatch",
+            escalated,
+        ),
+        (
+            "removed",
+            Box::new(move |d| {
+                let mut lines = read_lines(d);
+                lines.remove(line_of(&lines, escalated));
+                write_lines(d, &lines);
+            }),
+            "subject_chain_broken",
+            l2 - 1,
+        ),
+        (
+            "leaf",
+            Box::new(move |d| {
+                let mut lines = read_lines(d);
+                let i = line_of(&lines, escalated);
+                let mut leaf = B64.decode(lines[i]["leaf"].as_str().unwrap()).unwrap();
+                let at = leaf.windows(10).position(|w| w == b"e2e-tester").unwrap();
+                leaf[at] = b'E';
+                lines[i]["leaf"] = B64.encode(leaf).into();
+                write_lines(d, &lines);
+            }),
+            "inclusion_failed",
+            escalated,
+        ),
+        (
+            "signature",
+            Box::new(|d| {
+                let note = std::fs::read_to_string(d.join("checkpoint")).unwrap();
+                let early = std::fs::read_to_string(d.join("trusted-checkpoint")).unwrap();
+                let sig = |n: &str| n.lines().find(|l| l.starts_with('\u{2014}')).unwrap().to_owned();
+                std::fs::write(d.join("checkpoint"), note.replace(&sig(&note), &sig(&early))).unwrap();
+                reseal(d);
+            }),
+            "checkpoint_untrusted",
+            tree_size,
+        ),
+        (
+            "artifact",
+            Box::new(|d| {
+                let art = std::fs::read_dir(d.join("artifacts")).unwrap().next().unwrap().unwrap().path();
+                std::fs::write(art, "latency graph, 10:06\n").unwrap();
+            }),
+            "artifact_mismatch",
+            l2 - 1,
+        ),
     ];
     for (name, damage, kind, seq) in cases {
         let dir: PathBuf = fx.path().join(format!("pack-{name}"));
@@ -314,7 +405,11 @@ fn a_trusted_checkpoint_of_a_forked_log_fails_consistency() {
     std::fs::copy(&keyring, &to).unwrap();
     let fork = Ledgerd::start(&data, &[]);
     for i in 0..3 {
-        ok(ledger(&fork.url, fx.path(), &["append", "--category", "stage4_incident", "--subject", "X", "--field", &format!("i={i}")]));
+        ok(ledger(
+            &fork.url,
+            fx.path(),
+            &["append", "--category", "stage4_incident", "--subject", "X", "--field", &format!("i={i}")],
+        ));
     }
     std::fs::write(fx.path().join("fork.cp"), ok(ledger(&fork.url, fx.path(), &["checkpoint"])).stdout).unwrap();
     ok(fx.run(&["incident", "pack", "INC-7", "--out", "forked", "--trusted-checkpoint", "fork.cp"]));

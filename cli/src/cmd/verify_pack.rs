@@ -27,9 +27,5 @@ pub fn run(ctx: &Ctx, a: VerifyPackArgs) -> CliResult {
     } else {
         print!("{}", report.to_text());
     }
-    if report.report.ok {
-        Ok(())
-    } else {
-        Err(CliError::Negative(format!("{} findings", report.report.finding_count)))
-    }
+    if report.report.ok { Ok(()) } else { Err(CliError::Negative(format!("{} findings", report.report.finding_count))) }
 }

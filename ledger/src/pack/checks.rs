@@ -78,7 +78,12 @@ pub(super) fn roles(m: &Manifest, items: &[Item], r: &mut Report) -> u64 {
     }
     let held: BTreeSet<u64> = items.iter().map(|i| i.line.seq).collect();
     for a in acked.difference(&held) {
-        finding(r, K::ManifestMismatch, Some(*a), "an alert_ack of the pack names this alert entry, absent from the pack");
+        finding(
+            r,
+            K::ManifestMismatch,
+            Some(*a),
+            "an alert_ack of the pack names this alert entry, absent from the pack",
+        );
     }
     if m.subject_entries != count {
         let detail = format!("pack.json counts {} subject entries, entries.jsonl holds {count}", m.subject_entries);
@@ -98,7 +103,9 @@ pub(super) fn chain(subject: &str, items: &[Item], r: &mut Report) {
             let detail = match (prev, l.subject_prev) {
                 (None, p) => format!("the subject's first entry is missing: subject_prev names seq {}", p - 1),
                 (Some(b), 0) => format!("subject_prev is 0 (a first entry), but seq {b} of the subject comes before"),
-                (Some(b), p) => format!("subject_prev names seq {}, absent from the pack; the entry before is seq {b}", p - 1),
+                (Some(b), p) => {
+                    format!("subject_prev names seq {}, absent from the pack; the entry before is seq {b}", p - 1)
+                }
             };
             finding(r, K::SubjectChainBroken, Some(i.line.seq), detail);
         }
@@ -112,11 +119,15 @@ pub(super) fn redactions(items: &[Item], r: &mut Report) {
     let by_seq: HashMap<u64, &Item> = items.iter().map(|i| (i.line.seq, i)).collect();
     for i in items.iter().filter(|i| i.line.redacted_by != 0) {
         let seq = i.line.seq;
-        let backed = by_seq.get(&(i.line.redacted_by - 1)).and_then(|b| b.leaf.as_ref()).is_some_and(|l| {
-            l.category == "redaction" && l.request_id == format!("redaction/{seq}")
-        });
+        let backed = by_seq
+            .get(&(i.line.redacted_by - 1))
+            .and_then(|b| b.leaf.as_ref())
+            .is_some_and(|l| l.category == "redaction" && l.request_id == format!("redaction/{seq}"));
         if !backed {
-            let detail = format!("redacted_by names seq {}, not a redaction entry of this seq in the pack", i.line.redacted_by - 1);
+            let detail = format!(
+                "redacted_by names seq {}, not a redaction entry of this seq in the pack",
+                i.line.redacted_by - 1
+            );
             finding(r, K::RedactionUnbacked, Some(seq), detail);
         }
     }
@@ -141,7 +152,12 @@ pub(super) fn artifacts(
         }
     }
     for a in m.artifacts.iter().filter(|a| !seen.contains(&a.blake3)) {
-        finding(&mut out.report, K::ManifestMismatch, None, format!("pack.json lists artifact {}, no leaf references it", a.blake3));
+        finding(
+            &mut out.report,
+            K::ManifestMismatch,
+            None,
+            format!("pack.json lists artifact {}, no leaf references it", a.blake3),
+        );
     }
     Ok(())
 }

@@ -149,7 +149,10 @@ impl PackReport {
             s.push_str(&format!("  {} seq {seq}: {}\n", f.kind.name(), f.detail));
         }
         for o in &self.artifacts_omitted {
-            s.push_str(&format!("  note: artifact {} ({}, {} bytes) by hash only: {}\n", o.name, o.blake3, o.size, o.reason));
+            s.push_str(&format!(
+                "  note: artifact {} ({}, {} bytes) by hash only: {}\n",
+                o.name, o.blake3, o.size, o.reason
+            ));
         }
         s
     }

@@ -26,7 +26,14 @@ struct Fixture {
 
 fn input(category: &str, subject: &str, payload: &str, art: bool) -> crate::NewEntry {
     let artifacts = if art {
-        let r = crate::entry::ArtifactRef::new(0, blake3::hash(ART).as_bytes(), &crate::hash::sha256(ART), ART.len() as u64, "shot.png", "image/png");
+        let r = crate::entry::ArtifactRef::new(
+            0,
+            blake3::hash(ART).as_bytes(),
+            &crate::hash::sha256(ART),
+            ART.len() as u64,
+            "shot.png",
+            "image/png",
+        );
         vec![r.unwrap()]
     } else {
         Vec::new()
@@ -72,7 +79,8 @@ impl Fixture {
             .iter()
             .map(|&seq| {
                 let e = r.get(seq).unwrap();
-                let proof: Vec<Vec<u8>> = r.prove_inclusion(seq, Some(size)).unwrap().0.iter().map(|h| h.to_vec()).collect();
+                let proof: Vec<Vec<u8>> =
+                    r.prove_inclusion(seq, Some(size)).unwrap().0.iter().map(|h| h.to_vec()).collect();
                 line_for(seq, Role::Subject, &e.leaf_bytes, Some(&e.payload), 0, &e.hmac_key_id, &e.hmac, &proof)
             })
             .collect();
@@ -210,7 +218,10 @@ fn a_swapped_signature_or_unknown_key_is_untrusted() {
     assert_eq!(fx.findings(&f), [(K::CheckpointUntrusted, Some(size))]);
     let stranger = crate::note::NoteSigner::from_seed("test.local/pack", &[7; 32]).unwrap().verifier();
     let rep = verify(&fx.pack(None), &[stranger], None).unwrap();
-    assert_eq!(rep.report.findings.iter().map(|x| (x.kind, x.seq)).collect::<Vec<_>>(), [(K::CheckpointUntrusted, Some(size))]);
+    assert_eq!(
+        rep.report.findings.iter().map(|x| (x.kind, x.seq)).collect::<Vec<_>>(),
+        [(K::CheckpointUntrusted, Some(size))]
+    );
 }
 
 #[test]

@@ -146,12 +146,15 @@ fn first(entries: &[TimelineEntry], f: impl Fn(&TimelineEntry) -> bool) -> Optio
 /// The milestones of `entries` (in seq order), by the conventions above.
 pub fn milestones(entries: &[TimelineEntry]) -> Milestones {
     let is = |c: &'static str| move |e: &TimelineEntry| e.category == c;
-    let resolved = |e: &TimelineEntry| e.category == "alert_resolved" || e.payload.get("status") == Some(&"resolved".into());
+    let resolved =
+        |e: &TimelineEntry| e.category == "alert_resolved" || e.payload.get("status") == Some(&"resolved".into());
     Milestones {
         alert_fired: first(entries, is("alert_fired")),
         acknowledged: first(entries, is("alert_ack")),
         escalated: first(entries, |e| e.payload.get("escalated_to").is_some()),
-        l2_confirmed: first(entries, |e| e.payload.get("step").and_then(Value::as_str).is_some_and(|s| s.starts_with("L2"))),
+        l2_confirmed: first(entries, |e| {
+            e.payload.get("step").and_then(Value::as_str).is_some_and(|s| s.starts_with("L2"))
+        }),
         overridden: first(entries, is("override")),
         resolved: entries.iter().rev().find(|e| resolved(e)).map(|e| Milestone { seq: e.seq, at: e.at() }),
     }
@@ -172,8 +175,11 @@ pub fn timeline(subject: &str, as_of: AsOf, entries: Vec<TimelineEntry>, ctx: &C
     let m = milestones(&entries);
     let start = m.alert_fired.map(|a| a.at).or_else(|| entries.first().map(TimelineEntry::at));
     let since = |x: Option<Milestone>| Some((x?.at - start?) as f64 / 1e9);
-    let durations =
-        Durations { time_to_ack: since(m.acknowledged), time_to_escalate: since(m.escalated), time_to_l2: since(m.l2_confirmed) };
+    let durations = Durations {
+        time_to_ack: since(m.acknowledged),
+        time_to_escalate: since(m.escalated),
+        time_to_l2: since(m.l2_confirmed),
+    };
     let mut findings = late_ack(&m, ctx.now).into_iter().collect::<Vec<_>>();
     for seq in degraded_evaluations(&entries).into_iter().filter(|s| !ctx.approved.contains(s)) {
         let detail = "a decision evaluation degraded by the AI (reasons hold ai_degraded) with no approval entry naming it (approved_seq)";
@@ -200,6 +206,10 @@ fn late_ack(m: &Milestones, now: i64) -> Option<IncidentFinding> {
     (delay > LATE_ACK_NS).then(|| IncidentFinding {
         kind: "late_ack_without_escalation".into(),
         seq: Some(seq),
-        detail: format!("{what} {} s after the alert fired (limit {} s), and no escalation", delay / 1_000_000_000, LATE_ACK_NS / 1_000_000_000),
+        detail: format!(
+            "{what} {} s after the alert fired (limit {} s), and no escalation",
+            delay / 1_000_000_000,
+            LATE_ACK_NS / 1_000_000_000
+        ),
     })
 }

@@ -192,7 +192,12 @@ fn inclusion(seq: u64, leaf: &[u8], proof: &[String], cp: &Checkpoint, r: &mut R
         return;
     };
     if let Err(e) = verify_inclusion(seq, cp.size, &leaf_hash(leaf), &hashes, &cp.root) {
-        finding(r, FindingKind::InclusionFailed, Some(seq), format!("not in the checkpoint's tree of size {}: {e}", cp.size));
+        finding(
+            r,
+            FindingKind::InclusionFailed,
+            Some(seq),
+            format!("not in the checkpoint's tree of size {}: {e}", cp.size),
+        );
     }
 }
 

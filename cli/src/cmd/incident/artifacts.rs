@@ -50,7 +50,8 @@ pub async fn fetch(
 ) -> CliResult<Vec<ManifestArtifact>> {
     let mut list = Vec::new();
     for (_, a) in fetch::referenced(entries) {
-        let mut reason = if a.size > max_bytes { Some(TOO_LARGE.to_owned()) } else { fetch::store_lacks(ctx, &a).await? };
+        let mut reason =
+            if a.size > max_bytes { Some(TOO_LARGE.to_owned()) } else { fetch::store_lacks(ctx, &a).await? };
         if reason.is_none() {
             match download(ctx, &a).await? {
                 Some(bytes) => w.artifact(&a.blake3, &bytes).map_err(|e| super::pack::pack_error(out, e))?,

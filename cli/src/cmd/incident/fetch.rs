@@ -144,7 +144,8 @@ async fn approval_exists(ctx: &Ctx, client: &mut LedgerServiceClient<Channel>, s
         fields: vec![pb::FieldEquals { key: "approved_seq".into(), json_value: seq.to_string() }],
         ..Default::default()
     };
-    let req = pb::QueryRequest { log: ctx.log.clone(), filter: Some(filter), to_seq: size, limit: 1, ..Default::default() };
+    let req =
+        pb::QueryRequest { log: ctx.log.clone(), filter: Some(filter), to_seq: size, limit: 1, ..Default::default() };
     let mut st = client.query(req).await?.into_inner();
     let mut found = false;
     while let Some(m) = st.message().await? {

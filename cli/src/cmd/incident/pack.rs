@@ -34,7 +34,10 @@ pub(super) fn pack_error(dir: &Path, e: PackError) -> CliError {
 
 fn prepare(out: &Path) -> CliResult {
     if out.exists() && std::fs::read_dir(out).map_err(|e| CliError::io(out, e))?.next().is_some() {
-        return Err(CliError::Usage(format!("--out {}: exists and is not empty; choose a new directory", out.display())));
+        return Err(CliError::Usage(format!(
+            "--out {}: exists and is not empty; choose a new directory",
+            out.display()
+        )));
     }
     Ok(())
 }
@@ -58,7 +61,10 @@ pub async fn run(ctx: &Ctx, a: IncidentPackArgs) -> CliResult {
     let read = fetch::read(ctx, &a.subject, a.as_of, true).await?;
     let size = read.checkpoint.size;
     if read.entries.is_empty() {
-        return Err(CliError::Usage(format!("incident {:?}: no entries with this subject in the tree of size {size}", a.subject)));
+        return Err(CliError::Usage(format!(
+            "incident {:?}: no entries with this subject in the tree of size {size}",
+            a.subject
+        )));
     }
     let mut client = ctx.ledger().await?;
     let alerts = alert_entries(ctx, &mut client, &read.entries, size).await?;
@@ -129,14 +135,17 @@ async fn alert_entries(
     let mut wanted = std::collections::BTreeSet::new();
     for e in entries.iter().filter(|e| e.decoded.as_ref().is_some_and(|l| l.category == "alert_ack")) {
         let v: serde_json::Value = serde_json::from_slice(&e.payload).unwrap_or_default();
-        if let Some(s) = v.get("alert_seq").and_then(serde_json::Value::as_u64).filter(|s| *s < size && !held.contains(s)) {
+        if let Some(s) =
+            v.get("alert_seq").and_then(serde_json::Value::as_u64).filter(|s| *s < size && !held.contains(s))
+        {
             wanted.insert(s);
         }
     }
     let mut out = Vec::with_capacity(wanted.len());
     for seq in wanted {
         let g = client.get(pb::GetRequest { log: ctx.log.clone(), seq, with_proof: false }).await?.into_inner();
-        let p = client.prove_inclusion(pb::ProveInclusionRequest { log: ctx.log.clone(), seq, tree_size: size }).await?;
+        let p =
+            client.prove_inclusion(pb::ProveInclusionRequest { log: ctx.log.clone(), seq, tree_size: size }).await?;
         let mut e = g.entry.unwrap_or_default();
         e.proof = p.into_inner().proof;
         out.push(e);

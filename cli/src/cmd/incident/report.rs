@@ -77,7 +77,12 @@ fn md_cell(s: &str) -> String {
 
 /// `report.md`.
 pub fn markdown(t: &Timeline) -> String {
-    let mut s = format!("# Incident {}\n\nRead at the checkpoint of tree size {} (root `{}`).\n\n", md_cell(&t.subject), t.as_of.size, t.as_of.root);
+    let mut s = format!(
+        "# Incident {}\n\nRead at the checkpoint of tree size {} (root `{}`).\n\n",
+        md_cell(&t.subject),
+        t.as_of.size,
+        t.as_of.root
+    );
     s.push_str("## Milestones\n\n| milestone | seq | at (UTC) |\n| --- | --- | --- |\n");
     for (name, m) in milestone_list(&t.milestones) {
         let (seq, at) = m.map_or(("-".into(), "-".into()), |m| (m.seq.to_string(), rfc3339(m.at)));
@@ -93,7 +98,14 @@ pub fn markdown(t: &Timeline) -> String {
     }
     s.push_str("\n## Entries\n\n| seq | at (UTC) | category | actor | payload |\n| --- | --- | --- | --- | --- |\n");
     for e in &t.entries {
-        s.push_str(&format!("| {} | {} | {} | {} | `{}` |\n", e.seq, rfc3339(e.at()), e.category, md_cell(&e.actor), md_cell(&payload_text(e)).replace('`', "'")));
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | `{}` |\n",
+            e.seq,
+            rfc3339(e.at()),
+            e.category,
+            md_cell(&e.actor),
+            md_cell(&payload_text(e)).replace('`', "'")
+        ));
     }
     s
 }
