@@ -92,15 +92,15 @@ pub async fn run(ledgerd: &str, incident: u64, other: u64, runs: u64) -> serde_j
     let _ = std::fs::remove_dir_all(&dir);
     let report = serde_json::json!({
         "log_entries": incident + other, "incident_entries": incident.max(1), "fill_seconds": fill_secs,
-        "pack_seconds": build, "verify_pack_seconds": verify, "pack_bytes": bytes,
+        "pack_seconds": &build, "verify_pack_seconds": &verify, "pack_bytes": bytes,
     });
+    let list = |v: &[f64]| v.iter().map(|s| format!("{s:.3}")).collect::<Vec<_>>().join(", ");
     println!(
-        "pack: {} incident entries in a log of {}: build {:?} s, verify-pack {:?} s, {} bytes",
+        "pack: {} incident entries in a log of {}: build {} s, verify-pack {} s, {bytes} bytes",
         incident.max(1),
         incident + other,
-        report["pack_seconds"],
-        report["verify_pack_seconds"],
-        bytes
+        list(&build),
+        list(&verify)
     );
     report
 }
