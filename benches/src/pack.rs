@@ -24,12 +24,8 @@ fn entry(i: u64, total: u64, incident: u64) -> pb::AppendRequest {
     } else {
         ("stage4_incident", SUBJECT.to_owned(), format!(r#"{{"step":"L2.{a}","note":"{filler}"}}"#))
     };
-    let entry = pb::EntryInput {
-        category: category.into(),
-        subject,
-        payload: payload.into_bytes(),
-        ..Default::default()
-    };
+    let entry =
+        pb::EntryInput { category: category.into(), subject, payload: payload.into_bytes(), ..Default::default() };
     pb::AppendRequest { log: "default".into(), entry: Some(entry), actor: format!("bench-{}", i % 7) }
 }
 
@@ -51,7 +47,12 @@ fn timed(ledger: &Path, url: &str, args: &[&str]) -> (f64, serde_json::Value) {
     let t0 = Instant::now();
     let out = std::process::Command::new(ledger).args(args).env("LEDGER_SERVER", url).output().expect("run ledger");
     let secs = t0.elapsed().as_secs_f64();
-    assert!(out.status.success(), "{args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (secs, serde_json::from_slice(&out.stdout).unwrap_or_default())
 }
 
@@ -83,7 +84,8 @@ pub async fn run(ledgerd: &str, incident: u64, other: u64, runs: u64) -> serde_j
         assert_eq!(summary["subject_entries"].as_u64(), Some(incident.max(1)), "{summary}");
         build.push(s);
         let vk = dir.join("vkeys");
-        let (s, rep) = timed(&ledger, &server.url, &["verify-pack", o, "--vkey", vk.to_str().expect("utf-8"), "--output", "json"]);
+        let (s, rep) =
+            timed(&ledger, &server.url, &["verify-pack", o, "--vkey", vk.to_str().expect("utf-8"), "--output", "json"]);
         assert_eq!(rep["ok"], true, "{rep}");
         verify.push(s);
         bytes = dir_bytes(&out);

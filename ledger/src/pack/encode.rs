@@ -13,28 +13,37 @@ use base64::engine::general_purpose::STANDARD as B64;
 use super::types::files;
 use super::{FileDigest, Manifest, PackError, PackLine, Role};
 
+/// An entry's stored bytes as the log serves them, and its inclusion proof.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredBytes<'a> {
+    /// its seq
+    pub seq: u64,
+    /// the leaf bytes
+    pub leaf: &'a [u8],
+    /// the payload bytes; `None` when redacted
+    pub payload: Option<&'a [u8]>,
+    /// seq+1 of the redaction entry, 0 if none
+    pub redacted_by: u64,
+    /// the HMAC key id
+    pub hmac_key_id: &'a str,
+    /// the HMAC tag
+    pub hmac: &'a [u8],
+    /// the inclusion proof's hashes
+    pub proof: &'a [Vec<u8>],
+}
+
 /// One entry as its `entries.jsonl` line (FORMAT.md §14.3): the stored
 /// bytes in base64, the tag and proof in hex.
-#[allow(clippy::too_many_arguments)]
-pub fn line_for(
-    seq: u64,
-    role: Role,
-    leaf: &[u8],
-    payload: Option<&[u8]>,
-    redacted_by: u64,
-    hmac_key_id: &str,
-    hmac: &[u8],
-    proof: &[Vec<u8>],
-) -> PackLine {
+pub fn line_for(role: Role, e: &StoredBytes<'_>) -> PackLine {
     PackLine {
-        seq,
+        seq: e.seq,
         role,
-        leaf: B64.encode(leaf),
-        payload: payload.map(|p| B64.encode(p)),
-        redacted_by,
-        hmac_key_id: hmac_key_id.to_owned(),
-        hmac: hex::encode(hmac),
-        proof: proof.iter().map(hex::encode).collect(),
+        leaf: B64.encode(e.leaf),
+        payload: e.payload.map(|p| B64.encode(p)),
+        redacted_by: e.redacted_by,
+        hmac_key_id: e.hmac_key_id.to_owned(),
+        hmac: hex::encode(e.hmac),
+        proof: e.proof.iter().map(hex::encode).collect(),
     }
 }
 

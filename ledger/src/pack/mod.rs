@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use encode::{PackWriter, entries_text, line_for};
+pub use encode::{PackWriter, StoredBytes, entries_text, line_for};
 pub use types::{Consistency, FileDigest, Manifest, ManifestArtifact, PACK_VERSION, PackLine, Role, TreeHead};
 pub use verify::verify;
 

@@ -81,7 +81,16 @@ impl Fixture {
                 let e = r.get(seq).unwrap();
                 let proof: Vec<Vec<u8>> =
                     r.prove_inclusion(seq, Some(size)).unwrap().0.iter().map(|h| h.to_vec()).collect();
-                line_for(seq, Role::Subject, &e.leaf_bytes, Some(&e.payload), 0, &e.hmac_key_id, &e.hmac, &proof)
+                let bytes = StoredBytes {
+                    seq,
+                    leaf: &e.leaf_bytes,
+                    payload: Some(&e.payload),
+                    redacted_by: 0,
+                    hmac_key_id: &e.hmac_key_id,
+                    hmac: &e.hmac,
+                    proof: &proof,
+                };
+                line_for(Role::Subject, &bytes)
             })
             .collect();
         f.insert(files::CHECKPOINT.into(), cp.note.clone().into_bytes());

@@ -53,63 +53,84 @@ fn trusted(p: &Path) -> CliResult<(String, ledger::note::Checkpoint)> {
     Ok((note, cp))
 }
 
-/// Runs the command.
-pub async fn run(ctx: &Ctx, a: IncidentPackArgs) -> CliResult {
-    let started = Instant::now();
-    prepare(&a.out)?;
+/// What the pack holds, fetched.
+struct Gathered {
+    read: fetch::Read,
+    /// the subject's entries and the alerts, in seq order, with their role
+    all: Vec<(Role, pb::Entry)>,
+    trusted: Option<(String, ledger::note::Checkpoint, Consistency)>,
+    vkeys: String,
+}
+
+/// Fetches everything but the artifacts.
+async fn gather(ctx: &Ctx, a: &IncidentPackArgs) -> CliResult<Gathered> {
     let trusted = a.trusted_checkpoint.as_deref().map(trusted).transpose()?;
     let read = fetch::read(ctx, &a.subject, a.as_of, true).await?;
     let size = read.checkpoint.size;
     if read.entries.is_empty() {
-        return Err(CliError::Usage(format!(
-            "incident {:?}: no entries with this subject in the tree of size {size}",
-            a.subject
-        )));
+        let why = format!("incident {:?}: no entries with this subject in the tree of size {size}", a.subject);
+        return Err(CliError::Usage(why));
     }
     let mut client = ctx.ledger().await?;
     let alerts = alert_entries(ctx, &mut client, &read.entries, size).await?;
-    let consistency = match &trusted {
-        Some((_, t)) => Some(consistency(ctx, &mut client, t, size).await?),
+    let trusted = match trusted {
+        Some((note, t)) => {
+            let c = consistency(ctx, &mut client, &t, size).await?;
+            Some((note, t, c))
+        }
         None => None,
     };
-    let mut all: Vec<(Role, &pb::Entry)> = read.entries.iter().map(|e| (Role::Subject, e)).collect();
-    all.extend(alerts.iter().map(|e| (Role::Alert, e)));
+    let mut all: Vec<(Role, pb::Entry)> = read.entries.iter().map(|e| (Role::Subject, e.clone())).collect();
+    all.extend(alerts.into_iter().map(|e| (Role::Alert, e)));
     all.sort_by_key(|(_, e)| e.seq);
-    let lines: Vec<PackLine> = all.iter().map(|(r, e)| line(*r, e)).collect();
+    Ok(Gathered { read, all, trusted, vkeys: vkeys(ctx).await? })
+}
+
+/// Runs the command.
+pub async fn run(ctx: &Ctx, a: IncidentPackArgs) -> CliResult {
+    let started = Instant::now();
+    prepare(&a.out)?;
+    let g = gather(ctx, &a).await?;
     let mut w = PackWriter::create(&a.out).map_err(|e| pack_error(&a.out, e))?;
-    let entries: Vec<pb::Entry> = all.iter().map(|(_, e)| (*e).clone()).collect();
+    let entries: Vec<pb::Entry> = g.all.iter().map(|(_, e)| e.clone()).collect();
     let artifacts = super::artifacts::fetch(ctx, &mut w, &entries, a.max_artifact_bytes, &a.out).await?;
-    let write = |w: &mut PackWriter, name: &str, bytes: &[u8]| w.file(name, bytes).map_err(|e| pack_error(&a.out, e));
-    write(&mut w, files::CHECKPOINT, read.checkpoint.note.as_bytes())?;
-    w.entries(&lines).map_err(|e| pack_error(&a.out, e))?;
-    write(&mut w, files::VKEYS, vkeys(ctx).await?.as_bytes())?;
-    if let (Some((note, _)), Some(c)) = (&trusted, &consistency) {
-        write(&mut w, files::TRUSTED, note.as_bytes())?;
-        write(&mut w, files::CONSISTENCY, &serde_json::to_vec_pretty(c).expect("serialises"))?;
-    }
-    let t = &read.timeline;
-    write(&mut w, "report.json", &serde_json::to_vec_pretty(t).expect("serialises"))?;
-    write(&mut w, "report.md", report::markdown(t).as_bytes())?;
-    write(&mut w, "report.html", report::html(t).as_bytes())?;
-    write(&mut w, "entries.csv", report::csv(&read.entries).as_bytes())?;
-    write(&mut w, "README.txt", README.replace("{subject}", &a.subject).as_bytes())?;
+    write_files(&mut w, &a, &g).map_err(|e| pack_error(&a.out, e))?;
+    let cp = &g.read.checkpoint;
     let manifest = Manifest {
         version: ledger::pack::PACK_VERSION,
         subject: a.subject.clone(),
-        origin: read.checkpoint.origin.clone(),
-        tree_size: size,
-        root: hex::encode(&read.checkpoint.root),
+        origin: cp.origin.clone(),
+        tree_size: cp.size,
+        root: hex::encode(&cp.root),
         created_at: now_ns(),
-        entries: lines.len() as u64,
-        subject_entries: read.entries.len() as u64,
+        entries: g.all.len() as u64,
+        subject_entries: g.read.entries.len() as u64,
         max_artifact_bytes: a.max_artifact_bytes,
         artifacts,
-        trusted: trusted.as_ref().map(|(_, t)| TreeHead { size: t.size, root: hex::encode(t.root) }),
+        trusted: g.trusted.as_ref().map(|(_, t, _)| TreeHead { size: t.size, root: hex::encode(t.root) }),
         files: Default::default(),
     };
     let m = w.finish(manifest).map_err(|e| pack_error(&a.out, e))?;
     print_summary(ctx, &a.out, &m, started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Every file but the artifacts and the manifest (FORMAT.md §14.1).
+fn write_files(w: &mut PackWriter, a: &IncidentPackArgs, g: &Gathered) -> Result<(), PackError> {
+    let lines: Vec<PackLine> = g.all.iter().map(|(r, e)| line(*r, e)).collect();
+    w.file(files::CHECKPOINT, g.read.checkpoint.note.as_bytes())?;
+    w.entries(&lines)?;
+    w.file(files::VKEYS, g.vkeys.as_bytes())?;
+    if let Some((note, _, c)) = &g.trusted {
+        w.file(files::TRUSTED, note.as_bytes())?;
+        w.file(files::CONSISTENCY, &serde_json::to_vec_pretty(c).expect("serialises"))?;
+    }
+    let t = &g.read.timeline;
+    w.file("report.json", &serde_json::to_vec_pretty(t).expect("serialises"))?;
+    w.file("report.md", report::markdown(t).as_bytes())?;
+    w.file("report.html", report::html(t).as_bytes())?;
+    w.file("entries.csv", report::csv(&g.read.entries).as_bytes())?;
+    w.file("README.txt", README.replace("{subject}", &a.subject).as_bytes())
 }
 
 fn now_ns() -> i64 {
@@ -120,7 +141,16 @@ fn now_ns() -> i64 {
 
 fn line(role: Role, e: &pb::Entry) -> PackLine {
     let payload = (e.redacted_by == 0).then_some(e.payload.as_slice());
-    ledger::pack::line_for(e.seq, role, &e.leaf, payload, e.redacted_by, &e.hmac_key_id, &e.hmac, &e.proof)
+    let bytes = ledger::pack::StoredBytes {
+        seq: e.seq,
+        leaf: &e.leaf,
+        payload,
+        redacted_by: e.redacted_by,
+        hmac_key_id: &e.hmac_key_id,
+        hmac: &e.hmac,
+        proof: &e.proof,
+    };
+    ledger::pack::line_for(role, &bytes)
 }
 
 /// The alert entries the subject's `alert_ack`s name (`alert_seq`) that

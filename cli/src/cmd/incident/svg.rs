@@ -44,17 +44,7 @@ pub fn timeline(t: &Timeline) -> String {
             WIDTH - RIGHT
         ));
     }
-    for (row, (name, m)) in milestone_list(&t.milestones).into_iter().enumerate() {
-        let Some(m) = m else { continue };
-        let mx = x(m.at, t0, t1);
-        let ly = 14.0 + 12.0 * (row % 4) as f64;
-        s.push_str(&format!(
-            "<line x1=\"{mx:.1}\" y1=\"{ly:.1}\" x2=\"{mx:.1}\" y2=\"{:.1}\" stroke=\"#c33\" stroke-dasharray=\"3,2\"/><text x=\"{:.1}\" y=\"{ly:.1}\" fill=\"#c33\">{name} (seq {})</text>\n",
-            height - 30.0,
-            mx + 3.0,
-            m.seq
-        ));
-    }
+    milestones(&mut s, t, (t0, t1), height);
     for e in &t.entries {
         let lane = actors.iter().position(|a| *a == e.actor).unwrap_or(0);
         let y = TOP + LANE * lane as f64 + LANE / 2.0;
@@ -79,4 +69,20 @@ pub fn timeline(t: &Timeline) -> String {
         (t1 - t0) as f64 / 1e9
     ));
     s
+}
+
+/// The milestones: a dashed vertical line each, labelled, the labels in
+/// four rows so that close ones do not overlap.
+fn milestones(s: &mut String, t: &Timeline, (t0, t1): (i64, i64), height: f64) {
+    for (row, (name, m)) in milestone_list(&t.milestones).into_iter().enumerate() {
+        let Some(m) = m else { continue };
+        let mx = x(m.at, t0, t1);
+        let ly = 14.0 + 12.0 * (row % 4) as f64;
+        s.push_str(&format!(
+            "<line x1=\"{mx:.1}\" y1=\"{ly:.1}\" x2=\"{mx:.1}\" y2=\"{:.1}\" stroke=\"#c33\" stroke-dasharray=\"3,2\"/><text x=\"{:.1}\" y=\"{ly:.1}\" fill=\"#c33\">{name} (seq {})</text>\n",
+            height - 30.0,
+            mx + 3.0,
+            m.seq
+        ));
+    }
 }
