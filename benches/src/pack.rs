@@ -2,7 +2,8 @@
 //! pack of one incident of INCIDENT entries spread evenly among OTHER
 //! entries of 1,000 other subjects, on a fresh ledgerd (docs/FORMAT.md §14):
 //! the wall time of `ledger incident pack` (the real binary, over gRPC) and
-//! of `ledger verify-pack` (offline), RUNS times each.
+//! of `ledger verify-pack` (offline), RUNS times each. `BENCH_KEEP=1` keeps
+//! the data directory and the packs.
 
 use std::path::Path;
 use std::time::Instant;
@@ -91,7 +92,11 @@ pub async fn run(ledgerd: &str, incident: u64, other: u64, runs: u64) -> serde_j
         bytes = dir_bytes(&out);
     }
     drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        println!("kept {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     let report = serde_json::json!({
         "log_entries": incident + other, "incident_entries": incident.max(1), "fill_seconds": fill_secs,
         "pack_seconds": &build, "verify_pack_seconds": &verify, "pack_bytes": bytes,

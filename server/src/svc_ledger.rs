@@ -488,21 +488,23 @@ fn proof_bound(to_seq: u64, proof_size: u64) -> u64 {
 }
 
 /// The page's entries as messages, each with its inclusion proof in the
-/// tree of `proof_size` when that is not 0 (the tree code of every proof).
+/// tree of `proof_size` when that is not 0 (the tree code of every proof,
+/// the page's proofs sharing their common nodes).
 fn with_proofs(
     reader: &ledger::LedgerReader,
     entries: Vec<ledger::log::StoredEntry>,
     proof_size: u64,
 ) -> Result<Vec<pb::Entry>, ledger::LedgerError> {
-    entries
+    let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+    let mut proofs = if proof_size == 0 { Vec::new() } else { reader.prove_inclusions(&seqs, proof_size)? }.into_iter();
+    Ok(entries
         .into_iter()
         .map(|e| {
-            let proof = if proof_size == 0 { Vec::new() } else { reader.prove_inclusion(e.seq, Some(proof_size))?.0 };
             let mut m = convert::stored(e);
-            m.proof = proof.iter().map(|h| h.to_vec()).collect();
-            Ok(m)
+            m.proof = proofs.next().unwrap_or_default().iter().map(|h| h.to_vec()).collect();
+            m
         })
-        .collect()
+        .collect())
 }
 
 fn read_error(m: &crate::metrics::Metrics, log: &LogHandle, e: &ledger::LedgerError) -> Status {

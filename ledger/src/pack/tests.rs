@@ -164,6 +164,21 @@ fn edit_lines(f: &mut Files, edit: impl FnOnce(&mut Vec<PackLine>)) {
 }
 
 #[test]
+fn lines_carry_lowercase_hex() {
+    let b = StoredBytes {
+        seq: 1,
+        leaf: b"l",
+        payload: None,
+        redacted_by: 2,
+        hmac_key_id: "k",
+        hmac: &[0xab, 0x01],
+        proof: &[vec![0xff, 0x0a]],
+    };
+    let l = line_for(Role::Alert, &b);
+    assert_eq!((l.hmac.as_str(), l.proof[0].as_str(), l.payload), ("ab01", "ff0a", None));
+}
+
+#[test]
 fn a_clean_pack_verifies() {
     let fx = Fixture::new();
     let f = fx.pack(None);
@@ -277,4 +292,17 @@ fn a_stale_manifest_and_other_versions_are_caught() {
     f.insert(files::MANIFEST.into(), serde_json::to_vec(&v).unwrap());
     assert!(matches!(verify(&f, &fx.vkeys, None), Err(PackError::Version { found: 2 })));
     assert!(matches!(verify(&Files::new(), &fx.vkeys, None), Err(PackError::NotAPack)));
+}
+
+#[test]
+fn a_pages_proofs_are_the_single_proofs() {
+    let fx = Fixture::new();
+    let r = fx.log.reader();
+    let seqs: Vec<u64> = (0..r.size()).collect();
+    for size in 1..=r.size() {
+        let page = r.prove_inclusions(&seqs[..size as usize], size).unwrap();
+        let single: Vec<_> = (0..size).map(|s| r.prove_inclusion(s, Some(size)).unwrap().0).collect();
+        assert_eq!(page, single, "tree size {size}");
+    }
+    assert!(r.prove_inclusions(&[0], r.size() + 1).is_err(), "a tree beyond the log");
 }
