@@ -78,10 +78,11 @@ fn milestones(s: &mut String, t: &Timeline, (t0, t1): (i64, i64), height: f64) {
         let Some(m) = m else { continue };
         let mx = x(m.at, t0, t1);
         let ly = 14.0 + 12.0 * (row % 4) as f64;
+        // labels near the right edge end at their line instead of starting there
+        let (lx, anchor) = if mx > WIDTH - 160.0 { (mx - 3.0, "end") } else { (mx + 3.0, "start") };
         s.push_str(&format!(
-            "<line x1=\"{mx:.1}\" y1=\"{ly:.1}\" x2=\"{mx:.1}\" y2=\"{:.1}\" stroke=\"#c33\" stroke-dasharray=\"3,2\"/><text x=\"{:.1}\" y=\"{ly:.1}\" fill=\"#c33\">{name} (seq {})</text>\n",
+            "<line x1=\"{mx:.1}\" y1=\"{ly:.1}\" x2=\"{mx:.1}\" y2=\"{:.1}\" stroke=\"#c33\" stroke-dasharray=\"3,2\"/><text x=\"{lx:.1}\" y=\"{ly:.1}\" fill=\"#c33\" text-anchor=\"{anchor}\">{name} (seq {})</text>\n",
             height - 30.0,
-            mx + 3.0,
             m.seq
         ));
     }
