@@ -421,3 +421,51 @@ fn a_trusted_checkpoint_of_a_forked_log_fails_consistency() {
     let r = fx.verify_pack(&fx.path().join("clean"), &["--trusted-checkpoint", "fork.cp"]);
     assert_eq!(finding_pairs(&r.json()), [("split_view".to_owned(), Some(3))]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_proofs_lead_to_the_tree_asked_for() {
+    use ledger_proto::v1 as pb;
+    let dir = tempfile::tempdir().unwrap();
+    let d = Ledgerd::start(&dir.path().join("data"), &[]);
+    for i in 0..6 {
+        let subject = if i % 2 == 0 { "INC-1" } else { "INC-2" };
+        let field = format!("i={i}");
+        ok(ledger(
+            &d.url,
+            dir.path(),
+            &["append", "--category", "stage4_incident", "--subject", subject, "--field", &field],
+        ));
+    }
+    let mut c = pb::ledger_service_client::LedgerServiceClient::connect(d.url.clone()).await.unwrap();
+    let cons = pb::ProveConsistencyRequest { log: "default".into(), old_size: 4, new_size: 0 };
+    let root4: [u8; 32] = c.prove_consistency(cons).await.unwrap().into_inner().old_root.try_into().unwrap();
+    let query = |proof_tree_size| pb::QueryRequest {
+        log: "default".into(),
+        filter: Some(pb::Filter { subject: "INC-1".into(), ..Default::default() }),
+        proof_tree_size,
+        ..Default::default()
+    };
+    let mut entries = Vec::new();
+    let mut st = c.query(query(4)).await.unwrap().into_inner();
+    while let Some(m) = st.message().await.unwrap() {
+        if let Some(pb::query_response::Item::Entry(e)) = m.item {
+            entries.push(e);
+        }
+    }
+    assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [0, 2], "only entries below the proofs' tree");
+    for e in &entries {
+        let proof: Vec<[u8; 32]> = e.proof.iter().map(|p| p.as_slice().try_into().unwrap()).collect();
+        let leaf = ledger::hash::leaf_hash(&e.leaf);
+        ledger::merkle::verify_inclusion(e.seq, 4, &leaf, &proof, &root4)
+            .unwrap_or_else(|x| panic!("seq {}: {x}", e.seq));
+    }
+    let mut st = c.query(query(0)).await.unwrap().into_inner();
+    while let Some(m) = st.message().await.unwrap() {
+        assert!(
+            !matches!(m.item, Some(pb::query_response::Item::Entry(e)) if !e.proof.is_empty()),
+            "no proofs unless asked"
+        );
+    }
+    let beyond = c.query(query(7)).await.map(drop).unwrap_err();
+    assert_eq!(beyond.code(), tonic::Code::OutOfRange, "{beyond}");
+}
