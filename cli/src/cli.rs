@@ -384,6 +384,9 @@ pub struct VerifyPackArgs {
     /// a checkpoint you trust, instead of the pack's own trusted-checkpoint: the pack's tree must extend it
     #[arg(long, value_name = "FILE")]
     pub trusted_checkpoint: Option<PathBuf>,
+    /// the HMAC key file (keyring format) when you hold the shared key: each entry's tag is checked too
+    #[arg(long, value_name = "FILE")]
+    pub hmac_key: Option<PathBuf>,
 }
 
 /// `ledger mirror`

@@ -312,6 +312,9 @@ fn pack_verifies_offline_and_each_damage_is_named() {
             .unwrap()
             .starts_with("seq,recorded_at,occurred_at,category,actor")
     );
+    std::fs::copy(ledger::layout::keyring(&fx.d.log_dir()), fx.path().join("hmac.json")).unwrap();
+    let with_tags = ok(fx.verify_pack(&pack, &["--hmac-key", "hmac.json"])).json();
+    assert_eq!(with_tags["hmac_checked"].as_u64(), Some(13), "{with_tags}");
     let text = ledger("http://127.0.0.1:1", fx.path(), &["verify-pack", "pack", "--vkey", "vkeys"]);
     assert!(text.code == 0 && text.stdout.starts_with("VALID"), "{}", text.stdout);
 

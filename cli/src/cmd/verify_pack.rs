@@ -4,6 +4,7 @@
 //! I/O errors (as `ledger verify`). This module only reads the keys and
 //! prints.
 
+use ledger::keys::HmacKeySet;
 use ledger::pack::{DirSource, PackError};
 
 use crate::cli::VerifyPackArgs;
@@ -18,7 +19,12 @@ pub fn run(ctx: &Ctx, a: VerifyPackArgs) -> CliResult {
     }
     let keys = load_vkeys(&a.vkeys)?;
     let trusted = a.trusted_checkpoint.as_deref().map(read_text).transpose()?;
-    let report = ledger::pack::verify(&DirSource::new(&a.dir), &keys, trusted.as_deref()).map_err(|e| match e {
+    let hmac = match &a.hmac_key {
+        Some(p) => Some(HmacKeySet::from_json(p, &read_text(p)?).map_err(|e| CliError::Usage(e.to_string()))?),
+        None => None,
+    };
+    let src = DirSource::new(&a.dir);
+    let report = ledger::pack::verify(&src, &keys, trusted.as_deref(), hmac.as_ref()).map_err(|e| match e {
         PackError::Io { name, source } => CliError::io(a.dir.join(name), source),
         other => CliError::Usage(format!("{}: {other}", a.dir.display())),
     })?;

@@ -132,7 +132,7 @@ impl Fixture {
     }
 
     fn findings(&self, f: &Files) -> Vec<(K, Option<u64>)> {
-        let rep = verify(f, &self.vkeys, None).unwrap();
+        let rep = verify(f, &self.vkeys, None, None).unwrap();
         rep.report.findings.iter().map(|x| (x.kind, x.seq)).collect()
     }
 }
@@ -182,9 +182,23 @@ fn lines_carry_lowercase_hex() {
 fn a_clean_pack_verifies() {
     let fx = Fixture::new();
     let f = fx.pack(None);
-    let rep = verify(&f, &fx.vkeys, None).unwrap();
+    let rep = verify(&f, &fx.vkeys, None, None).unwrap();
     assert!(rep.report.ok, "{}", rep.to_text());
     assert_eq!((rep.report.entries, rep.subject_entries, rep.artifacts_checked), (5, 5, 1));
+}
+
+#[test]
+fn hmac_tags_are_checked_with_the_auditors_keys() {
+    let fx = Fixture::new();
+    let mut f = fx.pack(None);
+    let keys = fx.keyring.hmac_keys();
+    let rep = verify(&f, &fx.vkeys, None, Some(&keys)).unwrap();
+    assert!(rep.report.ok && rep.report.hmac_checked == 5, "{}", rep.to_text());
+    edit_lines(&mut f, |l| l[1].hmac = "00".repeat(32));
+    let rep = verify(&f, &fx.vkeys, None, Some(&keys)).unwrap();
+    let got: Vec<_> = rep.report.findings.iter().map(|x| (x.kind, x.seq)).collect();
+    assert_eq!(got, [(K::HmacMismatch, Some(2))]);
+    assert!(verify(&f, &fx.vkeys, None, None).unwrap().report.ok, "without keys tags are not checked");
 }
 
 #[test]
@@ -241,7 +255,7 @@ fn a_swapped_signature_or_unknown_key_is_untrusted() {
     let size = fx.log.reader().size();
     assert_eq!(fx.findings(&f), [(K::CheckpointUntrusted, Some(size))]);
     let stranger = crate::note::NoteSigner::from_seed("test.local/pack", &[7; 32]).unwrap().verifier();
-    let rep = verify(&fx.pack(None), &[stranger], None).unwrap();
+    let rep = verify(&fx.pack(None), &[stranger], None, None).unwrap();
     assert_eq!(
         rep.report.findings.iter().map(|x| (x.kind, x.seq)).collect::<Vec<_>>(),
         [(K::CheckpointUntrusted, Some(size))]
@@ -260,7 +274,7 @@ fn a_changed_or_missing_artifact_is_named_with_its_entry() {
     let mut m = manifest(&f);
     (m.artifacts[0].included, m.artifacts[0].reason) = (false, "larger than max_artifact_bytes".into());
     seal(&mut f, m);
-    let rep = verify(&f, &fx.vkeys, None).unwrap();
+    let rep = verify(&f, &fx.vkeys, None, None).unwrap();
     assert!(rep.report.ok && rep.artifacts_omitted.len() == 1, "{}", rep.to_text());
 }
 
@@ -270,13 +284,19 @@ fn the_trusted_checkpoint_must_be_extended_by_the_packs_tree() {
     let early = fx.log.reader().checkpoint_note(0).unwrap().unwrap();
     fx.log.append(input("stage4_incident", "INC-2", r#"{"step":"w"}"#, false)).unwrap();
     let f = fx.pack(Some((&early, 8)));
-    let rep = verify(&f, &fx.vkeys, None).unwrap();
+    let rep = verify(&f, &fx.vkeys, None, None).unwrap();
     assert!(rep.report.ok && rep.trusted_size == Some(8), "{}", rep.to_text());
     // the same key signing another root of size 8: a fork
     let signer = fx.keyring.active_signers()[0].clone();
     let fork = Checkpoint { origin: "test.local/pack".into(), size: 8, root: [9; 32] }.sign(&[&signer]);
     assert_eq!(
-        verify(&f, &fx.vkeys, Some(&fork)).unwrap().report.findings.iter().map(|x| (x.kind, x.seq)).collect::<Vec<_>>(),
+        verify(&f, &fx.vkeys, Some(&fork), None)
+            .unwrap()
+            .report
+            .findings
+            .iter()
+            .map(|x| (x.kind, x.seq))
+            .collect::<Vec<_>>(),
         [(K::SplitView, Some(8))]
     );
 }
@@ -290,8 +310,8 @@ fn a_stale_manifest_and_other_versions_are_caught() {
     let mut v: serde_json::Value = serde_json::from_slice(&f[files::MANIFEST]).unwrap();
     v["version"] = 2.into();
     f.insert(files::MANIFEST.into(), serde_json::to_vec(&v).unwrap());
-    assert!(matches!(verify(&f, &fx.vkeys, None), Err(PackError::Version { found: 2 })));
-    assert!(matches!(verify(&Files::new(), &fx.vkeys, None), Err(PackError::NotAPack)));
+    assert!(matches!(verify(&f, &fx.vkeys, None, None), Err(PackError::Version { found: 2 })));
+    assert!(matches!(verify(&Files::new(), &fx.vkeys, None, None), Err(PackError::NotAPack)));
 }
 
 #[test]

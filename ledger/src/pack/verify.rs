@@ -14,9 +14,11 @@ use ledger_proto::v1::Leaf;
 use super::types::files;
 use super::{Manifest, PACK_VERSION, PackError, PackLine, PackReport, PackSource, checks};
 use crate::hash::{Hash, leaf_hash, sha256};
+use crate::keys::HmacKeySet;
 use crate::leaf::{LeafError, decode_leaf};
 use crate::merkle::verify_inclusion;
 use crate::note::{Checkpoint, Note, NoteVerifier};
+use crate::verify::produce::{HmacOutcome, hmac_outcome};
 use crate::verify::{Finding, FindingKind, Redacted, Report};
 
 /// One entry line as read: the line, and its leaf and payload when they
@@ -38,8 +40,15 @@ pub(super) fn read(src: &dyn PackSource, name: &str) -> Result<Option<Vec<u8>>, 
 }
 
 /// Verifies the pack in `src` with the trusted `vkeys`; `trusted` (a
-/// checkpoint note) replaces the pack's `trusted-checkpoint`.
-pub fn verify(src: &dyn PackSource, vkeys: &[NoteVerifier], trusted: Option<&str>) -> Result<PackReport, PackError> {
+/// checkpoint note) replaces the pack's `trusted-checkpoint`; with
+/// `hmac_keys` (an auditor holding the log's HMAC keys) each entry's tag is
+/// checked too (FORMAT.md §5).
+pub fn verify(
+    src: &dyn PackSource,
+    vkeys: &[NoteVerifier],
+    trusted: Option<&str>,
+    hmac_keys: Option<&HmacKeySet>,
+) -> Result<PackReport, PackError> {
     if vkeys.is_empty() {
         return Err(PackError::NoKeys);
     }
@@ -47,7 +56,7 @@ pub fn verify(src: &dyn PackSource, vkeys: &[NoteVerifier], trusted: Option<&str
     let mut out = PackReport { subject: manifest.subject.clone(), ..Default::default() };
     checks::files(src, &manifest, &mut out.report)?;
     let cp = checkpoint(src, vkeys, &manifest, &mut out.report)?;
-    let items = entries(src, &manifest, cp.as_ref(), &mut out.report)?;
+    let items = entries(src, &manifest, (cp.as_ref(), hmac_keys), &mut out.report)?;
     out.subject_entries = checks::roles(&manifest, &items, &mut out.report);
     checks::chain(&manifest.subject, &items, &mut out.report);
     checks::redactions(&items, &mut out.report);
@@ -111,12 +120,7 @@ fn checkpoint(
 }
 
 /// Every line of `entries.jsonl`, each checked on its own.
-fn entries(
-    src: &dyn PackSource,
-    m: &Manifest,
-    cp: Option<&Checkpoint>,
-    r: &mut Report,
-) -> Result<Vec<Item>, PackError> {
+fn entries(src: &dyn PackSource, m: &Manifest, against: Against<'_>, r: &mut Report) -> Result<Vec<Item>, PackError> {
     let Some(bytes) = read(src, files::ENTRIES)? else {
         finding(r, FindingKind::ManifestMismatch, None, "the pack has no entries.jsonl");
         return Ok(Vec::new());
@@ -135,7 +139,7 @@ fn entries(
             finding(r, FindingKind::ManifestMismatch, Some(line.seq), detail);
             continue;
         }
-        items.push(entry(line, cp, r));
+        items.push(entry(line, against, r));
     }
     r.entries = items.len() as u64;
     r.first_seq = items.first().map_or(0, |i| i.line.seq);
@@ -146,16 +150,25 @@ fn entries(
     Ok(items)
 }
 
+/// What entries are checked against: the checkpoint (when it parsed) and
+/// the auditor's HMAC keys (when given).
+type Against<'a> = (Option<&'a Checkpoint>, Option<&'a HmacKeySet>);
+
 /// One entry: its leaf decodes canonically with the line's seq, its proof
-/// leads to the checkpoint's root, its payload is the one the leaf names.
-fn entry(line: PackLine, cp: Option<&Checkpoint>, r: &mut Report) -> Item {
+/// leads to the checkpoint's root, its payload is the one the leaf names,
+/// its HMAC tag verifies (with the keys).
+fn entry(line: PackLine, (cp, keys): Against<'_>, r: &mut Report) -> Item {
     let seq = line.seq;
     let leaf = match B64.decode(&line.leaf) {
         Ok(bytes) => {
             if let Some(cp) = cp {
                 inclusion(seq, &bytes, &line.proof, cp, r);
             }
-            decoded(seq, &bytes, r)
+            let leaf = decoded(seq, &bytes, r);
+            if let (Some(keys), Some(l)) = (keys, &leaf) {
+                hmac(keys, &line, &bytes, l, r);
+            }
+            leaf
         }
         Err(e) => {
             finding(r, FindingKind::LeafInvalid, Some(seq), format!("leaf is not base64: {e}"));
@@ -164,6 +177,28 @@ fn entry(line: PackLine, cp: Option<&Checkpoint>, r: &mut Report) -> Item {
     };
     let payload = payload(&line, leaf.as_ref(), r);
     Item { line, leaf, payload }
+}
+
+/// The record's HMAC tag under the auditor's keys (FORMAT.md §5), as
+/// `ledger verify` checks it.
+fn hmac(keys: &HmacKeySet, line: &PackLine, leaf_bytes: &[u8], l: &Leaf, r: &mut Report) {
+    let (id, seq) = (&line.hmac_key_id, line.seq);
+    let tag = hex::decode(&line.hmac).unwrap_or_default();
+    let (kind, detail) = match hmac_outcome(keys, id, &leaf_hash(leaf_bytes), &tag, l) {
+        HmacOutcome::Ok => {
+            r.hmac_checked += 1;
+            return;
+        }
+        HmacOutcome::UnknownKey => (FindingKind::HmacKeyUnknown, format!("HMAC key {id} is not in the key file given")),
+        HmacOutcome::Mismatch => (FindingKind::HmacMismatch, format!("the tag does not verify under HMAC key {id}")),
+        HmacOutcome::KeyNotValid => {
+            (FindingKind::HmacKeyNotValid, format!("HMAC key {id} was not valid at recorded_at {}", l.recorded_at))
+        }
+    };
+    if kind != FindingKind::HmacKeyUnknown {
+        r.hmac_checked += 1;
+    }
+    finding(r, kind, Some(seq), detail);
 }
 
 fn decoded(seq: u64, bytes: &[u8], r: &mut Report) -> Option<Leaf> {
