@@ -106,27 +106,7 @@ impl Fixture {
             let t = Checkpoint::parse_body(&crate::note::Note::parse(note).unwrap().text).unwrap();
             trusted_head = Some(TreeHead { size: t.size, root: hex::encode(t.root) });
         }
-        let manifest = Manifest {
-            version: 1,
-            subject: "INC-1".into(),
-            origin: cp.checkpoint.origin.clone(),
-            tree_size: size,
-            root: hex::encode(cp.checkpoint.root),
-            created_at: 1,
-            entries: 5,
-            subject_entries: 5,
-            max_artifact_bytes: 1 << 24,
-            artifacts: vec![ManifestArtifact {
-                blake3: blake3::hash(ART).to_hex().to_string(),
-                sha256: hex::encode(crate::hash::sha256(ART)),
-                size: ART.len() as u64,
-                name: "shot.png".into(),
-                included: true,
-                reason: String::new(),
-            }],
-            trusted: trusted_head,
-            files: BTreeMap::new(),
-        };
+        let manifest = manifest_for(&cp.checkpoint, trusted_head);
         seal(&mut f, manifest);
         f
     }
@@ -134,6 +114,31 @@ impl Fixture {
     fn findings(&self, f: &Files) -> Vec<(K, Option<u64>)> {
         let rep = verify(f, &self.vkeys, None, None).unwrap();
         rep.report.findings.iter().map(|x| (x.kind, x.seq)).collect()
+    }
+}
+
+/// The manifest of the fixture's INC-1 pack at checkpoint `cp`.
+fn manifest_for(cp: &Checkpoint, trusted: Option<TreeHead>) -> Manifest {
+    Manifest {
+        version: 1,
+        subject: "INC-1".into(),
+        origin: cp.origin.clone(),
+        tree_size: cp.size,
+        root: hex::encode(cp.root),
+        created_at: 1,
+        entries: 5,
+        subject_entries: 5,
+        max_artifact_bytes: 1 << 24,
+        artifacts: vec![ManifestArtifact {
+            blake3: blake3::hash(ART).to_hex().to_string(),
+            sha256: hex::encode(crate::hash::sha256(ART)),
+            size: ART.len() as u64,
+            name: "shot.png".into(),
+            included: true,
+            reason: String::new(),
+        }],
+        trusted,
+        files: BTreeMap::new(),
     }
 }
 
