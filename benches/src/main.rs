@@ -8,12 +8,13 @@
 //! `BENCH_KEEP=1` keeps the log directory, e.g. for `ledger verify`;
 //! `BENCH_NO_PIPELINE=1` waits for each batch's sync before sequencing the
 //! next, as before the pipelined group commit).
-//! `load`, `pg`, `soak`, `tiles`, `alertmanager`, `witness`, and `fsync` and `randread` (the disk's floors): see
+//! `load`, `pg`, `soak`, `tiles`, `alertmanager`, `witness`, `pack` (an incident's evidence pack), and `fsync` and `randread` (the disk's floors): see
 //! their modules.
 
 mod alertmanager;
 mod disk;
 mod load;
+mod pack;
 mod pg;
 mod soak;
 mod tiles;
@@ -155,6 +156,18 @@ fn main() {
                 None => println!("{text}"),
             }
         }
+        Some("pack") => {
+            let args: Vec<String> = std::env::args().collect();
+            let ledgerd = args.get(2).cloned().unwrap_or_else(|| "target/release/ledgerd".into());
+            let num = |i: usize, d: u64| args.get(i).and_then(|v| v.parse().ok()).unwrap_or(d);
+            let rt = tokio::runtime::Runtime::new().expect("runtime");
+            let report = rt.block_on(pack::run(&ledgerd, num(3, 10_000), num(4, 1_000_000), num(5, 3)));
+            let text = serde_json::to_string_pretty(&report).expect("json");
+            match args.get(6).filter(|p| p.as_str() != "-") {
+                Some(p) => std::fs::write(p, text).expect("write the JSON report"),
+                None => println!("{text}"),
+            }
+        }
         Some("alertmanager") => {
             let args: Vec<String> = std::env::args().collect();
             let ledgerd = args.get(2).cloned().unwrap_or_else(|| "target/release/ledgerd".into());
@@ -211,7 +224,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: ledger-bench lib-append [N] [BATCH] [SUBJECTS]\n       ledger-bench soak [LEDGERD] [MINUTES] [RATE] [PRELOAD]\n       ledger-bench load [LEDGERD] unary|rate|stream|reads|proofs|floor|floor-rate [N|RATE] [SECONDS] [JSON|-] [PRELOAD]\n       ledger-bench tiles [LEDGERD] [RATE] [SECONDS] [ENTRIES] [JSON|-]\n       ledger-bench alertmanager [LEDGERD] [RATE] [SECONDS] [JSON|-]\n       ledger-bench witness [LEDGERD] [RATE] [SECONDS] [JSON|-]\n       ledger-bench fsync [RATE] [SECONDS] [DIR]\n       ledger-bench randread FILE [SECONDS] [THREADS]\n       ledger-bench pg CONNINFO [CLIENTS] [SECONDS] [JSON|-]"
+                "usage: ledger-bench lib-append [N] [BATCH] [SUBJECTS]\n       ledger-bench soak [LEDGERD] [MINUTES] [RATE] [PRELOAD]\n       ledger-bench load [LEDGERD] unary|rate|stream|reads|proofs|floor|floor-rate [N|RATE] [SECONDS] [JSON|-] [PRELOAD]\n       ledger-bench tiles [LEDGERD] [RATE] [SECONDS] [ENTRIES] [JSON|-]\n       ledger-bench alertmanager [LEDGERD] [RATE] [SECONDS] [JSON|-]\n       ledger-bench witness [LEDGERD] [RATE] [SECONDS] [JSON|-]\n       ledger-bench pack [LEDGERD] [INCIDENT] [OTHER] [RUNS] [JSON|-]\n       ledger-bench fsync [RATE] [SECONDS] [DIR]\n       ledger-bench randread FILE [SECONDS] [THREADS]\n       ledger-bench pg CONNINFO [CLIENTS] [SECONDS] [JSON|-]"
             );
             std::process::exit(2);
         }

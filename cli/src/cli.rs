@@ -92,6 +92,11 @@ pub enum Command {
     Mirror(MirrorArgs),
     /// Verify one receipt (.tlog-proof) offline
     VerifyProof(VerifyProofArgs),
+    /// An incident's timeline (milestones, clocks, findings) and its evidence pack
+    #[command(subcommand)]
+    Incident(IncidentCmd),
+    /// Verify an evidence pack (`ledger incident pack`) offline, with public keys only
+    VerifyPack(VerifyPackArgs),
     /// Key status, rotation, public keys; offline first-time key generation
     #[command(subcommand)]
     Keys(KeysCmd),
@@ -349,6 +354,61 @@ pub struct VerifyArgs {
     /// witness_quorum; else all of them)
     #[arg(long, value_name = "K")]
     pub witness_quorum: Option<usize>,
+}
+
+/// `ledger incident …`
+#[derive(Subcommand, Debug)]
+pub enum IncidentCmd {
+    /// The incident's entries in order, with the playbooks' milestones, clocks and findings
+    Show(IncidentShowArgs),
+    /// Write an evidence pack: the incident's entries with inclusion proofs in one signed checkpoint,
+    /// its artifacts, public keys and reports, for `ledger verify-pack`
+    Pack(IncidentPackArgs),
+}
+
+/// `ledger incident show`
+#[derive(Args, Debug)]
+pub struct IncidentShowArgs {
+    /// the incident (the entries' subject), e.g. INC-7
+    pub subject: String,
+    /// read the log as it was at this tree size (a kept history checkpoint; default: the latest)
+    #[arg(long, value_name = "SIZE")]
+    pub as_of: Option<u64>,
+}
+
+/// `ledger incident pack`
+#[derive(Args, Debug)]
+pub struct IncidentPackArgs {
+    /// the incident (the entries' subject), e.g. INC-7
+    pub subject: String,
+    /// the pack's directory (must not exist or be empty)
+    #[arg(long)]
+    pub out: PathBuf,
+    /// prove the entries in the checkpoint of this tree size (a kept history checkpoint; default: the latest)
+    #[arg(long, value_name = "SIZE")]
+    pub as_of: Option<u64>,
+    /// a checkpoint the auditor already trusts: the pack adds the consistency proof from it
+    #[arg(long, value_name = "FILE")]
+    pub trusted_checkpoint: Option<PathBuf>,
+    /// artifacts larger than this go in the pack by their hashes only
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    pub max_artifact_bytes: u64,
+}
+
+/// `ledger verify-pack`
+#[derive(Args, Debug)]
+pub struct VerifyPackArgs {
+    /// the pack's directory
+    pub dir: PathBuf,
+    /// a file of trusted vkeys (one per line); repeatable
+    #[arg(long = "vkey", value_name = "FILE", required = true)]
+    pub vkeys: Vec<PathBuf>,
+    /// a checkpoint you trust, instead of the pack's own trusted-checkpoint: the pack's tree must extend it
+    #[arg(long, value_name = "FILE")]
+    pub trusted_checkpoint: Option<PathBuf>,
+    /// the HMAC key file (keyring format) when you hold the shared key: each entry's tag is checked too
+    #[arg(long, value_name = "FILE")]
+    pub hmac_key: Option<PathBuf>,
 }
 
 /// `ledger mirror`

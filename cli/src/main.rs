@@ -38,6 +38,8 @@ async fn dispatch(cli: Cli) -> CliResult {
         Command::Verify(a) => cmd::verify::run(&ctx, a),
         Command::Mirror(a) => cmd::mirror::run(&ctx, a).await,
         Command::VerifyProof(a) => cmd::prove::verify_proof(&ctx, a),
+        Command::Incident(a) => cmd::incident::run(&ctx, a).await,
+        Command::VerifyPack(a) => cmd::verify_pack::run(&ctx, a),
         Command::Keys(a) => cmd::keys::run(&ctx, a).await,
         Command::Compliance(a) => cmd::compliance::run(&ctx, a).await,
         Command::Admin(a) => cmd::admin::run(&ctx, a).await,

@@ -32,6 +32,7 @@ pub mod tiles;
 pub use entry::{Actor, Category, EntryInput, NewEntry, RequestId, Subject, ValidationError};
 pub use log::{AppendError, Ledger, LedgerError, LedgerReader, LogOptions, Receipt, SignedCheckpoint};
 pub mod layout;
+pub mod pack;
 pub mod summary;
 pub mod verify;
 pub mod witness;

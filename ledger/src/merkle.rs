@@ -60,6 +60,33 @@ pub trait NodeSource {
     fn node(&self, level: u8, index: u64) -> Result<Hash, ProofError>;
 }
 
+/// A node source that remembers every node it served: proofs of many
+/// leaves in one tree share their upper levels and the tree's right edge,
+/// which are then read (and, for levels a store computes, hashed) once.
+/// Memory grows with the nodes served; use one per batch of proofs.
+pub struct MemoNodes<S> {
+    src: S,
+    seen: std::cell::RefCell<std::collections::HashMap<(u8, u64), Hash>>,
+}
+
+impl<S: NodeSource> MemoNodes<S> {
+    /// Remembers the nodes of `src`.
+    pub fn new(src: S) -> Self {
+        Self { src, seen: Default::default() }
+    }
+}
+
+impl<S: NodeSource> NodeSource for MemoNodes<S> {
+    fn node(&self, level: u8, index: u64) -> Result<Hash, ProofError> {
+        if let Some(h) = self.seen.borrow().get(&(level, index)) {
+            return Ok(*h);
+        }
+        let h = self.src.node(level, index)?;
+        self.seen.borrow_mut().insert((level, index), h);
+        Ok(h)
+    }
+}
+
 /// The largest power of two strictly below `n` (`n >= 2`).
 fn split_point(n: u64) -> u64 {
     debug_assert!(n >= 2);

@@ -60,6 +60,7 @@ pub fn stored(e: StoredEntry) -> pb::Entry {
         hmac_key_id: e.hmac_key_id,
         hmac: e.hmac.to_vec(),
         redacted_by: e.redacted_by,
+        proof: Vec::new(),
     }
 }
 

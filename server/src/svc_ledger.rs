@@ -256,16 +256,27 @@ impl LedgerService for LedgerSvc {
 
     async fn query(&self, req: Request<pb::QueryRequest>) -> Result<Response<Self::QueryStream>, Status> {
         let (caller, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
-        let q = convert::query(r.filter, r.from_seq, r.to_seq, r.desc, r.limit, r.cursor)?;
+        let proof_size = r.proof_tree_size;
+        let to_seq = proof_bound(r.to_seq, proof_size);
+        let q = convert::query(r.filter, r.from_seq, to_seq, r.desc, r.limit, r.cursor)?;
         let permit = self.state.read_stream(&caller)?;
         let name = log.name.clone();
         let reader = log.reader();
         let metrics = self.state.metrics.clone();
-        let page = blocking(move || reader.query(&q).map_err(|e| read_error(&metrics, &log, &e))).await?;
-        let mut items: Vec<Result<pb::QueryResponse, Status>> = page
-            .entries
+        let (page, entries) = blocking(move || {
+            if proof_size > reader.size() {
+                let e = ledger::merkle::ProofError::SizeBeyondLog { size: proof_size, available: reader.size() };
+                return Err(status::ledger(&e.into()));
+            }
+            let mut page = reader.query(&q).map_err(|e| read_error(&metrics, &log, &e))?;
+            let entries = std::mem::take(&mut page.entries);
+            let entries = with_proofs(&reader, entries, proof_size).map_err(|e| read_error(&metrics, &log, &e))?;
+            Ok((page, entries))
+        })
+        .await?;
+        let mut items: Vec<Result<pb::QueryResponse, Status>> = entries
             .into_iter()
-            .map(|e| Ok(pb::QueryResponse { item: Some(pb::query_response::Item::Entry(convert::stored(e))) }))
+            .map(|e| Ok(pb::QueryResponse { item: Some(pb::query_response::Item::Entry(e)) }))
             .collect();
         if let Some(c) = page.next_cursor {
             items.push(Ok(pb::QueryResponse { item: Some(pb::query_response::Item::NextCursor(c)) }));
@@ -464,6 +475,36 @@ impl LedgerService for LedgerSvc {
         let out = Box::pin(ReceiverStream::new(rx));
         Ok(Response::new(self.state.guarded(out, &caller, Some(&log.name), &[Role::Auditor])))
     }
+}
+
+/// A Query's `to_seq` with `proof_tree_size` (docs/API.md): entries at or
+/// beyond the proofs' tree are not returned.
+fn proof_bound(to_seq: u64, proof_size: u64) -> u64 {
+    match (to_seq, proof_size) {
+        (_, 0) => to_seq,
+        (0, p) => p,
+        (t, p) => t.min(p),
+    }
+}
+
+/// The page's entries as messages, each with its inclusion proof in the
+/// tree of `proof_size` when that is not 0 (the tree code of every proof,
+/// the page's proofs sharing their common nodes).
+fn with_proofs(
+    reader: &ledger::LedgerReader,
+    entries: Vec<ledger::log::StoredEntry>,
+    proof_size: u64,
+) -> Result<Vec<pb::Entry>, ledger::LedgerError> {
+    let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+    let mut proofs = if proof_size == 0 { Vec::new() } else { reader.prove_inclusions(&seqs, proof_size)? }.into_iter();
+    Ok(entries
+        .into_iter()
+        .map(|e| {
+            let mut m = convert::stored(e);
+            m.proof = proofs.next().unwrap_or_default().iter().map(|h| h.to_vec()).collect();
+            m
+        })
+        .collect())
 }
 
 /// Maps a read failure, counting integrity failures.

@@ -191,6 +191,15 @@ impl LedgerReader {
         Ok((inclusion_proof(&StoreNodes(self.s.store.as_ref()), seq, size)?, size))
     }
 
+    /// Inclusion proofs of `seqs` in the tree of `size`, in order, sharing
+    /// the nodes they have in common ([`crate::merkle::MemoNodes`]): a Query
+    /// page's proofs (docs/API.md, `proof_tree_size`).
+    pub fn prove_inclusions(&self, seqs: &[u64], size: u64) -> Result<Vec<Vec<Hash>>, LedgerError> {
+        let size = self.bounded(Some(size))?;
+        let memo = crate::merkle::MemoNodes::new(StoreNodes(self.s.store.as_ref()));
+        seqs.iter().map(|&seq| Ok(inclusion_proof(&memo, seq, size)?)).collect()
+    }
+
     /// Consistency proof from `old` to `new` (default: latest).
     pub fn prove_consistency(&self, old: u64, new: Option<u64>) -> Result<(Vec<Hash>, u64), LedgerError> {
         let new = self.bounded(new)?;

@@ -10,7 +10,7 @@
 //! one thread reads, one per core decodes and hashes, this one replays.
 
 mod batch;
-mod produce;
+pub(crate) mod produce;
 mod report;
 mod tiles;
 

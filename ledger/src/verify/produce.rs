@@ -42,7 +42,7 @@ pub(super) struct LeafItem {
 
 /// The HMAC tag of one entry against the auditor's keys (FORMAT.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum HmacOutcome {
+pub(crate) enum HmacOutcome {
     /// the key id is not among the keys
     UnknownKey,
     /// the tag does not verify
@@ -53,7 +53,7 @@ pub(super) enum HmacOutcome {
     Ok,
 }
 
-fn hmac_outcome(keys: &HmacKeySet, key_id: &str, leaf_hash: &Hash, tag: &[u8], leaf: &Leaf) -> HmacOutcome {
+pub(crate) fn hmac_outcome(keys: &HmacKeySet, key_id: &str, leaf_hash: &Hash, tag: &[u8], leaf: &Leaf) -> HmacOutcome {
     match keys.get(key_id) {
         None => HmacOutcome::UnknownKey,
         Some((key, _)) if !key.verify(leaf_hash, tag) => HmacOutcome::Mismatch,

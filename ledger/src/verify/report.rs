@@ -49,6 +49,16 @@ pub enum FindingKind {
     SplitView,
     /// a record claims a redaction that no matching `redaction` entry backs
     RedactionUnbacked,
+    /// evidence pack: a leaf's inclusion proof does not lead to the checkpoint's root (FORMAT.md §14.5)
+    InclusionFailed,
+    /// evidence pack: an entry of another subject, or an alert entry nothing acknowledges
+    SubjectMismatch,
+    /// evidence pack: a referenced artifact is not in the pack, and not listed as omitted
+    ArtifactMissing,
+    /// evidence pack: an artifact's bytes do not hash to the leaf's reference
+    ArtifactMismatch,
+    /// evidence pack: the manifest disagrees with the pack's files
+    ManifestMismatch,
     /// a warning: the payload breaks payload rule 2 (I-JSON) or rule 1, as
     /// an entry written before rule 2 may (FORMAT.md §3.4)
     PayloadNotIjson,
@@ -123,7 +133,7 @@ pub struct Report {
 impl Report {
     /// Counts and keeps `f` with the findings, or with the warnings when
     /// its kind is a warning.
-    pub(super) fn add(&mut self, f: Finding) {
+    pub(crate) fn add(&mut self, f: Finding) {
         let (counts, count, kept) = if f.kind.is_warning() {
             (&mut self.warning_counts, &mut self.warning_count, &mut self.warnings)
         } else {
