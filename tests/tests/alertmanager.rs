@@ -206,6 +206,25 @@ fn alertmanager_notifications_become_entries_once_and_acks_link_them() {
     assert_eq!(resolved["payload"]["fingerprint"], fingerprint.as_str());
     assert_eq!(resolved["payload"]["ends_at"], "2026-12-05T21:40:00Z");
     assert_eq!(resolved["occurred_at"], 1_796_506_800_000_000_000i64);
+
+    // the incident's timeline starts at the alert's firing; its evidence pack holds alert and ack and verifies
+    let show = ledger(&server.url, dir.path(), &["incident", "show", "INC-2041", "--output", "json"]);
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    let m = &show.json()["milestones"];
+    assert_eq!(
+        (m["alert_fired"]["seq"].clone(), m["acknowledged"]["seq"].clone()),
+        (fired["seq"].clone(), acks[0]["seq"].clone())
+    );
+    assert_eq!(m["alert_fired"]["at"], 1_796_505_915_500_000_000i64);
+    assert_eq!(m["resolved"]["seq"], resolved["seq"]);
+    let pack = dir.path().join("pack");
+    let r = ledger(&server.url, dir.path(), &["incident", "pack", "INC-2041", "--out", pack.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let vkeys = dir.path().join("vkeys");
+    std::fs::write(&vkeys, ledger(&server.url, dir.path(), &["keys", "public"]).stdout).unwrap();
+    let v =
+        ledger(&server.url, dir.path(), &["verify-pack", pack.to_str().unwrap(), "--vkey", vkeys.to_str().unwrap()]);
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
 }
 
 #[test]
