@@ -115,6 +115,15 @@ fn lib_append() {
     }
 }
 
+/// Writes a JSON report to the file named (`-` or none: standard output).
+fn emit(report: &serde_json::Value, to: Option<&String>) {
+    let text = serde_json::to_string_pretty(report).expect("json");
+    match to.filter(|p| p.as_str() != "-") {
+        Some(p) => std::fs::write(p, text).expect("write the JSON report"),
+        None => println!("{text}"),
+    }
+}
+
 fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("lib-append") => lib_append(),
@@ -138,11 +147,7 @@ fn main() {
             let rt = tokio::runtime::Runtime::new().expect("runtime");
             let report = rt.block_on(load::run(&ledgerd, &scenario, arg, arg2, seconds as f64));
             load::print(&report);
-            let text = serde_json::to_string_pretty(&report).expect("json");
-            match args.get(6).filter(|p| p.as_str() != "-") {
-                Some(p) => std::fs::write(p, text).expect("write the JSON report"),
-                None => println!("{text}"),
-            }
+            emit(&report, args.get(6));
         }
         Some("tiles") => {
             let args: Vec<String> = std::env::args().collect();
@@ -150,11 +155,7 @@ fn main() {
             let num = |i: usize, d: u64| args.get(i).and_then(|v| v.parse().ok()).unwrap_or(d);
             let rt = tokio::runtime::Runtime::new().expect("runtime");
             let report = rt.block_on(tiles::run(&ledgerd, num(3, 1000), num(4, 20) as f64, num(5, 10_000_000)));
-            let text = serde_json::to_string_pretty(&report).expect("json");
-            match args.get(6).filter(|p| p.as_str() != "-") {
-                Some(p) => std::fs::write(p, text).expect("write the JSON report"),
-                None => println!("{text}"),
-            }
+            emit(&report, args.get(6));
         }
         Some("pack") => {
             let args: Vec<String> = std::env::args().collect();
@@ -162,11 +163,7 @@ fn main() {
             let num = |i: usize, d: u64| args.get(i).and_then(|v| v.parse().ok()).unwrap_or(d);
             let rt = tokio::runtime::Runtime::new().expect("runtime");
             let report = rt.block_on(pack::run(&ledgerd, num(3, 10_000), num(4, 1_000_000), num(5, 3)));
-            let text = serde_json::to_string_pretty(&report).expect("json");
-            match args.get(6).filter(|p| p.as_str() != "-") {
-                Some(p) => std::fs::write(p, text).expect("write the JSON report"),
-                None => println!("{text}"),
-            }
+            emit(&report, args.get(6));
         }
         Some("alertmanager") => {
             let args: Vec<String> = std::env::args().collect();
@@ -174,11 +171,7 @@ fn main() {
             let num = |i: usize, d: u64| args.get(i).and_then(|v| v.parse().ok()).unwrap_or(d);
             let rt = tokio::runtime::Runtime::new().expect("runtime");
             let report = rt.block_on(alertmanager::run(&ledgerd, num(3, 200), num(4, 20) as f64));
-            let text = serde_json::to_string_pretty(&report).expect("json");
-            match args.get(5).filter(|p| p.as_str() != "-") {
-                Some(p) => std::fs::write(p, text).expect("write the JSON report"),
-                None => println!("{text}"),
-            }
+            emit(&report, args.get(5));
         }
         Some("witness") => {
             let args: Vec<String> = std::env::args().collect();
@@ -186,11 +179,7 @@ fn main() {
             let num = |i: usize, d: u64| args.get(i).and_then(|v| v.parse().ok()).unwrap_or(d);
             let rt = tokio::runtime::Runtime::new().expect("runtime");
             let report = rt.block_on(witness::run(&ledgerd, num(3, 10_000), num(4, 30) as f64));
-            let text = serde_json::to_string_pretty(&report).expect("json");
-            match args.get(5).filter(|p| p.as_str() != "-") {
-                Some(p) => std::fs::write(p, text).expect("write the JSON report"),
-                None => println!("{text}"),
-            }
+            emit(&report, args.get(5));
         }
         Some("fsync") => {
             let args: Vec<String> = std::env::args().collect();
@@ -216,11 +205,7 @@ fn main() {
             let rt = tokio::runtime::Runtime::new().expect("runtime");
             let report = rt.block_on(pg::run(&conninfo, num(3, 64), num(4, 20) as f64));
             load::print(&report);
-            let text = serde_json::to_string_pretty(&report).expect("json");
-            match args.get(5).filter(|p| p.as_str() != "-") {
-                Some(p) => std::fs::write(p, text).expect("write the JSON report"),
-                None => println!("{text}"),
-            }
+            emit(&report, args.get(5));
         }
         _ => {
             eprintln!(
