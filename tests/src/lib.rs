@@ -49,6 +49,16 @@ impl Ledgerd {
 
     /// Starts the ledgerd binary at `binary` (e.g. a release build).
     pub fn start_binary(binary: &Path, data: &Path, extra: &[&str]) -> Self {
+        Self::spawn(binary, data, "127.0.0.1:0", extra)
+    }
+
+    /// [`start`](Self::start) with the HTTP listener on `http` (an address
+    /// another process must know before this one starts, e.g. a witness's).
+    pub fn start_with_http(data: &Path, http: &str, extra: &[&str]) -> Self {
+        Self::spawn(&bin_dir().join("ledgerd"), data, http, extra)
+    }
+
+    fn spawn(binary: &Path, data: &Path, http: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(binary)
             .args([
                 "--data-dir",
@@ -56,7 +66,7 @@ impl Ledgerd {
                 "--listen",
                 "127.0.0.1:0",
                 "--metrics-listen",
-                "127.0.0.1:0",
+                http,
                 "--log-format",
                 "json",
             ])

@@ -7,7 +7,8 @@
 //! of the fork's export names the split against the cosigned checkpoint.
 //! A log with two ledgerd witnesses (and one whose vkey is wrong) gets its
 //! checkpoints cosigned; checkpoints, `get --proof` receipts and exports
-//! carry the lines, and `verify-proof` / `verify` count them to a quorum.
+//! carry the lines, and `verify-proof` / `verify` count them to a quorum
+//! (the log's `witness_quorum` policy too). Two ledgerds witness each other.
 
 use std::io::{Read as _, Write as _};
 use std::path::Path;
@@ -247,4 +248,66 @@ async fn a_log_gets_its_checkpoints_cosigned_by_two_witnesses_and_receipts_carry
     let v = ledger(&log.url, dir.path(), &["verify", export.to_str().unwrap(), "--vkey", vks]);
     assert_eq!(v.code, 1, "{}{}", v.stdout, v.stderr);
     assert!(v.stderr.contains("missing: witness.test/bad"), "{}", v.stderr);
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ledgerds_witness_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // each log's keys and each witness's key, made first: every configuration names the other's
+    let mut logs = Vec::new();
+    for (node, seed) in [("a", 1u8), ("b", 2u8)] {
+        let data = root.join(node);
+        let prefix = format!("{node}.local");
+        let made = ledger(
+            "http://127.0.0.1:1",
+            root,
+            &["keys", "generate", "--data-dir", data.to_str().unwrap(), "--origin-prefix", &prefix],
+        );
+        assert_eq!(made.code, 0, "{}", made.stderr);
+        let log_vkey = made.stdout.lines().last().unwrap().trim().to_owned();
+        let key = root.join(format!("{node}-witness.key"));
+        std::fs::write(&key, base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [seed; 32])).unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let name = format!("witness.test/{node}");
+        let wvkey = ledger::cosign::Cosigner::from_seed(&name, &[seed; 32]).unwrap().vkey();
+        logs.push((node, data, prefix, log_vkey, key, name, wvkey, free_port()));
+    }
+    let mut servers = Vec::new();
+    for (i, (node, data, prefix, _, key, name, _, port)) in logs.iter().enumerate() {
+        let (_, _, other_prefix, other_vkey, _, other_name, other_wvkey, other_port) = &logs[1 - i];
+        let text = format!(
+            "origin_prefix = \"{prefix}\"\n[[logs]]\nname = \"default\"\n[[logs.witnesses]]\nname = \"{other_name}\"\nvkey = \"{other_wvkey}\"\nurl = \"http://127.0.0.1:{other_port}/witness\"\n\n[witness]\nname = \"{name}\"\nkey = {:?}\n[[witness.logs]]\norigin = \"{other_prefix}/default\"\nvkeys = [\"{other_vkey}\"]\n",
+            key.display().to_string()
+        );
+        let cfg = root.join(format!("{node}.toml"));
+        std::fs::write(&cfg, text).unwrap();
+        servers.push(Ledgerd::start_with_http(
+            data,
+            &format!("127.0.0.1:{port}"),
+            &["--config", cfg.to_str().unwrap()],
+        ));
+    }
+    for s in &servers {
+        append(&s.url, 0, 5).await;
+    }
+    // each log's checkpoint carries the other's cosignature, which verifies (bounded wait)
+    for (i, s) in servers.iter().enumerate() {
+        let other = CosignatureVerifier::from_vkey(&logs[1 - i].6).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (note, _) = checkpoint(&s.url, 0).await;
+            let (body, lines) = ledger::cosign::split_note(&note).unwrap();
+            if note.contains("\n5\n") && lines.iter().any(|l| other.verify_line(body, l).is_some()) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{} not cosigned by {}: {note}", logs[i].0, other.name());
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
 }
