@@ -62,6 +62,12 @@ pub enum Command {
     /// Acknowledge an alert (an alert_fired entry from Alertmanager): an alert_ack entry linked to
     /// it by seq and leaf hash, on the alert's subject
     Ack(AckArgs),
+    /// Approve (or sign off) an entry: an approval entry naming it, by someone other than its
+    /// actor who holds the approver role its category asks for
+    Approve(ApproveArgs),
+    /// Four-eyes approvals: what still waits
+    #[command(subcommand)]
+    Approvals(ApprovalsCmd),
     /// Move an existing decision log (JSON Lines) into the ledger: one entry per line, then an
     /// `import` entry with the counts
     Import(ImportArgs),
@@ -159,6 +165,31 @@ pub struct AckArgs {
     /// idempotency key (default ack:<alert seq>: acknowledging the same alert again adds nothing)
     #[arg(long)]
     pub request_id: Option<String>,
+}
+
+/// `ledger approve`
+#[derive(Args, Debug)]
+pub struct ApproveArgs {
+    /// the entry approved
+    pub seq: u64,
+    /// why (recorded in the approval)
+    #[arg(long)]
+    pub reason: String,
+    /// the approver role you approve as (default: the one its category's requires_approval names;
+    /// needed for a sign-off of an entry whose category asks for none, e.g. incident_manager)
+    #[arg(long = "as", value_name = "ROLE")]
+    pub role: Option<String>,
+}
+
+/// `ledger approvals …`
+#[derive(Subcommand, Debug)]
+pub enum ApprovalsCmd {
+    /// Entries waiting for an approval (their category's requires_approval, not yet approved)
+    Pending {
+        /// only this category
+        #[arg(long)]
+        category: Option<String>,
+    },
 }
 
 /// `ledger import`

@@ -24,6 +24,8 @@ async fn dispatch(cli: Cli) -> CliResult {
     match cli.command {
         Command::Append(a) => cmd::append::run(&ctx, a).await,
         Command::Ack(a) => cmd::ack::run(&ctx, a).await,
+        Command::Approve(a) => cmd::approve::run(&ctx, a).await,
+        Command::Approvals(a) => cmd::approvals::run(&ctx, a).await,
         Command::Import(a) => cmd::import::run(&ctx, a).await,
         Command::Get(a) => cmd::query::get(&ctx, a).await,
         Command::Query(a) => cmd::query::query(&ctx, a).await,

@@ -138,6 +138,12 @@ impl LedgerService for Fake {
     async fn node_status(&self, _: Request<pb::NodeStatusRequest>) -> Result<Response<pb::NodeStatusResponse>, Status> {
         unimplemented()
     }
+    async fn pending_approvals(
+        &self,
+        _: Request<pb::PendingApprovalsRequest>,
+    ) -> Result<Response<pb::PendingApprovalsResponse>, Status> {
+        unimplemented()
+    }
 }
 
 #[tonic::async_trait]

@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+pub mod approval;
 pub mod artifacts;
 pub mod cosign;
 pub mod entry;

@@ -59,6 +59,10 @@ pub struct CategoryPolicy {
     /// actors allowed to write it; absent = any authenticated writer
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writers: Option<Vec<String>>,
+    /// four eyes: its entries (those matching `when`) wait for an
+    /// `approval` entry by a holder of `role` (docs/SECURITY.md)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires_approval: Option<crate::approval::ApprovalRule>,
 }
 
 /// The categories of a log.
@@ -77,6 +81,7 @@ impl Default for Policy {
         let req = |fields: &[&str]| CategoryPolicy {
             required: fields.iter().map(|s| s.to_string()).collect(),
             writers: None,
+            requires_approval: None,
         };
         let categories = [
             ("stage4_incident", req(&[])),
@@ -103,6 +108,9 @@ impl Default for Policy {
             ("acceptance_run", req(&[])),
             // The entry that ends each run of `ledger import` (docs/CLI.md).
             ("import", req(&["source_sha256"])),
+            // A second person's approval or sign-off of an entry (`ledger
+            // approve`, crate::approval).
+            ("approval", req(&["approved_seq", "approved_leaf_hash", "reason"])),
         ];
         Self { categories: categories.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(), allow_undeclared: false }
     }

@@ -212,6 +212,12 @@ impl Access {
         Err(status::lacks_role(&caller.identity, log, roles))
     }
 
+    /// Whether `caller` holds the approver role `role` on `log` (without
+    /// TLS every caller holds every role).
+    pub fn approves(&self, caller: &Caller, log: &str, role: &str) -> bool {
+        !self.enforced || self.grants(caller, log).any(|g| g.approves.iter().any(|r| r == role))
+    }
+
     /// Succeeds when `caller` may append `category` to `log`: a writer
     /// grant that lists no categories, or lists this one.
     pub fn require_writer(&self, caller: &Caller, log: &str, category: &str) -> Result<(), Status> {

@@ -251,6 +251,10 @@ pub struct Grant {
     /// for `writer`: the only categories it may append (empty = every category)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<String>,
+    /// approver roles it holds (e.g. `risk_officer`, `incident_manager`), for
+    /// `approval` entries (docs/SECURITY.md "Four eyes")
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approves: Vec<String>,
 }
 
 /// TLS for the gRPC listener. With it every client must present a
@@ -638,6 +642,15 @@ impl Config {
             ));
         }
         let policy = self.policy_of(l);
+        for (name, c) in &policy.categories {
+            if let Some(r) = &c.requires_approval {
+                let field = format!("policy.categories.{name}.requires_approval");
+                r.within_ns().map_err(|e| invalid(field.clone(), e))?;
+                if r.role.trim().is_empty() {
+                    return Err(invalid(format!("{field}.role"), "is empty"));
+                }
+            }
+        }
         for (j, g) in l.access.iter().enumerate() {
             let field = format!("logs[{i}].access[{j}]");
             if g.identity.trim().is_empty() {

@@ -12,6 +12,7 @@
 //! but `status`.
 
 mod alertmanager;
+mod approvals;
 pub mod auth;
 pub mod config;
 mod convert;
@@ -188,6 +189,7 @@ names_log!(
     pb::KeyStatusRequest,
     pb::PublicKeysRequest,
     pb::NodeStatusRequest,
+    pb::PendingApprovalsRequest,
 );
 names_log!(with actor: pb::RotateRequest, pb::RedactRequest, pb::ReloadPolicyRequest, pb::ReindexRequest);
 

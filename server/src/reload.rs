@@ -149,7 +149,7 @@ mod tests {
     use crate::config::Role;
 
     fn g(id: &str, roles: &[Role]) -> Grant {
-        Grant { identity: id.into(), roles: roles.to_vec(), categories: vec![] }
+        Grant { identity: id.into(), roles: roles.to_vec(), categories: vec![], approves: vec![] }
     }
 
     #[test]

@@ -283,3 +283,13 @@ pub fn alertmanager_needs_certificate() -> Status {
 pub fn in_alert(i: usize, s: &Status) -> Status {
     Status::new(s.code(), format!("alerts[{i}]: {}", s.message()))
 }
+
+/// An approval refused (four eyes).
+pub fn approval(e: &ledger::approval::ApprovalError) -> Status {
+    use ledger::approval::ApprovalError as A;
+    match e {
+        A::LeafMismatch { .. } | A::NoRole { .. } | A::WrongRole { .. } => Status::invalid_argument(e.to_string()),
+        A::SameActor { .. } | A::RoleNotHeld { .. } => Status::permission_denied(e.to_string()),
+        A::TooLate { .. } => Status::failed_precondition(e.to_string()),
+    }
+}

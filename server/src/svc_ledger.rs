@@ -96,6 +96,13 @@ impl LedgerSvc {
             return Err(s);
         }
         match convert::entry(r.entry, &caller.identity, &log.reader().options().limits) {
+            Ok(e) if category == "approval" => match crate::approvals::check(access, caller, &log, &e) {
+                Ok(()) => Ok((log, category, e)),
+                Err(s) => {
+                    self.record(&log, &category, "denied", Instant::now());
+                    Err(s)
+                }
+            },
             Ok(e) => Ok((log, category, e)),
             Err(s) => {
                 self.record(&log, &category, "invalid", Instant::now());
@@ -458,6 +465,30 @@ impl LedgerService for LedgerSvc {
         .await
     }
 
+    async fn pending_approvals(
+        &self,
+        req: Request<pb::PendingApprovalsRequest>,
+    ) -> Result<Response<pb::PendingApprovalsResponse>, Status> {
+        let (_, r, log) = self.state.authorized_log(req, &[Role::Reader])?;
+        let reader = log.reader();
+        let metrics = self.state.metrics.clone();
+        blocking(move || {
+            let only = Some(r.category.as_str()).filter(|c| !c.is_empty());
+            let (list, truncated) =
+                ledger::approval::pending(&reader, only, PENDING_MAX).map_err(|e| read_error(&metrics, &log, &e))?;
+            let pending = list
+                .into_iter()
+                .map(|p| pb::PendingApproval {
+                    entry: Some(convert::stored(p.entry)),
+                    role: p.role,
+                    due: p.due.unwrap_or(0),
+                })
+                .collect();
+            Ok(Response::new(pb::PendingApprovalsResponse { pending, truncated }))
+        })
+        .await
+    }
+
     type ExportStream = Stream_<pb::ExportChunk>;
 
     async fn export(&self, req: Request<pb::ExportRequest>) -> Result<Response<Self::ExportStream>, Status> {
@@ -476,6 +507,9 @@ impl LedgerService for LedgerSvc {
         Ok(Response::new(self.state.guarded(out, &caller, Some(&log.name), &[Role::Auditor])))
     }
 }
+
+/// Most entries `PendingApprovals` lists.
+const PENDING_MAX: usize = 10_000;
 
 /// A Query's `to_seq` with `proof_tree_size` (docs/API.md): entries at or
 /// beyond the proofs' tree are not returned.

@@ -109,7 +109,8 @@ async fn one_identity_holds_at_most_its_share_of_the_read_streams() {
         c.tls = Some(TlsConfig { cert: sp.cert, key: sp.key, client_ca: ca, client_crl: None });
         c.max_read_streams = 4;
         c.per_identity.read_stream_share = 0.5;
-        let reader = |id: &str| Grant { identity: id.into(), roles: vec![Role::Reader], categories: vec![] };
+        let reader =
+            |id: &str| Grant { identity: id.into(), roles: vec![Role::Reader], categories: vec![], approves: vec![] };
         c.logs[0].access = vec![reader("spiffe://ops/alice"), reader("spiffe://ops/bob")];
     })
     .await;

@@ -26,6 +26,7 @@ fn grant(identity: &str, roles: &[Role], categories: &[&str]) -> Grant {
         identity: identity.into(),
         roles: roles.to_vec(),
         categories: categories.iter().map(|c| c.to_string()).collect(),
+        approves: Vec::new(),
     }
 }
 

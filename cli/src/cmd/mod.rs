@@ -3,6 +3,8 @@
 pub mod ack;
 pub mod admin;
 pub mod append;
+pub mod approvals;
+pub mod approve;
 pub mod artifact;
 pub mod compliance;
 pub mod export;

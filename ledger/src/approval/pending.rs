@@ -1,0 +1,68 @@
+//! The entries still waiting for an approval: those of a category with
+//! `requires_approval` whose payload matches its `when`, not named by any
+//! `approval` entry (each was checked when it was appended).
+//!
+//! Owns: that scan over a [`LedgerReader`]. Must not: judge approvals
+//! (`super::check` did, at append time).
+
+use std::collections::HashSet;
+
+use super::Claim;
+use crate::log::{LedgerError, LedgerReader, Query, StoredEntry};
+
+/// An entry waiting for its approval.
+pub struct Pending {
+    /// the entry
+    pub entry: StoredEntry,
+    /// the approver role it needs
+    pub role: String,
+    /// when the approval is due (unix ns), with a `within`
+    pub due: Option<i64>,
+}
+
+/// The pending entries (of `only`, or of every category with a rule),
+/// oldest first; at most `max` (then the bool is true).
+pub fn pending(reader: &LedgerReader, only: Option<&str>, max: usize) -> Result<(Vec<Pending>, bool), LedgerError> {
+    let mut approved = HashSet::new();
+    each(reader, "approval", |e| {
+        if let Ok(c) = Claim::parse(&e.payload) {
+            approved.insert(c.seq);
+        }
+        true
+    })?;
+    let policy = reader.policy();
+    let mut out = Vec::new();
+    for (name, c) in policy.categories.iter().filter(|(n, _)| only.is_none_or(|o| o == n.as_str())) {
+        let Some(rule) = &c.requires_approval else { continue };
+        let due_in = rule.within_ns().ok().flatten();
+        each(reader, name, |e| {
+            if rule.applies(&e.payload) && !approved.contains(&e.seq) {
+                let due = due_in.map(|w| e.leaf.recorded_at.saturating_add(w));
+                out.push(Pending { entry: e, role: rule.role.clone(), due });
+            }
+            out.len() <= max
+        })?;
+    }
+    out.sort_by_key(|p| p.entry.seq);
+    let truncated = out.len() > max;
+    out.truncate(max);
+    Ok((out, truncated))
+}
+
+/// Calls `f` with every entry of `category` until it returns false.
+fn each(reader: &LedgerReader, category: &str, mut f: impl FnMut(StoredEntry) -> bool) -> Result<(), LedgerError> {
+    let mut cursor = None;
+    loop {
+        let q = Query { category: Some(category.to_owned()), limit: 10_000, cursor, ..Default::default() };
+        let page = reader.query(&q)?;
+        for e in page.entries {
+            if !f(e) {
+                return Ok(());
+            }
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(()),
+        }
+    }
+}

@@ -1,0 +1,57 @@
+use super::*;
+
+fn rule(within: Option<&str>) -> ApprovalRule {
+    ApprovalRule {
+        role: "risk_officer".into(),
+        distinct_actor: true,
+        within: within.map(str::to_owned),
+        when: Some(Condition { field: "reasons".into(), contains: "ai_degraded".into() }),
+    }
+}
+
+#[test]
+fn the_rules_of_four_eyes() {
+    let r = rule(Some("4h"));
+    let approved = Approved { leaf_hash: [1; 32], actor: "svc", recorded_at: 0, rule: Some(&r) };
+    let claim = Claim { seq: 7, leaf_hash: [1; 32], role: None };
+    let risk = |role: &str| role == "risk_officer";
+    assert_eq!(check(&claim, &approved, "ann", risk, 3_600_000_000_000), Ok("risk_officer".into()));
+    assert_eq!(check(&claim, &approved, "svc", risk, 1), Err(ApprovalError::SameActor { actor: "svc".into(), seq: 7 }));
+    assert_eq!(
+        check(&claim, &approved, "bob", |_| false, 1),
+        Err(ApprovalError::RoleNotHeld { identity: "bob".into(), role: "risk_officer".into() })
+    );
+    assert_eq!(
+        check(&claim, &approved, "ann", risk, 5 * 3_600_000_000_000),
+        Err(ApprovalError::TooLate { seq: 7, within: "4h".into() })
+    );
+    let other = Claim { leaf_hash: [2; 32], ..claim.clone() };
+    assert_eq!(check(&other, &approved, "ann", risk, 1), Err(ApprovalError::LeafMismatch { seq: 7 }));
+    let wrong = Claim { role: Some("operator".into()), ..claim.clone() };
+    assert!(matches!(check(&wrong, &approved, "ann", risk, 1), Err(ApprovalError::WrongRole { .. })));
+    // a sign-off of an entry whose category asks for none: the role named
+    let plain = Approved { rule: None, ..approved };
+    assert_eq!(check(&claim, &plain, "ann", risk, 1), Err(ApprovalError::NoRole { seq: 7 }));
+    let signoff = Claim { role: Some("incident_manager".into()), ..claim };
+    assert_eq!(check(&signoff, &plain, "ann", |r| r == "incident_manager", 1), Ok("incident_manager".into()));
+}
+
+#[test]
+fn conditions_limits_and_claims_are_read_strictly() {
+    let r = rule(None);
+    assert!(r.applies(br#"{"reasons":["x","ai_degraded"]}"#));
+    assert!(r.applies(br#"{"reasons":"ai_degraded"}"#));
+    assert!(!r.applies(br#"{"reasons":["x"]}"#));
+    assert!(!r.applies(b"{}"));
+    assert_eq!(rule(Some("30m")).within_ns(), Ok(Some(1_800_000_000_000)));
+    assert!(rule(Some("4 hours")).within_ns().is_err());
+    assert!(rule(Some("0h")).within_ns().is_err());
+    let c = Claim::parse(
+        format!(r#"{{"approved_seq":3,"approved_leaf_hash":"{}","reason":"ok"}}"#, "ab".repeat(32)).as_bytes(),
+    )
+    .unwrap();
+    assert_eq!((c.seq, c.leaf_hash, c.role), (3, [0xab; 32], None));
+    assert_eq!(Claim::parse(br#"{"approved_seq":"3"}"#).unwrap_err().field, "payload.approved_seq");
+    let bad_hash = br#"{"approved_seq":3,"approved_leaf_hash":"zz"}"#;
+    assert_eq!(Claim::parse(bad_hash).unwrap_err().field, "payload.approved_leaf_hash");
+}
