@@ -120,7 +120,13 @@ impl Fixture {
             "INC-7",
             &[&deg[..], &["--occurred-at", &at(18)]].concat(),
         );
-        self.append("", "approval", "CHG-1", &[&f(&format!("approved_seq={approved}"))]);
+        // a risk officer's approval (someone other than the evaluation's writer), kept on its own subject
+        let leaf = ok(self.run(&["get", &approved.to_string(), "--output", "json"])).json()["leaf_hash"].clone();
+        let leaf = f(&format!("approved_leaf_hash={}", leaf.as_str().unwrap()));
+        let approval =
+            [f(&format!("approved_seq={approved}")), leaf, f("reason=inputs checked"), f("role=risk_officer")];
+        let approval: Vec<&str> = approval.iter().map(String::as_str).collect();
+        self.append("", "approval", "CHG-1", &[&approval[..], &["--actor", "risk-1"]].concat());
         self.append(
             "override",
             "override",
