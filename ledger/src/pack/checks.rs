@@ -184,7 +184,10 @@ fn artifact(
         finding(r, K::ArtifactMissing, Some(seq), format!("artifacts/{b3} ({}) is not in the pack", a.name));
         return Ok(());
     };
-    let got = (blake3::hash(&bytes).as_bytes().to_vec(), crate::hash::sha256(&bytes).to_vec(), bytes.len() as u64);
+    let mut h = crate::artifacts::BlobHasher::default();
+    h.update(&bytes);
+    let b = h.finish();
+    let got = (b.blake3.to_vec(), b.sha256.to_vec(), b.size);
     if got != (a.blake3.clone(), a.sha256.clone(), a.size) {
         let detail = format!(
             "artifacts/{b3} ({}): blake3 {} sha256 {} {} bytes, the leaf names sha256 {} {} bytes",
