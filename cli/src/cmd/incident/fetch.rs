@@ -138,20 +138,39 @@ async fn context(
 }
 
 /// Whether an `approval` entry below `size` names `seq` by `approved_seq`.
+/// Follows the cursor: a Query page may end before it finds a match (it
+/// examines a bounded number of entries), which is not "none".
 async fn approval_exists(ctx: &Ctx, client: &mut LedgerServiceClient<Channel>, seq: u64, size: u64) -> CliResult<bool> {
     let filter = pb::Filter {
         category: "approval".into(),
         fields: vec![pb::FieldEquals { key: "approved_seq".into(), json_value: seq.to_string() }],
         ..Default::default()
     };
-    let req =
-        pb::QueryRequest { log: ctx.log.clone(), filter: Some(filter), to_seq: size, limit: 1, ..Default::default() };
-    let mut st = client.query(req).await?.into_inner();
-    let mut found = false;
-    while let Some(m) = st.message().await? {
-        found |= matches!(m.item, Some(pb::query_response::Item::Entry(_)));
+    let mut cursor = None;
+    loop {
+        let req = pb::QueryRequest {
+            log: ctx.log.clone(),
+            filter: Some(filter.clone()),
+            to_seq: size,
+            limit: 1,
+            cursor,
+            ..Default::default()
+        };
+        let mut st = client.query(req).await?.into_inner();
+        let mut next = None;
+        while let Some(m) = st.message().await? {
+            match m.item {
+                Some(pb::query_response::Item::Entry(_)) => return Ok(true),
+                Some(pb::query_response::Item::NextCursor(c)) => next = Some(c),
+                None => {}
+            }
+        }
+        // each page moves the cursor forward, so this ends at the log's size
+        match next {
+            Some(c) if Some(c) != cursor => cursor = Some(c),
+            _ => return Ok(false),
+        }
     }
-    Ok(found)
 }
 
 /// The distinct artifacts the entries reference, each with the first
