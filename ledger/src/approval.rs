@@ -65,17 +65,7 @@ impl ApprovalRule {
     /// `within` in nanoseconds: a whole number of `s`, `m`, `h` or `d`.
     pub fn within_ns(&self) -> Result<Option<i64>, String> {
         let Some(w) = &self.within else { return Ok(None) };
-        let bad = || format!("within {w:?}: give a whole number of s, m, h or d (e.g. \"4h\")");
-        let (n, unit) = w.split_at(w.len().saturating_sub(1));
-        let n: i64 = n.parse().map_err(|_| bad())?;
-        let secs = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            _ => return Err(bad()),
-        };
-        n.checked_mul(secs * 1_000_000_000).filter(|ns| *ns > 0).map(Some).ok_or_else(bad)
+        crate::span::parse_ns(w).map(Some).map_err(|e| format!("within {e}"))
     }
 }
 

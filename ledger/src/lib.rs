@@ -26,6 +26,8 @@ pub mod policy;
 pub mod receipt;
 pub mod record;
 pub mod rfc3339;
+pub mod rules;
+pub mod span;
 pub mod store;
 pub mod sync;
 pub mod tiles;

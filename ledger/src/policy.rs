@@ -74,6 +74,10 @@ pub struct Policy {
     /// accept categories that are not declared (no required fields)
     #[serde(default)]
     pub allow_undeclared: bool,
+    /// the playbooks' acceptance rules (`ledger compliance check`,
+    /// crate::rules); checked by [`Policy::check_rules`]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<crate::rules::Rule>,
 }
 
 impl Default for Policy {
@@ -112,7 +116,11 @@ impl Default for Policy {
             // approve`, crate::approval).
             ("approval", req(&["approved_seq", "approved_leaf_hash", "reason"])),
         ];
-        Self { categories: categories.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(), allow_undeclared: false }
+        Self {
+            categories: categories.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            allow_undeclared: false,
+            rules: Vec::new(),
+        }
     }
 }
 
@@ -120,6 +128,11 @@ impl Policy {
     /// The required fields of a category.
     pub fn required(&self, category: &str) -> &[String] {
         self.categories.get(category).map_or(&[], |c| &c.required)
+    }
+
+    /// Checks the rules as a set: unique names, declared categories.
+    pub fn check_rules(&self) -> Result<(), crate::rules::RulesError> {
+        crate::rules::check_set(&self.rules, |c| self.allow_undeclared || self.categories.contains_key(c))
     }
 
     /// Checks an entry against the policy.

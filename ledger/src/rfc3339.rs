@@ -25,6 +25,23 @@ pub fn parse_ns(s: &str) -> Result<i64, &'static str> {
         .ok_or("out of range for unix nanoseconds (years 1678 to 2262)")
 }
 
+/// Unix ns → `YYYY-MM-DDTHH:MM:SSZ` (whole seconds, UTC; H. Hinnant's
+/// civil_from_days).
+pub fn format_secs(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", sod / 3600, sod % 3600 / 60, sod % 60)
+}
+
 /// Digits of `b` as a number, or `err`.
 fn digits(b: &[u8], err: &'static str) -> Result<i64, &'static str> {
     if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
@@ -97,7 +114,14 @@ fn offset_seconds(z: &[u8]) -> Result<i64, &'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_ns;
+    use super::{format_secs, parse_ns};
+
+    #[test]
+    fn formats_what_it_parses() {
+        for t in ["1970-01-01T00:00:00Z", "2000-02-29T23:59:59Z", "2026-12-06T01:02:03Z", "2262-04-11T00:00:00Z"] {
+            assert_eq!(format_secs(parse_ns(t).unwrap()), t);
+        }
+    }
 
     #[test]
     fn go_times_as_alertmanager_sends_them() {

@@ -651,6 +651,10 @@ impl Config {
                 }
             }
         }
+        policy.check_rules().map_err(|e| {
+            let field = format!("policy.rules[{}].{}", e.index, e.field);
+            invalid(field, format!("rule {:?}: {}", e.name, e.reason))
+        })?;
         for (j, g) in l.access.iter().enumerate() {
             let field = format!("logs[{i}].access[{j}]");
             if g.identity.trim().is_empty() {

@@ -1,0 +1,111 @@
+//! Kind `response`: each matching entry (an `alert_fired`) is answered,
+//! for the same subject, by an entry of `response` (an `alert_ack`)
+//! recorded within `within` of it — or else followed by an `otherwise`
+//! entry (an escalation) meeting `otherwise_when`.
+//!
+//! Owns: that check. The answer's time is when the ledger recorded it (a
+//! client cannot backdate it); the entry's own is `eval::time_of`.
+
+use super::eval::{AsOf, Found, Halt, Scan, matches, time_of};
+use super::kinds::{found, whats};
+use super::{Expr, Kind, Rule, Verdict};
+use crate::log::{LedgerReader, StoredEntry};
+use crate::span::{Span, human};
+
+#[derive(Default)]
+struct Tally {
+    checked: u64,
+    in_time: u64,
+    escalated: u64,
+    open: u64,
+    missed: Vec<(u64, String)>,
+}
+
+/// Evaluates a `response` rule.
+pub(super) fn response(reader: &LedgerReader, rule: &Rule, at: AsOf) -> Result<Found, Halt> {
+    let Kind::Response { response, within, otherwise, otherwise_when } = &rule.kind else {
+        unreachable!("kinds::run dispatches by kind")
+    };
+    let mut t = Tally::default();
+    Scan::of(reader, rule, at).each(|e| {
+        if !matches(rule, &e)? {
+            return Ok(true);
+        }
+        t.checked += 1;
+        let deadline = time_of(&e).saturating_add(within.ns());
+        let answer = first_after(reader, at, &e, response, None)?;
+        match answer.as_ref().map(|a| a.leaf.recorded_at) {
+            Some(r) if r <= deadline => t.in_time += 1,
+            _ if escalated(reader, at, &e, otherwise.as_deref(), otherwise_when.as_ref())? => t.escalated += 1,
+            None if at.now <= deadline => t.open += 1,
+            late => t.missed.push((e.seq, late_text(late, time_of(&e), within))),
+        }
+        Ok(true)
+    })?;
+    let head = format!("{} {}", t.checked, whats(rule));
+    let summary = format!(
+        "{head}: {} answered by {response} within {within}, {} escalated, {} still open",
+        t.in_time, t.escalated, t.open
+    );
+    match t.missed.first() {
+        None => found(Verdict::Pass, summary, None),
+        Some((seq, why)) => found(
+            rule.severity,
+            format!("{} of {head} not answered in time; first: seq {seq} {why}", t.missed.len()),
+            Some(*seq),
+        ),
+    }
+}
+
+fn late_text(answered: Option<i64>, since: i64, within: &Span) -> String {
+    match answered {
+        Some(r) => format!("answered {} after it (limit {within}), no escalation", human(r - since)),
+        None => format!("never answered (limit {within}), no escalation"),
+    }
+}
+
+/// The first entry of `category` after `e` with `e`'s subject (meeting
+/// `cond`, when given) in the evaluated prefix.
+fn first_after(
+    reader: &LedgerReader,
+    at: AsOf,
+    e: &StoredEntry,
+    category: &str,
+    cond: Option<&Expr>,
+) -> Result<Option<StoredEntry>, Halt> {
+    if e.leaf.subject.is_empty() {
+        return Ok(None);
+    }
+    let scan =
+        Scan { reader, category, subject: Some(&e.leaf.subject), from_seq: e.seq + 1, at, since: None, desc: false };
+    let mut hit = None;
+    scan.each(|a| {
+        if a.leaf.category != category {
+            return Ok(true);
+        }
+        let ok = match cond {
+            Some(c) => {
+                c.holds(&a).map_err(|m| Halt::Expr(Some(a.seq), format!("otherwise_when at seq {}: {m}", a.seq)))?
+            }
+            None => true,
+        };
+        if ok {
+            hit = Some(a);
+        }
+        Ok(!ok)
+    })?;
+    Ok(hit)
+}
+
+fn escalated(
+    reader: &LedgerReader,
+    at: AsOf,
+    e: &StoredEntry,
+    otherwise: Option<&str>,
+    cond: Option<&Expr>,
+) -> Result<bool, Halt> {
+    match otherwise {
+        None => Ok(false),
+        Some(c) => Ok(first_after(reader, at, e, c, cond)?.is_some()),
+    }
+}
