@@ -547,6 +547,14 @@ pub enum ComplianceCmd {
         /// checkpoint covers is older than this (e.g. 24h, 7d)
         #[arg(long, default_value = "24h")]
         max_checkpoint_age: String,
+        /// evaluate the acceptance rules of this file (`[[policy.rules]]` tables, e.g.
+        /// docs/policy/stage5.toml) instead of those in the server's policy
+        #[arg(long, value_name = "FILE")]
+        rules: Option<PathBuf>,
+        /// the acceptance rules only, over the log's first SIZE entries at the time the last of them
+        /// was recorded: the verdict the log had then
+        #[arg(long, value_name = "SIZE")]
+        as_of: Option<u64>,
     },
 }
 

@@ -144,6 +144,9 @@ impl LedgerService for Fake {
     ) -> Result<Response<pb::PendingApprovalsResponse>, Status> {
         unimplemented()
     }
+    async fn check_rules(&self, _: Request<pb::CheckRulesRequest>) -> Result<Response<pb::CheckRulesResponse>, Status> {
+        unimplemented()
+    }
 }
 
 #[tonic::async_trait]

@@ -69,7 +69,9 @@ pub struct CategoryPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
-    /// declared categories
+    /// declared categories (absent: the default ones, so that a policy
+    /// may add rules alone)
+    #[serde(default = "default_categories")]
     pub categories: BTreeMap<String, CategoryPolicy>,
     /// accept categories that are not declared (no required fields)
     #[serde(default)]
@@ -122,6 +124,10 @@ impl Default for Policy {
             rules: Vec::new(),
         }
     }
+}
+
+fn default_categories() -> BTreeMap<String, CategoryPolicy> {
+    Policy::default().categories
 }
 
 impl Policy {

@@ -24,6 +24,7 @@ mod logs;
 pub mod metrics;
 mod reload;
 mod replicated;
+mod rules;
 mod status;
 mod svc_admin;
 mod svc_artifact;
@@ -190,6 +191,7 @@ names_log!(
     pb::PublicKeysRequest,
     pb::NodeStatusRequest,
     pb::PendingApprovalsRequest,
+    pb::CheckRulesRequest,
 );
 names_log!(with actor: pb::RotateRequest, pb::RedactRequest, pb::ReloadPolicyRequest, pb::ReindexRequest);
 

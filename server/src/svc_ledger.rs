@@ -489,6 +489,13 @@ impl LedgerService for LedgerSvc {
         .await
     }
 
+    async fn check_rules(
+        &self,
+        req: Request<pb::CheckRulesRequest>,
+    ) -> Result<Response<pb::CheckRulesResponse>, Status> {
+        crate::rules::check(&self.state, req).await
+    }
+
     type ExportStream = Stream_<pb::ExportChunk>;
 
     async fn export(&self, req: Request<pb::ExportRequest>) -> Result<Response<Self::ExportStream>, Status> {

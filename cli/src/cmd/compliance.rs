@@ -3,7 +3,10 @@
 //! fresh, no key expired or older than the rotation limit, required fields
 //! present in incident categories, every referenced artifact present and
 //! intact (docs/OPERATIONS.md "Playbook commands"; docs/ARCHITECTURE.md
-//! "Design decisions: The playbooks").
+//! "Design decisions: The playbooks"); then the acceptance rules (`rules`),
+//! alone with `--as-of`.
+
+mod rules;
 
 use ledger_proto::v1 as pb;
 use serde_json::{Value, json};
@@ -37,25 +40,38 @@ struct Check {
 
 /// Runs the command.
 pub async fn run(ctx: &Ctx, cmd: ComplianceCmd) -> CliResult {
-    let ComplianceCmd::Check { profile, max_checkpoint_age } = cmd;
+    let ComplianceCmd::Check { profile, max_checkpoint_age, rules: rules_file, as_of } = cmd;
     let max_age = humantime::parse_duration(&max_checkpoint_age)
         .map_err(|e| CliError::Usage(format!("--max-checkpoint-age {max_checkpoint_age:?}: {e}")))?;
-    let checks = vec![
-        verify_log(ctx).await?,
-        keys(ctx).await?,
-        fields_and_freshness(ctx, profile, max_age).await?,
-        artifacts(ctx).await?,
-    ];
-    let checks: Vec<Check> = checks.into_iter().flatten().collect();
-    let verdict = checks.iter().map(|c| c.verdict).max().unwrap_or(V::Pass);
+    let rules_json = rules_file.as_deref().map(rules::read).transpose()?.unwrap_or_default();
+    let checks = if as_of.is_some() {
+        Vec::new()
+    } else {
+        let checks = vec![
+            verify_log(ctx).await?,
+            keys(ctx).await?,
+            fields_and_freshness(ctx, profile, max_age).await?,
+            artifacts(ctx).await?,
+        ];
+        checks.into_iter().flatten().collect()
+    };
+    let ruled = rules::evaluate(ctx, rules_json, as_of).await?;
+    let of_rules = match ruled.verdict.as_str() {
+        "fail" => V::Fail,
+        "warn" => V::Warn,
+        _ => V::Pass,
+    };
+    let verdict = checks.iter().map(|c| c.verdict).chain([of_rules]).max().unwrap_or(V::Pass);
     if ctx.json() {
         let cs: Vec<Value> =
             checks.iter().map(|c| json!({"check": c.name, "verdict": c.verdict.name(), "detail": c.detail})).collect();
-        print_json(&json!({"profile": format!("{profile:?}").to_lowercase(), "verdict": verdict.name(), "checks": cs}));
+        print_json(&json!({"profile": format!("{profile:?}").to_lowercase(), "verdict": verdict.name(), "checks": cs,
+                           "rules": rules::to_json(&ruled)}));
     } else {
         for c in &checks {
             println!("{:<5} {:<22} {}", c.verdict.name().to_uppercase(), c.name, c.detail);
         }
+        rules::print(&ruled);
         println!("{}", verdict.name().to_uppercase());
     }
     if verdict == V::Fail { Err(CliError::Negative("compliance check failed".into())) } else { Ok(()) }
