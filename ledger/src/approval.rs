@@ -34,24 +34,74 @@ fn yes() -> bool {
     true
 }
 
-/// `payload[field]` is `contains`, or an array holding it.
+/// Which entries need an approval: a CEL expression over `payload`
+/// (docs/OPERATIONS.md "Acceptance rules": `'"ai_degraded" in
+/// payload.reasons'`), or the table `{ field, contains }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawCondition", into = "RawCondition")]
+pub enum Condition {
+    /// `payload[field]` is `contains`, or an array holding it
+    Contains {
+        /// a top-level payload field
+        field: String,
+        /// the string it is, or holds
+        contains: String,
+    },
+    /// a CEL expression over `payload`; one that cannot be evaluated for
+    /// a payload counts as holding (the entry waits for its approval)
+    Cel(crate::rules::Expr),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum RawCondition {
+    Text(String),
+    Table(ContainsTable),
+}
+
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Condition {
-    /// a top-level payload field
-    pub field: String,
-    /// the string it is, or holds
-    pub contains: String,
+struct ContainsTable {
+    field: String,
+    contains: String,
+}
+
+impl TryFrom<RawCondition> for Condition {
+    type Error = String;
+
+    fn try_from(r: RawCondition) -> Result<Self, String> {
+        match r {
+            RawCondition::Text(t) => {
+                crate::rules::Expr::new(&t).map(Condition::Cel).map_err(|e| format!("when {t:?} {e}"))
+            }
+            RawCondition::Table(t) => Ok(Condition::Contains { field: t.field, contains: t.contains }),
+        }
+    }
+}
+
+impl From<Condition> for RawCondition {
+    fn from(c: Condition) -> Self {
+        match c {
+            Condition::Contains { field, contains } => RawCondition::Table(ContainsTable { field, contains }),
+            Condition::Cel(e) => RawCondition::Text(e.source().to_owned()),
+        }
+    }
 }
 
 impl Condition {
     /// Whether the payload (JSON bytes) matches.
     pub fn holds(&self, payload: &[u8]) -> bool {
         let v: serde_json::Value = serde_json::from_slice(payload).unwrap_or_default();
-        match &v[self.field.as_str()] {
-            serde_json::Value::String(s) => *s == self.contains,
-            serde_json::Value::Array(a) => a.iter().any(|x| x.as_str() == Some(self.contains.as_str())),
-            _ => false,
+        match self {
+            Condition::Contains { field, contains } => match &v[field.as_str()] {
+                serde_json::Value::String(s) => s == contains,
+                serde_json::Value::Array(a) => a.iter().any(|x| x.as_str() == Some(contains.as_str())),
+                _ => false,
+            },
+            Condition::Cel(e) => {
+                let payload = if v.is_object() { v } else { serde_json::json!({}) };
+                e.eval(&[("payload", crate::rules::expr::json(&payload))]).unwrap_or(true)
+            }
         }
     }
 }

@@ -5,7 +5,7 @@ fn rule(within: Option<&str>) -> ApprovalRule {
         role: "risk_officer".into(),
         distinct_actor: true,
         within: within.map(str::to_owned),
-        when: Some(Condition { field: "reasons".into(), contains: "ai_degraded".into() }),
+        when: Some(Condition::Contains { field: "reasons".into(), contains: "ai_degraded".into() }),
     }
 }
 
@@ -54,4 +54,21 @@ fn conditions_limits_and_claims_are_read_strictly() {
     assert_eq!(Claim::parse(br#"{"approved_seq":"3"}"#).unwrap_err().field, "payload.approved_seq");
     let bad_hash = br#"{"approved_seq":3,"approved_leaf_hash":"zz"}"#;
     assert_eq!(Claim::parse(bad_hash).unwrap_err().field, "payload.approved_leaf_hash");
+}
+
+#[test]
+fn a_cel_condition_chooses_the_entries_and_an_error_makes_one_wait() {
+    let r: ApprovalRule = toml::from_str(
+        "role = \"risk_officer\"\nwhen = '\"ai_degraded\" in payload.reasons && payload.model != \"shadow\"'",
+    )
+    .unwrap();
+    assert!(r.applies(br#"{"reasons":["ai_degraded"],"model":"v3"}"#));
+    assert!(!r.applies(br#"{"reasons":["ai_degraded"],"model":"shadow"}"#));
+    assert!(!r.applies(br#"{"reasons":[],"model":"v3"}"#));
+    assert!(r.applies(br#"{"model":"v3"}"#), "no reasons: cannot be evaluated, so it waits");
+    let table: ApprovalRule =
+        toml::from_str("role = \"r\"\nwhen = { field = \"reasons\", contains = \"ai_degraded\" }").unwrap();
+    assert_eq!(table, ApprovalRule { role: "r".into(), ..rule(None) });
+    let bad = toml::from_str::<ApprovalRule>("role = \"r\"\nwhen = 'payload.reasons >'").unwrap_err();
+    assert!(bad.to_string().contains("is not valid CEL"), "{bad}");
 }
