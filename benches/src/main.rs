@@ -8,7 +8,7 @@
 //! `BENCH_KEEP=1` keeps the log directory, e.g. for `ledger verify`;
 //! `BENCH_NO_PIPELINE=1` waits for each batch's sync before sequencing the
 //! next, as before the pipelined group commit).
-//! `load`, `pg`, `soak`, `tiles`, `alertmanager`, `witness`, `pack` (an incident's evidence pack), and `fsync` and `randread` (the disk's floors): see
+//! `load`, `pg`, `soak`, `tiles`, `alertmanager`, `witness`, `pack` (an incident's evidence pack), `rules` (the Stage5 acceptance rules), and `fsync` and `randread` (the disk's floors): see
 //! their modules.
 
 mod alertmanager;
@@ -16,6 +16,7 @@ mod disk;
 mod load;
 mod pack;
 mod pg;
+mod rules;
 mod soak;
 mod tiles;
 mod witness;
@@ -127,6 +128,7 @@ fn emit(report: &serde_json::Value, to: Option<&String>) {
 fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("lib-append") => lib_append(),
+        Some("rules") => rules::run(arg(2, 1_000_000), arg(3, 3)),
         Some("soak") => {
             let args: Vec<String> = std::env::args().collect();
             let ledgerd = args.get(2).cloned().unwrap_or_else(|| "target/release/ledgerd".into());
