@@ -88,6 +88,7 @@ pub(super) struct Scan<'a> {
     pub from_seq: u64,
     pub at: AsOf,
     pub since: Option<i64>,
+    pub until: Option<i64>,
     pub desc: bool,
 }
 
@@ -95,7 +96,7 @@ impl<'a> Scan<'a> {
     /// The entries of `rule`'s category (within its `over`).
     pub fn of(reader: &'a LedgerReader, rule: &'a Rule, at: AsOf) -> Self {
         let since = rule.over.as_ref().map(|o| at.now.saturating_sub(o.ns()));
-        Self { reader, category: &rule.category, subject: None, from_seq: 0, at, since, desc: false }
+        Self { reader, category: &rule.category, subject: None, from_seq: 0, at, since, until: None, desc: false }
     }
 
     /// The same scan, newest first.
@@ -112,6 +113,7 @@ impl<'a> Scan<'a> {
                 category: Some(self.category.to_owned()),
                 subject: self.subject.map(str::to_owned),
                 since: self.since,
+                until: self.until,
                 from_seq: Some(self.from_seq),
                 to_seq: Some(self.at.size),
                 desc: self.desc,

@@ -18,7 +18,7 @@ struct Tally {
     in_time: u64,
     escalated: u64,
     open: u64,
-    missed: Vec<(u64, String)>,
+    missed: Vec<u64>,
 }
 
 /// Evaluates a `response` rule.
@@ -33,12 +33,15 @@ pub(super) fn response(reader: &LedgerReader, rule: &Rule, at: AsOf) -> Result<F
         }
         t.checked += 1;
         let deadline = time_of(&e).saturating_add(within.ns());
-        let answer = first_after(reader, at, &e, response, None)?;
-        match answer.as_ref().map(|a| a.leaf.recorded_at) {
-            Some(r) if r <= deadline => t.in_time += 1,
-            _ if escalated(reader, at, &e, otherwise.as_deref(), otherwise_when.as_ref())? => t.escalated += 1,
-            None if at.now <= deadline => t.open += 1,
-            late => t.missed.push((e.seq, late_text(late, time_of(&e), within))),
+        // the index bounds the search for an answer by its recorded time
+        if first_after(reader, at, &e, response, None, Some(deadline.saturating_add(1)))?.is_some() {
+            t.in_time += 1;
+        } else if escalated(reader, at, &e, otherwise.as_deref(), otherwise_when.as_ref())? {
+            t.escalated += 1;
+        } else if at.now <= deadline {
+            t.open += 1;
+        } else {
+            t.missed.push(e.seq);
         }
         Ok(true)
     })?;
@@ -47,14 +50,16 @@ pub(super) fn response(reader: &LedgerReader, rule: &Rule, at: AsOf) -> Result<F
         "{head}: {} answered by {response} within {within}, {} escalated, {} still open",
         t.in_time, t.escalated, t.open
     );
-    match t.missed.first() {
-        None => found(Verdict::Pass, summary, None),
-        Some((seq, why)) => found(
-            rule.severity,
-            format!("{} of {head} not answered in time; first: seq {seq} {why}", t.missed.len()),
-            Some(*seq),
-        ),
-    }
+    let Some(&seq) = t.missed.first() else { return found(Verdict::Pass, summary, None) };
+    // the first miss only: when (if ever) its answer came
+    let e = reader.get(seq)?;
+    let late = first_after(reader, at, &e, response, None, None)?.map(|a| a.leaf.recorded_at);
+    let why = late_text(late, time_of(&e), within);
+    found(
+        rule.severity,
+        format!("{} of {head} not answered in time; first: seq {seq} {why}", t.missed.len()),
+        Some(seq),
+    )
 }
 
 fn late_text(answered: Option<i64>, since: i64, within: &Span) -> String {
@@ -72,12 +77,21 @@ fn first_after(
     e: &StoredEntry,
     category: &str,
     cond: Option<&Expr>,
+    until: Option<i64>,
 ) -> Result<Option<StoredEntry>, Halt> {
     if e.leaf.subject.is_empty() {
         return Ok(None);
     }
-    let scan =
-        Scan { reader, category, subject: Some(&e.leaf.subject), from_seq: e.seq + 1, at, since: None, desc: false };
+    let scan = Scan {
+        reader,
+        category,
+        subject: Some(&e.leaf.subject),
+        from_seq: e.seq + 1,
+        at,
+        since: None,
+        until,
+        desc: false,
+    };
     let mut hit = None;
     scan.each(|a| {
         if a.leaf.category != category {
@@ -106,6 +120,6 @@ fn escalated(
 ) -> Result<bool, Halt> {
     match otherwise {
         None => Ok(false),
-        Some(c) => Ok(first_after(reader, at, e, c, cond)?.is_some()),
+        Some(c) => Ok(first_after(reader, at, e, c, cond, None)?.is_some()),
     }
 }
