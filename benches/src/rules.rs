@@ -113,6 +113,16 @@ pub fn run(n: u64, runs: u64) {
             verdicts.join(" ")
         );
     }
+    let now = (ledger::log::system_clock())();
+    let each: Vec<String> = rules
+        .iter()
+        .map(|r| {
+            let t = Instant::now();
+            evaluate(&reader, std::slice::from_ref(r), AsOf::current(&reader, now)).expect("evaluate");
+            format!("{} {:.3} s", r.name, t.elapsed().as_secs_f64())
+        })
+        .collect();
+    println!("  each rule alone: {}", each.join(", "));
     l.close().expect("close");
     if std::env::var_os("BENCH_KEEP").is_some() {
         println!("  kept {}", dir.display());

@@ -23,6 +23,8 @@ static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
 pub struct Expr {
     source: String,
     program: Arc<Program>,
+    /// it reads `entry` (else the variable is not built)
+    uses_entry: bool,
 }
 
 impl Expr {
@@ -32,7 +34,8 @@ impl Expr {
             return Err("is empty; give a CEL expression (e.g. payload.bundle == \"core-oem\")".into());
         }
         let program = ENV.compile(source).map_err(|e| format!("is not valid CEL: {}", one_line(&e.to_string())))?;
-        Ok(Self { source: source.to_owned(), program: Arc::new(program) })
+        let uses_entry = program.references().has_variable("entry");
+        Ok(Self { source: source.to_owned(), program: Arc::new(program), uses_entry })
     }
 
     /// The text it was compiled from.
@@ -42,7 +45,11 @@ impl Expr {
 
     /// Evaluates with `payload` and `entry` bound to `e`'s.
     pub fn holds(&self, e: &StoredEntry) -> Result<bool, String> {
-        self.eval(&[("payload", payload_value(e)), ("entry", entry_value(e))])
+        if self.uses_entry {
+            self.eval(&[("payload", payload_value(e)), ("entry", entry_value(e))])
+        } else {
+            self.eval(&[("payload", payload_value(e))])
+        }
     }
 
     /// Evaluates with the given variables; anything but a boolean is an error.

@@ -199,3 +199,17 @@ fn an_expression_error_in_when_fails_the_rule_naming_the_entry() {
     assert!(o[0].detail.starts_with(&format!("when at seq {seq}:")), "{}", o[0].detail);
     let _ = of(&o, "r");
 }
+
+#[test]
+fn expressions_see_the_entry_when_they_name_it() {
+    let rs = one(
+        "kind = \"check\"\ncategory = \"override\"\nscope = \"all\"\nwhen = 'entry.subject.startsWith(\"INC-\")'\nexpr = 'entry.actor != \"svc\" && !entry.redacted && entry.seq >= 0'",
+    );
+    let log = Log::new();
+    log.add_as("ops", "override", "INC-1", json!({}));
+    log.add("override", "BG-1", json!({}));
+    assert_eq!(log.eval(&rs)[0].verdict, Verdict::Pass, "{}", log.eval(&rs)[0].detail);
+    let by_svc = log.add("override", "INC-2", json!({}));
+    let o = log.eval(&rs);
+    assert_eq!((o[0].verdict, o[0].seq), (Verdict::Fail, Some(by_svc)), "{}", o[0].detail);
+}
