@@ -4,7 +4,8 @@
 //! time limit (docs/SECURITY.md "Four eyes").
 //!
 //! Owns: the approval payload's reading and the rules of [`check`];
-//! `pending` lists what still waits. Must not: decide who holds a role
+//! `pending` lists what still waits; `dual` holds the rules of dual
+//! control (admin requests). Must not: decide who holds a role
 //! (the server tells it).
 
 use serde::{Deserialize, Serialize};
@@ -64,19 +65,25 @@ impl ApprovalRule {
 
     /// `within` in nanoseconds: a whole number of `s`, `m`, `h` or `d`.
     pub fn within_ns(&self) -> Result<Option<i64>, String> {
-        let Some(w) = &self.within else { return Ok(None) };
-        let bad = || format!("within {w:?}: give a whole number of s, m, h or d (e.g. \"4h\")");
-        let (n, unit) = w.split_at(w.len().saturating_sub(1));
-        let n: i64 = n.parse().map_err(|_| bad())?;
-        let secs = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            _ => return Err(bad()),
-        };
-        n.checked_mul(secs * 1_000_000_000).filter(|ns| *ns > 0).map(Some).ok_or_else(bad)
+        self.within.as_deref().map(duration_ns).transpose()
     }
+}
+
+/// A time limit such as `4h` in nanoseconds: a whole, positive number of
+/// `s`, `m`, `h` or `d` (a rule's `within`, the config's
+/// `dual_control_within`).
+pub fn duration_ns(w: &str) -> Result<i64, String> {
+    let bad = || format!("within {w:?}: give a whole number of s, m, h or d (e.g. \"4h\")");
+    let (n, unit) = w.split_at(w.len().saturating_sub(1));
+    let n: i64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(secs * 1_000_000_000).filter(|ns| *ns > 0).ok_or_else(bad)
 }
 
 /// What an approval entry's payload claims.
@@ -210,6 +217,7 @@ pub fn check(
     Ok(role)
 }
 
+pub mod dual;
 mod pending;
 pub use pending::{Pending, pending};
 
