@@ -109,7 +109,8 @@ pub enum Command {
     /// Compliance checks of the playbooks (pass / warn / fail)
     #[command(subcommand)]
     Compliance(ComplianceCmd),
-    /// Audited admin actions (role admin): redaction, policy reload, reindex
+    /// Audited admin actions (role admin): redaction, policy reload, reindex; under dual control,
+    /// a second admin's approval of a request
     #[command(subcommand)]
     Admin(AdminCmd),
     /// Print shell completions
@@ -495,6 +496,16 @@ pub enum AdminCmd {
     /// Rebuild the index from the journal at the server's next start; writes a `reindex` entry now
     Reindex {
         /// why
+        #[arg(long)]
+        reason: String,
+    },
+    /// Dual control: approve another admin's request (`admin redact`, `keys rotate`, `admin
+    /// reload-policy` on a log with dual_control) and carry it out; writes an `approval` entry, then
+    /// the action's entry. Run again after a failure, it completes the action (no second approval)
+    Approve {
+        /// the `admin_request` entry (`ledger approvals pending --category admin_request`)
+        seq: u64,
+        /// what you checked (e.g. "erasure ticket PRIV-12 verified")
         #[arg(long)]
         reason: String,
     },

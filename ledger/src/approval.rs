@@ -4,7 +4,8 @@
 //! time limit (docs/SECURITY.md "Four eyes").
 //!
 //! Owns: the approval payload's reading and the rules of [`check`];
-//! `pending` lists what still waits. Must not: decide who holds a role
+//! `pending` lists what still waits; `dual` holds the rules of dual
+//! control (admin requests). Must not: decide who holds a role
 //! (the server tells it).
 
 use serde::{Deserialize, Serialize};
@@ -114,9 +115,15 @@ impl ApprovalRule {
 
     /// `within` in nanoseconds: a whole number of `s`, `m`, `h` or `d`.
     pub fn within_ns(&self) -> Result<Option<i64>, String> {
-        let Some(w) = &self.within else { return Ok(None) };
-        crate::span::parse_ns(w).map(Some).map_err(|e| format!("within {e}"))
+        self.within.as_deref().map(duration_ns).transpose()
     }
+}
+
+/// A time limit such as `4h` in nanoseconds: a whole, positive number of
+/// `s`, `m`, `h` or `d` (a rule's `within`, the config's
+/// `dual_control_within`).
+pub fn duration_ns(w: &str) -> Result<i64, String> {
+    crate::span::parse_ns(w).map_err(|e| format!("within {e}"))
 }
 
 /// What an approval entry's payload claims.
@@ -250,6 +257,7 @@ pub fn check(
     Ok(role)
 }
 
+pub mod dual;
 mod pending;
 pub use pending::{Pending, pending};
 

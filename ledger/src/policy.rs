@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::entry::NewEntry;
 
 /// Categories only ledgerd's audited admin actions write (FORMAT.md §6.4,
-/// docs/SECURITY.md): a client's Append of one is refused.
-pub const ADMIN_CATEGORIES: [&str; 4] = ["redaction", "reindex", "policy_reload", "key_rotation"];
+/// docs/SECURITY.md; `admin_request`: dual control's requests): a client's
+/// Append of one is refused.
+pub const ADMIN_CATEGORIES: [&str; 5] = ["redaction", "reindex", "policy_reload", "key_rotation", "admin_request"];
 
 /// A policy refusal.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,7 +34,7 @@ pub enum PolicyError {
     },
     /// The category is written only by admin actions.
     #[error(
-        "category {category:?} is reserved for ledgerd's admin actions (redaction, reindex, policy reload); use the admin commands"
+        "category {category:?} is reserved for ledgerd's admin actions (redaction, reindex, policy reload, key rotation, dual-control requests); use the admin and keys commands"
     )]
     Reserved {
         /// the category

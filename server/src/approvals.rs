@@ -3,6 +3,9 @@
 //! holds it and the approver roles the caller's grants give
 //! (docs/SECURITY.md "Four eyes").
 //!
+//! An `admin_request` (dual control) is not approved here: AdminService.Approve
+//! approves and carries it out (`dual`), so there is one path that executes.
+//!
 //! Owns: looking the approved entry and its category's rule up. Must not:
 //! decide the rules (the `ledger` crate does) or word the refusals
 //! (`status` does).
@@ -20,6 +23,9 @@ pub fn check(access: &Access, caller: &Caller, log: &LogHandle, e: &NewEntry) ->
     let claim = Claim::parse(e.payload.bytes()).map_err(|v| status::validation(&v))?;
     let reader = log.reader();
     let approved = reader.get(claim.seq).map_err(|err| status::ledger(&err))?;
+    if approved.leaf.category == ledger::approval::dual::ADMIN_REQUEST {
+        return Err(status::admin_request_by_append(claim.seq));
+    }
     let policy = reader.policy();
     let rule = policy
         .categories

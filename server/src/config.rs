@@ -138,6 +138,16 @@ pub struct LogConfig {
     /// POST /alertmanager/v1/<name> on the HTTP listener (docs/API.md)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alertmanager: Option<AlertmanagerConfig>,
+    /// dual control: `admin redact`, `keys rotate` and `admin
+    /// reload-policy` write an `admin_request` entry and take effect only
+    /// when a second admin approves it (docs/SECURITY.md "Dual control").
+    /// Read at startup only: a policy reload cannot turn it off
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dual_control: bool,
+    /// how long a dual-control request may wait for its approval (e.g.
+    /// `"24h"`: a whole number of s, m, h or d); absent: no limit
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dual_control_within: Option<String>,
 }
 
 /// A log's Alertmanager receiver (docs/API.md "Alertmanager webhook").
@@ -188,6 +198,15 @@ pub struct LogWitness {
 }
 
 impl LogConfig {
+    fn validate_dual_control(&self, i: usize) -> Result<(), ConfigError> {
+        let Some(w) = &self.dual_control_within else { return Ok(()) };
+        let field = format!("logs[{i}].dual_control_within");
+        if !self.dual_control {
+            return Err(invalid(field, "is set but dual_control is off: set dual_control = true, or remove it"));
+        }
+        ledger::approval::duration_ns(w).map(|_| ()).map_err(|r| invalid(field, r))
+    }
+
     /// The log's witness policy as the file `--witness-vkey` reads: a
     /// `quorum K` line, then the witnesses' vkeys; `None` without
     /// `witness_quorum`.
@@ -520,6 +539,8 @@ impl Default for Config {
                 witnesses: Vec::new(),
                 witness_quorum: None,
                 alertmanager: None,
+                dual_control: false,
+                dual_control_within: None,
             }],
             storage: StorageConfig::default(),
             witness: None,
@@ -593,6 +614,7 @@ impl Config {
             if let Some(a) = &l.alertmanager {
                 a.validate(&format!("logs[{i}].alertmanager"), self)?;
             }
+            l.validate_dual_control(i)?;
         }
         self.check_listen(self.listen)?;
         if self.origin_prefix.is_empty() || self.origin_prefix.contains(['+', ' ', '\n']) {

@@ -16,6 +16,7 @@ mod approvals;
 pub mod auth;
 pub mod config;
 mod convert;
+mod dual;
 mod guard;
 mod http;
 mod http_tiles;
@@ -69,6 +70,8 @@ pub struct State {
     pub client_ca: Option<tls::ClientCa>,
     /// one reload at a time
     pub reloading: tokio::sync::Mutex<()>,
+    /// one dual-control approval at a time (a request is approved once)
+    pub approving: tokio::sync::Mutex<()>,
     /// permits for open read streams (Query, Tail, Export, Download)
     pub read_streams: Arc<tokio::sync::Semaphore>,
     /// each identity's share of them (`per_identity.read_stream_share`)
@@ -193,7 +196,13 @@ names_log!(
     pb::PendingApprovalsRequest,
     pb::CheckRulesRequest,
 );
-names_log!(with actor: pb::RotateRequest, pb::RedactRequest, pb::ReloadPolicyRequest, pb::ReindexRequest);
+names_log!(
+    with actor: pb::RotateRequest,
+    pb::RedactRequest,
+    pb::ReloadPolicyRequest,
+    pb::ReindexRequest,
+    pb::AdminApproveRequest,
+);
 
 /// A failure of the server as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -291,6 +300,7 @@ pub async fn serve_with_metrics(
         access,
         client_ca,
         reloading: tokio::sync::Mutex::new(()),
+        approving: tokio::sync::Mutex::new(()),
         read_streams,
         stream_shares,
     });

@@ -37,8 +37,16 @@ pub struct Reloaded {
     pub categories: Vec<String>,
 }
 
-/// Reloads `only` that log, or every hosted log, as `actor` for `reason`.
-pub async fn reload(state: &State, only: Option<&str>, actor: &Actor, reason: &str) -> Result<Vec<Reloaded>, Status> {
+/// Reloads `only` that log, or every hosted log, as `actor` for `reason`;
+/// `request_seq`: carrying out that approved dual-control request (each
+/// entry names it).
+pub async fn reload(
+    state: &State,
+    only: Option<&str>,
+    actor: &Actor,
+    reason: &str,
+    request_seq: Option<u64>,
+) -> Result<Vec<Reloaded>, Status> {
     let _one_at_a_time = state.reloading.lock().await;
     let path = state.config.source.clone().ok_or_else(status::no_policy_file)?;
     let fresh = blocking(move || {
@@ -52,7 +60,8 @@ pub async fn reload(state: &State, only: Option<&str>, actor: &Actor, reason: &s
     };
     let mut done = Vec::new();
     for name in names {
-        done.push(reload_one(state, &fresh, &name, clients.clone(), actor, reason).await?);
+        let one = Origin { actor, reason, request_seq };
+        done.push(reload_one(state, &fresh, &name, clients.clone(), one).await?);
     }
     Ok(done)
 }
@@ -67,21 +76,31 @@ fn fresh_clients(state: &State, fresh: &Config) -> Result<Option<Clients>, Statu
     Ok(Some(Clients { verifier, revocation }))
 }
 
+/// Who reloads, why, and for which approved request.
+struct Origin<'a> {
+    actor: &'a Actor,
+    reason: &'a str,
+    request_seq: Option<u64>,
+}
+
 async fn reload_one(
     state: &State,
     fresh: &Config,
     name: &str,
     clients: Option<Clients>,
-    actor: &Actor,
-    reason: &str,
+    origin: Origin<'_>,
 ) -> Result<Reloaded, Status> {
+    let Origin { actor, reason, request_seq } = origin;
     let path = fresh.source.clone().unwrap_or_default();
     let lc = fresh.logs.iter().find(|l| l.name == name).ok_or_else(|| status::log_not_configured(&path, name))?;
     let policy = fresh.policy_of(lc);
     let categories: Vec<String> = policy.categories.keys().cloned().collect();
     let old = state.access.current();
     let revoked = clients.as_ref().map(|c| &c.revocation.serials);
-    let also = changes(old.grants_on(name), &lc.access, &old.revoked(), revoked);
+    let mut also = changes(old.grants_on(name), &lc.access, &old.revoked(), revoked);
+    if let Some(r) = request_seq {
+        also.insert("request_seq".into(), r.into());
+    }
     let log = state.logs.get(name)?.clone();
     if let Some(r) = log.replication.as_ref().filter(|r| r.writable(name).is_err()) {
         state.access.replace(old.revised(name, lc.access.clone(), clients));
@@ -133,7 +152,7 @@ pub async fn on_sighup(state: std::sync::Arc<State>) {
             got = hup.recv() => if got.is_none() { return },
             _ = stop.wait_for(|s| *s) => return,
         }
-        match reload(&state, None, &actor, "SIGHUP: the configuration file was read again").await {
+        match reload(&state, None, &actor, "SIGHUP: the configuration file was read again", None).await {
             Ok(done) => {
                 let logs: Vec<&str> = done.iter().map(|d| d.log.as_str()).collect();
                 tracing::warn!(?logs, "SIGHUP: reloaded");

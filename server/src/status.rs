@@ -284,6 +284,48 @@ pub fn in_alert(i: usize, s: &Status) -> Status {
     Status::new(s.code(), format!("alerts[{i}]: {}", s.message()))
 }
 
+/// A dual-control approval refused (docs/SECURITY.md "Dual control").
+pub fn dual_control(e: &ledger::approval::dual::DualControlError) -> Status {
+    use ledger::approval::dual::DualControlError as D;
+    match e {
+        D::NotARequest { .. } => Status::invalid_argument(e.to_string()),
+        D::SameActor { .. } => Status::permission_denied(e.to_string()),
+        D::Expired { .. } => Status::failed_precondition(e.to_string()),
+    }
+}
+
+/// An `approval` of a dual-control request sent as a plain Append: only
+/// AdminService.Approve approves (and carries out) one.
+pub fn admin_request_by_append(seq: u64) -> Status {
+    Status::failed_precondition(format!(
+        "payload.approved_seq: entry {seq} is an admin_request (dual control): approve it with `ledger admin approve \
+         {seq} --reason …` (AdminService.Approve), which also carries it out"
+    ))
+}
+
+/// A dual-control action that failed after its approval was written:
+/// `s`'s code, saying that a rerun completes it.
+pub fn effect_failed(approval_seq: u64, request_seq: u64, s: &Status) -> Status {
+    Status::new(
+        s.code(),
+        format!(
+            "admin request {request_seq} is approved (approval entry {approval_seq}) but was not carried out: {}; \
+             once that is fixed, run `ledger admin approve {request_seq} --reason …` again: it carries it out \
+             without a second approval",
+            s.message()
+        ),
+    )
+}
+
+/// An approved reload-policy request on a node that cannot write the
+/// log's entry now (a follower): nothing more was done.
+pub fn reload_deferred(log: &str) -> Status {
+    Status::unavailable(format!(
+        "log {log:?}: this node cannot write the policy_reload entry now (it follows); run the approval again \
+         against the leader: it completes the reload without a second approval"
+    ))
+}
+
 /// An approval refused (four eyes).
 pub fn approval(e: &ledger::approval::ApprovalError) -> Status {
     use ledger::approval::ApprovalError as A;

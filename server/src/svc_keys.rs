@@ -1,5 +1,6 @@
 //! `ledger.v1.KeyService`: key status with verdicts, rotation (written as a
-//! `key_rotation` entry), public keys.
+//! `key_rotation` entry; under dual control only requested, `dual`), public
+//! keys.
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use tonic::{Request, Response, Status};
 
 use crate::config::Role;
 use crate::svc_ledger::blocking;
-use crate::{State, convert, status};
+use crate::{State, convert, dual, status};
 
 /// The service.
 pub struct KeySvc {
@@ -75,6 +76,12 @@ impl KeyService for KeySvc {
                 "is empty; say why the keys are rotated (e.g. the 30-day rotation, a suspected leak)",
             ));
         }
+        if let Some(within) = dual::under_dual_control(&self.state, &log.name) {
+            let action = ledger::approval::dual::AdminAction::RotateKeys;
+            let receipt = dual::request(&self.state, &log, actor, action, &r.reason, within).await?;
+            let (receipt, request_seq) = (Some(convert::receipt(&receipt)), receipt.seq);
+            return Ok(Response::new(pb::RotateResponse { receipt, pending: true, request_seq, ..Default::default() }));
+        }
         let (ledger, shared) = (log.ledger().clone(), log.replication.is_some());
         let (receipt, rot) = blocking(move || {
             // nodes that share one keyring rotate only to keys every node already holds
@@ -93,6 +100,7 @@ impl KeyService for KeySvc {
             new_vkey: rot.new_vkey,
             new_hmac_key_id: rot.new_hmac_id,
             retired: rot.retired,
+            ..Default::default()
         }))
     }
 

@@ -144,3 +144,20 @@ fn grafana_dashboard_parses_and_uses_only_exported_metrics() {
     }
     assert!(n >= 10);
 }
+
+#[test]
+fn dual_control_settings_are_checked_naming_the_field() {
+    let mut c = Config::default();
+    c.logs[0].dual_control_within = Some("1h".into());
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("logs[0].dual_control_within") && e.contains("dual_control is off"), "{e}");
+    c.logs[0].dual_control = true;
+    c.validate().unwrap();
+    c.logs[0].dual_control_within = Some("1 day".into());
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("logs[0].dual_control_within") && e.contains("whole number"), "{e}");
+    let toml = "[[logs]]\nname = \"default\"\ndual_control = true\ndual_control_within = \"24h\"\n";
+    let c = Config::from_toml(Path::new("x.toml"), toml).unwrap();
+    c.validate().unwrap();
+    assert_eq!((c.logs[0].dual_control, c.logs[0].dual_control_within.as_deref()), (true, Some("24h")));
+}

@@ -17,10 +17,13 @@ pub async fn run(ctx: &Ctx, cmd: KeysCmd) -> CliResult {
             let req = pb::RotateRequest { log: ctx.log.clone(), reason, actor: ctx.actor.clone() };
             // on the leader: a node list's follower names it
             let r = ctx.write_on_leader(|ch| rotate(ch, req.clone())).await?;
+            if r.pending {
+                return super::admin::print_pending(ctx, "the key rotation", r.receipt, json!({}));
+            }
             let receipt = r.receipt.unwrap_or_default();
             if ctx.json() {
                 print_json(
-                    &json!({"new_vkey": r.new_vkey, "new_hmac_key_id": r.new_hmac_key_id, "retired": r.retired, "receipt": crate::render::receipt_json(&receipt)}),
+                    &json!({"pending": false, "new_vkey": r.new_vkey, "new_hmac_key_id": r.new_hmac_key_id, "retired": r.retired, "receipt": crate::render::receipt_json(&receipt)}),
                 );
             } else {
                 println!(

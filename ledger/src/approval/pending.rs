@@ -1,6 +1,7 @@
 //! The entries still waiting for an approval: those of a category with
-//! `requires_approval` whose payload matches its `when`, not named by any
-//! `approval` entry (each was checked when it was appended).
+//! `requires_approval` whose payload matches its `when`, and dual control's
+//! `admin_request` entries (role `admin`, due when they expire), not named
+//! by any `approval` entry (each was checked when it was appended).
 //!
 //! Owns: that scan over a [`LedgerReader`]. Must not: judge approvals
 //! (`super::check` did, at append time).
@@ -8,6 +9,7 @@
 use std::collections::HashSet;
 
 use super::Claim;
+use super::dual::{ADMIN_REQUEST, ADMIN_ROLE, AdminRequest};
 use crate::log::{LedgerError, LedgerReader, Query, StoredEntry};
 
 /// An entry waiting for its approval.
@@ -20,7 +22,8 @@ pub struct Pending {
     pub due: Option<i64>,
 }
 
-/// The pending entries (of `only`, or of every category with a rule),
+/// The pending entries (of `only`, or of every category with a rule, and
+/// admin requests),
 /// oldest first; at most `max` (then the bool is true).
 pub fn pending(reader: &LedgerReader, only: Option<&str>, max: usize) -> Result<(Vec<Pending>, bool), LedgerError> {
     let mut approved = HashSet::new();
@@ -39,6 +42,15 @@ pub fn pending(reader: &LedgerReader, only: Option<&str>, max: usize) -> Result<
             if rule.applies(&e.payload) && !approved.contains(&e.seq) {
                 let due = due_in.map(|w| e.leaf.recorded_at.saturating_add(w));
                 out.push(Pending { entry: e, role: rule.role.clone(), due });
+            }
+            out.len() <= max
+        })?;
+    }
+    if only.is_none_or(|o| o == ADMIN_REQUEST) {
+        each(reader, ADMIN_REQUEST, |e| {
+            if !approved.contains(&e.seq) {
+                let due = AdminRequest::parse(&e.payload).ok().and_then(|r| r.expires_at(e.leaf.recorded_at));
+                out.push(Pending { entry: e, role: ADMIN_ROLE.to_owned(), due });
             }
             out.len() <= max
         })?;

@@ -3,8 +3,8 @@
 //! why) in the log itself before they take effect (docs/SECURITY.md
 //! "Admin actions").
 //!
-//! Owns: the `policy_reload` and `reindex` entries (the store keeps the
-//! rebuild request). Must not: change anything before its entry is durable.
+//! Owns: the `policy_reload`, `reindex` and `admin_request` (dual control:
+//! `crate::approval::dual`) entries (the store keeps the rebuild request). Must not: change anything before its entry is durable.
 
 use std::sync::Arc;
 
@@ -115,5 +115,19 @@ impl Ledger {
             disk_full: e.is_disk_full(),
         })?;
         Ok(receipt)
+    }
+}
+
+impl Ledger {
+    /// Writes a dual-control `admin_request` entry: nothing else happens
+    /// until another admin approves it (`crate::approval::dual`).
+    pub fn request_admin_action(
+        &self,
+        actor: &Actor,
+        request: &crate::approval::dual::AdminRequest,
+    ) -> Result<Receipt, AppendError> {
+        let entry = AdminEntry::new(crate::approval::dual::ADMIN_REQUEST, request.to_json());
+        let mut w = lock(&self.writer);
+        self.admin_entry(&mut w, actor.as_str(), entry)
     }
 }

@@ -340,7 +340,21 @@ impl Ledger {
     /// checkpoint of that batch is signed by the old and the new key
     /// (FORMAT.md §9).
     pub fn rotate_keys(&self, actor: &crate::entry::Actor, reason: &str) -> Result<(Receipt, Rotation), AppendError> {
-        self.rotate(actor, reason, false)
+        self.rotate(actor, reason, false, None)
+    }
+
+    /// [`rotate_keys`](Self::rotate_keys) (`staged_only`:
+    /// [`rotate_to_staged_keys`](Self::rotate_to_staged_keys)) carrying out
+    /// the approved dual-control request `request_seq` (its entry names it
+    /// in `request_seq`).
+    pub fn rotate_keys_as_requested(
+        &self,
+        actor: &crate::entry::Actor,
+        reason: &str,
+        staged_only: bool,
+        request_seq: u64,
+    ) -> Result<(Receipt, Rotation), AppendError> {
+        self.rotate(actor, reason, staged_only, Some(request_seq))
     }
 
     /// Rotates to the staged keys only (`Keyring::stage`), after reading
@@ -352,7 +366,7 @@ impl Ledger {
         actor: &crate::entry::Actor,
         reason: &str,
     ) -> Result<(Receipt, Rotation), AppendError> {
-        self.rotate(actor, reason, true)
+        self.rotate(actor, reason, true, None)
     }
 
     fn rotate(
@@ -360,6 +374,7 @@ impl Ledger {
         actor: &crate::entry::Actor,
         reason: &str,
         staged_only: bool,
+        request_seq: Option<u64>,
     ) -> Result<(Receipt, Rotation), AppendError> {
         let mut w = lock(&self.writer);
         let mut ring = crate::sync::write(&self.s.keyring);
@@ -379,7 +394,7 @@ impl Ledger {
         let now = (self.s.opts.clock)().max(w.tip.last_time);
         let old: Vec<NoteSigner> = ring.active_signers().into_iter().cloned().collect();
         let rotation = ring.rotate(now, &self.s.opts.key_policy).map_err(storage)?;
-        let payload = serde_json::json!({
+        let mut payload = serde_json::json!({
             "rotation_event_id": format!("rotation-{}-{}", now, rotation.new_ed25519_id),
             "reason": reason,
             "new_keys": [
@@ -388,6 +403,9 @@ impl Ledger {
             ],
             "retired": rotation.retired,
         });
+        if let Some(r) = request_seq {
+            payload["request_seq"] = r.into();
+        }
         let entry = super::admin::AdminEntry::new(super::KEY_ROTATION, payload);
         match self.commit_admin(&mut w, &ring, actor.as_str(), entry, &old) {
             Ok(receipt) => Ok((receipt, rotation)),

@@ -46,18 +46,55 @@ pub enum RedactError {
     Append(#[from] AppendError),
 }
 
+/// Why the entry `seq` cannot be redacted, if it cannot.
+fn refusal(seq: u64, target: &super::StoredEntry) -> Option<RedactError> {
+    let reason = if target.leaf.category == REDACTION {
+        "it is a redaction entry, the record of an admin action".to_owned()
+    } else if target.redacted_by != 0 {
+        format!("it was already redacted by entry {}", target.redacted_by - 1)
+    } else {
+        return None;
+    };
+    Some(RedactError::Refused { seq, reason })
+}
+
 impl Ledger {
     /// Redacts the payload of entry `seq`: writes the `redaction` entry
     /// (its receipt is returned), then removes the payload from disk.
     pub fn redact(&self, actor: &Actor, seq: u64, reason: &str) -> Result<Receipt, RedactError> {
+        self.redact_for(actor, seq, reason, None)
+    }
+
+    /// [`redact`](Self::redact) carrying out the approved dual-control
+    /// request `request_seq` (its entry names it in `request_seq`).
+    pub fn redact_as_requested(
+        &self,
+        actor: &Actor,
+        seq: u64,
+        reason: &str,
+        request_seq: u64,
+    ) -> Result<Receipt, RedactError> {
+        self.redact_for(actor, seq, reason, Some(request_seq))
+    }
+
+    /// Checks that entry `seq` can be redacted now (what `redact` refuses
+    /// before writing anything), without writing.
+    pub fn check_redactable(&self, seq: u64) -> Result<(), RedactError> {
+        refusal(seq, &self.get(seq)?).map_or(Ok(()), Err)
+    }
+
+    fn redact_for(
+        &self,
+        actor: &Actor,
+        seq: u64,
+        reason: &str,
+        request_seq: Option<u64>,
+    ) -> Result<Receipt, RedactError> {
         let mut w = lock(&self.writer);
         let target = self.get(seq)?;
         let refuse = |reason: String| RedactError::Refused { seq, reason };
-        if target.leaf.category == REDACTION {
-            return Err(refuse("it is a redaction entry, the record of an admin action".into()));
-        }
-        if target.redacted_by != 0 {
-            return Err(refuse(format!("it was already redacted by entry {}", target.redacted_by - 1)));
+        if let Some(e) = refusal(seq, &target) {
+            return Err(e);
         }
         if reason.trim().is_empty() {
             return Err(refuse("the reason is empty; say why (e.g. a GDPR erasure request and its ticket)".into()));
@@ -73,12 +110,15 @@ impl Ledger {
         if crate::record::redacted(&record, w.tip.next_seq + 1).is_none() {
             return Err(refuse("its record is too short to be redacted in place (FORMAT.md §6.4)".into()));
         }
-        let payload = serde_json::json!({
+        let mut payload = serde_json::json!({
             "redacted_seq": seq,
             "reason": reason,
             "payload_sha256": hex::encode(&target.leaf.payload_sha256),
             "payload_size": target.leaf.payload_size,
         });
+        if let Some(r) = request_seq {
+            payload["request_seq"] = r.into();
+        }
         let entry = AdminEntry {
             category: REDACTION,
             subject: target.leaf.subject.clone(),
