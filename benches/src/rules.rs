@@ -8,18 +8,8 @@
 
 use std::time::Instant;
 
-use ledger::rules::{AsOf, Rule, evaluate};
+use ledger::rules::{AsOf, evaluate};
 use serde_json::json;
-
-#[derive(serde::Deserialize)]
-struct File {
-    policy: Rules,
-}
-
-#[derive(serde::Deserialize)]
-struct Rules {
-    rules: Vec<Rule>,
-}
 
 /// Entries before the mix (`head`): the mix's entry `i` is seq `i + HEAD`.
 const HEAD: u64 = 4;
@@ -93,7 +83,7 @@ fn fill(l: &ledger::Ledger, n: u64) {
 /// Runs the bench.
 pub fn run(n: u64, runs: u64) {
     let text = include_str!("../../docs/policy/stage5.toml");
-    let rules = toml::from_str::<File>(text).expect("docs/policy/stage5.toml").policy.rules;
+    let rules = toml::from_str::<ledger::rules::RulesFile>(text).expect("docs/policy/stage5.toml").policy.rules;
     let dir = std::env::temp_dir().join(format!("ledger-bench-rules-{}", std::process::id()));
     let (l, _) = ledger::store::file::open(&dir, ledger::LogOptions::new("bench.local/rules")).expect("open");
     let t0 = Instant::now();

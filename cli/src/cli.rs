@@ -564,7 +564,7 @@ pub enum ComplianceCmd {
         rules: Option<PathBuf>,
         /// the acceptance rules only, over the log's first SIZE entries at the time the last of them
         /// was recorded: the verdict the log had then
-        #[arg(long, value_name = "SIZE")]
+        #[arg(long, value_name = "SIZE", value_parser = clap::value_parser!(u64).range(1..))]
         as_of: Option<u64>,
     },
 }

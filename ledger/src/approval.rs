@@ -53,11 +53,32 @@ pub enum Condition {
     Cel(crate::rules::Expr),
 }
 
-#[derive(Serialize, Deserialize)]
+/// `when` as written: a string (CEL) or a table (read strictly, so a
+/// mistyped key is named).
+#[derive(Serialize)]
 #[serde(untagged)]
 enum RawCondition {
     Text(String),
     Table(ContainsTable),
+}
+
+impl<'de> Deserialize<'de> for RawCondition {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawCondition;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a CEL expression (a string) or a table { field, contains }")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RawCondition, E> {
+                Ok(RawCondition::Text(s.to_owned()))
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, m: M) -> Result<RawCondition, M::Error> {
+                ContainsTable::deserialize(serde::de::value::MapAccessDeserializer::new(m)).map(RawCondition::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Serialize, Deserialize)]

@@ -31,6 +31,24 @@ pub use expr::Expr;
 
 use crate::span::Span;
 
+/// A rules file as `ledger compliance check --rules` reads it and the
+/// profiles under docs/policy/ are written: `[[policy.rules]]` tables only
+/// (deserialise it with any serde format; the callers use TOML).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesFile {
+    /// the `policy` table
+    pub policy: RulesTable,
+}
+
+/// The `policy` table of a [`RulesFile`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesTable {
+    /// the rules
+    pub rules: Vec<Rule>,
+}
+
 /// A rule's result, worst last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

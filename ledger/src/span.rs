@@ -8,15 +8,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Nanoseconds in `text`, or why it is not a length of time.
 pub fn parse_ns(text: &str) -> Result<i64, String> {
     let bad = || format!("{text:?}: give a whole number of s, m, h or d (e.g. \"4h\", \"7d\")");
-    let (n, unit) = text.split_at(text.len().saturating_sub(1));
+    let units = [("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)];
+    let (n, secs) = units.iter().find_map(|(u, secs)| text.strip_suffix(u).map(|n| (n, *secs))).ok_or_else(bad)?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
     let n: i64 = n.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(bad()),
-    };
     n.checked_mul(secs * 1_000_000_000).filter(|ns| *ns > 0).ok_or_else(bad)
 }
 
@@ -78,7 +75,7 @@ mod tests {
     fn parses_and_refuses() {
         assert_eq!(parse_ns("5m"), Ok(300_000_000_000));
         assert_eq!(parse_ns("7d"), Ok(7 * 86_400_000_000_000));
-        for bad in ["", "7", "d", "0h", "-1h", "1w", "1.5h", "99999999999999d"] {
+        for bad in ["", "7", "d", "0h", "-1h", "1w", "1.5h", "99999999999999d", "7д", "д", "+1h"] {
             assert!(parse_ns(bad).is_err(), "{bad:?}");
         }
         assert_eq!(human(9 * 86_400_000_000_000 + 2 * 3_600_000_000_000 + 5), "9d 2h");

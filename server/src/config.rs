@@ -674,7 +674,8 @@ impl Config {
             }
         }
         policy.check_rules().map_err(|e| {
-            let field = format!("policy.rules[{}].{}", e.index, e.field);
+            let table = if l.policy.is_some() { format!("logs[{i}].policy") } else { "policy".to_owned() };
+            let field = format!("{table}.rules[{}].{}", e.index, e.field);
             invalid(field, format!("rule {:?}: {}", e.name, e.reason))
         })?;
         for (j, g) in l.access.iter().enumerate() {

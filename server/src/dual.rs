@@ -60,22 +60,24 @@ pub async fn request(
 }
 
 /// What could not be carried out now: a redaction's target (missing,
-/// redacted already, a redaction itself), a reload without a config file
-/// or of one that is unreadable or invalid.
+/// redacted already, a redaction itself, a record too short), a rotation
+/// of a shared keyring with no staged pair, a reload without a config
+/// file, of one that is unreadable, invalid, changed since the request, no
+/// longer configures the log, or names a revocation list that does not load.
 async fn can_act(state: &State, log: &LogHandle, action: &AdminAction) -> Result<(), Status> {
     match *action {
         AdminAction::Redact { target_seq } => {
             let ledger = log.ledger().clone();
             blocking(move || ledger.check_redactable(target_seq).map_err(|e| status::redact(&e))).await
         }
-        AdminAction::ReloadPolicy => {
-            let path = state.config.source.clone().ok_or_else(status::no_policy_file)?;
-            blocking(move || {
-                crate::config::Config::load(&path).and_then(|c| c.validate()).map_err(status::policy_not_reloaded)
-            })
-            .await
+        AdminAction::ReloadPolicy { ref config_sha256 } => {
+            let (fresh, _) = crate::reload::read_config(state, Some(config_sha256)).await?;
+            crate::reload::can_reload(state, &fresh, &log.name)
         }
-        AdminAction::RotateKeys => Ok(()),
+        AdminAction::RotateKeys => {
+            let (ledger, shared) = (log.ledger().clone(), log.replication.is_some());
+            blocking(move || ledger.check_rotatable(shared).map_err(|e| status::append(&e))).await
+        }
     }
 }
 
@@ -239,8 +241,9 @@ async fn carry_out(
             .await?;
             (r, Some(rot), Vec::new())
         }
-        AdminAction::ReloadPolicy => {
-            let mut done = crate::reload::reload(state, Some(&log.name), &approver, &reason, Some(seq)).await?;
+        AdminAction::ReloadPolicy { ref config_sha256 } => {
+            let asked = crate::reload::Requested { seq, config_sha256 };
+            let mut done = crate::reload::reload(state, Some(&log.name), &approver, &reason, Some(asked)).await?;
             let one = done.pop().ok_or_else(|| status::reload_deferred(&log.name))?;
             (one.receipt.ok_or_else(|| status::reload_deferred(&log.name))?, None, one.categories)
         }

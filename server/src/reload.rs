@@ -37,22 +37,59 @@ pub struct Reloaded {
     pub categories: Vec<String>,
 }
 
+/// An approved dual-control request being carried out: its seq (each
+/// entry names it) and the SHA-256 of the configuration file it asked to
+/// load (a file that changed since is refused).
+#[derive(Clone, Copy)]
+pub struct Requested<'a> {
+    /// the `admin_request` entry
+    pub seq: u64,
+    /// hex SHA-256 of the file's bytes at the request
+    pub config_sha256: &'a str,
+}
+
+/// Reads the configuration file of `state` and validates it; returns it
+/// with the hex SHA-256 of the bytes read (the same bytes parsed), or
+/// FAILED_PRECONDITION when `expect` is given and differs.
+pub async fn read_config(state: &State, expect: Option<&str>) -> Result<(Config, String), Status> {
+    let path = state.config.source.clone().ok_or_else(status::no_policy_file)?;
+    let expect = expect.map(str::to_owned);
+    blocking(move || {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            status::policy_not_reloaded(crate::config::ConfigError::Read { path: path.clone(), source: e })
+        })?;
+        let sha = hex::encode(ledger::hash::sha256(text.as_bytes()));
+        if let Some(want) = expect.filter(|w| *w != sha) {
+            return Err(status::config_changed(&path, &want, &sha));
+        }
+        let mut c = Config::from_toml(&path, &text).map_err(status::policy_not_reloaded)?;
+        c.source = Some(path);
+        c.validate().map_err(status::policy_not_reloaded)?;
+        Ok((c, sha))
+    })
+    .await
+}
+
+/// Whether `fresh` can be reloaded for `log`: it configures the log and
+/// its revocation list loads (what `reload` refuses before writing).
+pub fn can_reload(state: &State, fresh: &Config, log: &str) -> Result<(), Status> {
+    let path = fresh.source.clone().unwrap_or_default();
+    fresh.logs.iter().find(|l| l.name == log).ok_or_else(|| status::log_not_configured(&path, log))?;
+    fresh_clients(state, fresh).map(|_| ())
+}
+
 /// Reloads `only` that log, or every hosted log, as `actor` for `reason`;
-/// `request_seq`: carrying out that approved dual-control request (each
-/// entry names it).
+/// `request`: carrying out that approved dual-control request.
 pub async fn reload(
     state: &State,
     only: Option<&str>,
     actor: &Actor,
     reason: &str,
-    request_seq: Option<u64>,
+    request: Option<Requested<'_>>,
 ) -> Result<Vec<Reloaded>, Status> {
     let _one_at_a_time = state.reloading.lock().await;
-    let path = state.config.source.clone().ok_or_else(status::no_policy_file)?;
-    let fresh = blocking(move || {
-        Config::load(&path).and_then(|c| c.validate().map(|()| c)).map_err(status::policy_not_reloaded)
-    })
-    .await?;
+    let (fresh, _) = read_config(state, request.map(|r| r.config_sha256)).await?;
+    let request_seq = request.map(|r| r.seq);
     let clients = fresh_clients(state, &fresh)?;
     let names: Vec<String> = match only {
         Some(n) => vec![state.logs.get(n)?.name.clone()],

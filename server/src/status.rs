@@ -171,6 +171,15 @@ pub fn policy_not_reloaded(e: impl Display) -> Status {
     Status::failed_precondition(format!("the policy was not reloaded: {e}"))
 }
 
+/// An approved reload whose configuration file changed since its request.
+pub fn config_changed(config: &Path, requested: &str, now: &str) -> Status {
+    Status::failed_precondition(format!(
+        "{} changed since the reload was requested (SHA-256 {requested} then, {now} now): the approval covers the \
+         file as requested; make a new request for this one",
+        config.display()
+    ))
+}
+
 /// ReloadPolicy found a config file that no longer configures the log.
 pub fn log_not_configured(config: &Path, log: &str) -> Status {
     Status::failed_precondition(format!("{} no longer configures log {log:?}", config.display()))

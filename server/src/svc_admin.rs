@@ -49,7 +49,9 @@ impl AdminService for AdminSvc {
         let (who, r, log) = self.state.admin(req)?;
         log.writable()?;
         if let Some(within) = dual::under_dual_control(&self.state, &log.name) {
-            let receipt = dual::request(&self.state, &log, who, AdminAction::ReloadPolicy, &r.reason, within).await?;
+            let (_, config_sha256) = crate::reload::read_config(&self.state, None).await?;
+            let action = AdminAction::ReloadPolicy { config_sha256 };
+            let receipt = dual::request(&self.state, &log, who, action, &r.reason, within).await?;
             let (receipt, request_seq) = (Some(convert::receipt(&receipt)), receipt.seq);
             return Ok(Response::new(pb::ReloadPolicyResponse {
                 receipt,

@@ -198,19 +198,33 @@ fn admin_actions_wait_for_a_second_admin_through_the_cli_over_mutual_tls() {
     let req = env.ok(&a, &["admin", "reload-policy", "--reason", "CHG-31"]);
     assert_eq!((req["pending"].clone(), req["request_seq"].clone()), (json!(true), json!(9)), "{req}");
     env.refused(&writer, &["append", "--category", "dual_test", "--field", "x=1"], "dual_test");
-    // the file no longer configures this log: B's approval is written, the
-    // reload fails, and a rerun completes it without a second approval
+    // the file changed after the request (here: it no longer configures this log): B's approval
+    // is refused, writing nothing — it covers the file as requested; the same file again: done
     std::fs::write(&cfg, config(&pki, &pki.server(), "[policy.categories.dual_test]\nrequired = []\n", false)).unwrap();
-    env.refused(&b, &["admin", "approve", "9", "--reason", "CHG-31 reviewed"], "approval entry 10");
+    env.refused(
+        &b,
+        &["admin", "approve", "9", "--reason", "CHG-31 reviewed"],
+        "changed since the reload was requested",
+    );
+    let waiting = env.ok(&a, &["approvals", "pending", "--category", "admin_request"]);
+    let seqs: Vec<u64> =
+        waiting["pending"].as_array().unwrap().iter().map(|p| p["entry"]["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.contains(&9), "{waiting}");
     std::fs::write(&cfg, config(&pki, &pki.server(), "[policy.categories.dual_test]\nrequired = []\n", true)).unwrap();
     let done = env.ok(&b, &["admin", "approve", "9", "--reason", "CHG-31 reviewed"]);
-    assert_eq!((done["approval"]["seq"].clone(), done["approval"]["duplicate"].clone()), (json!(10), json!(true)));
+    assert_eq!((done["approval"]["seq"].clone(), done["approval"]["duplicate"].clone()), (json!(10), json!(false)));
     assert_eq!((done["effect"]["seq"].clone(), done["already_done"].clone()), (json!(11), json!(false)), "{done}");
     assert!(done["categories"].as_array().unwrap().contains(&json!("dual_test")), "{done}");
     assert_trail(&env, &b, 9, "reload_policy", "policy_reload");
     let appended = env.ok(&writer, &["append", "--category", "dual_test", "--field", "x=1"]);
     assert_eq!(appended["seq"], 12);
     assert_eq!(env.ok(&a, &["approvals", "pending", "--category", "admin_request"])["pending"][0]["entry"]["seq"], 2);
+
+    // --- no client can take the request id of an approval or a redaction to come
+    for id in ["admin_request/99/approval", "redaction/99"] {
+        let args = ["append", "--category", "stage4_incident", "--request-id", id, "--field", "x=1"];
+        env.refused(&writer, &args, "invalid request_id: starts with a prefix ledgerd keeps");
+    }
 
     // --- past dual_control_within: refused, nothing written
     let req = env.ok(&a, &["--log", "short", "keys", "rotate", "--reason", "quick"]);

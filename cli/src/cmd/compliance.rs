@@ -57,9 +57,9 @@ pub async fn run(ctx: &Ctx, cmd: ComplianceCmd) -> CliResult {
     };
     let ruled = rules::evaluate(ctx, rules_json, as_of).await?;
     let of_rules = match ruled.verdict.as_str() {
-        "fail" => V::Fail,
+        "pass" => V::Pass,
         "warn" => V::Warn,
-        _ => V::Pass,
+        _ => V::Fail,
     };
     let verdict = checks.iter().map(|c| c.verdict).chain([of_rules]).max().unwrap_or(V::Pass);
     if ctx.json() {

@@ -29,8 +29,13 @@ pub enum AdminAction {
     },
     /// `ledger keys rotate`
     RotateKeys,
-    /// `ledger admin reload-policy`
-    ReloadPolicy,
+    /// `ledger admin reload-policy`, of the configuration file as it was
+    /// when requested: the approval carries out exactly what the second
+    /// admin could review
+    ReloadPolicy {
+        /// SHA-256 (hex) of the configuration file's bytes at the request
+        config_sha256: String,
+    },
 }
 
 impl AdminAction {
@@ -39,7 +44,7 @@ impl AdminAction {
         match self {
             Self::Redact { .. } => "redact",
             Self::RotateKeys => "rotate_keys",
-            Self::ReloadPolicy => "reload_policy",
+            Self::ReloadPolicy { .. } => "reload_policy",
         }
     }
 
@@ -48,7 +53,7 @@ impl AdminAction {
         match self {
             Self::Redact { .. } => crate::log::REDACTION,
             Self::RotateKeys => crate::log::KEY_ROTATION,
-            Self::ReloadPolicy => crate::log::POLICY_RELOAD,
+            Self::ReloadPolicy { .. } => crate::log::POLICY_RELOAD,
         }
     }
 }
@@ -185,9 +190,9 @@ mod tests {
         assert_eq!(rot.expires_at(10), None);
         assert_eq!(rot.to_json(), serde_json::json!({"action": "rotate_keys", "reason": "30 days"}));
         assert_eq!(rot.action.effect_category(), "key_rotation");
-        assert_eq!(AdminAction::ReloadPolicy.effect_category(), "policy_reload");
-        assert_eq!(AdminRequest::new(AdminAction::ReloadPolicy, " ", None).unwrap_err().field, "reason");
-        assert_eq!(AdminRequest::new(AdminAction::ReloadPolicy, "x", Some("1 day")).unwrap_err().field, "within");
+        assert_eq!(AdminAction::ReloadPolicy { config_sha256: "ab".into() }.effect_category(), "policy_reload");
+        assert_eq!(AdminRequest::new(AdminAction::RotateKeys, " ", None).unwrap_err().field, "reason");
+        assert_eq!(AdminRequest::new(AdminAction::RotateKeys, "x", Some("1 day")).unwrap_err().field, "within");
         assert!(AdminRequest::parse(br#"{"action":"drop_table","reason":"x"}"#).is_err());
         assert!(AdminRequest::parse(br#"{"action":"redact","reason":"x"}"#).is_err(), "target_seq is needed");
     }

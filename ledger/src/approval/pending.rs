@@ -47,10 +47,14 @@ pub fn pending(reader: &LedgerReader, only: Option<&str>, max: usize) -> Result<
         })?;
     }
     if only.is_none_or(|o| o == ADMIN_REQUEST) {
+        let done = carried_out(reader)?;
         each(reader, ADMIN_REQUEST, |e| {
             if !approved.contains(&e.seq) {
                 let due = AdminRequest::parse(&e.payload).ok().and_then(|r| r.expires_at(e.leaf.recorded_at));
                 out.push(Pending { entry: e, role: ADMIN_ROLE.to_owned(), due });
+            } else if !done.contains(&e.seq) {
+                // approved, but its action failed: a rerun of the approval completes it
+                out.push(Pending { entry: e, role: ADMIN_ROLE.to_owned(), due: None });
             }
             out.len() <= max
         })?;
@@ -59,6 +63,19 @@ pub fn pending(reader: &LedgerReader, only: Option<&str>, max: usize) -> Result<
     let truncated = out.len() > max;
     out.truncate(max);
     Ok((out, truncated))
+}
+
+/// The admin requests whose action's entry (naming it in `request_seq`) is written.
+fn carried_out(reader: &LedgerReader) -> Result<HashSet<u64>, LedgerError> {
+    let mut done = HashSet::new();
+    for category in [crate::log::REDACTION, crate::log::KEY_ROTATION, crate::log::POLICY_RELOAD] {
+        each(reader, category, |e| {
+            let v: serde_json::Value = serde_json::from_slice(&e.payload).unwrap_or_default();
+            done.extend(v["request_seq"].as_u64());
+            true
+        })?;
+    }
+    Ok(done)
 }
 
 /// Calls `f` with every entry of `category` until it returns false.

@@ -69,6 +69,8 @@ fn a_cel_condition_chooses_the_entries_and_an_error_makes_one_wait() {
     let table: ApprovalRule =
         toml::from_str("role = \"r\"\nwhen = { field = \"reasons\", contains = \"ai_degraded\" }").unwrap();
     assert_eq!(table, ApprovalRule { role: "r".into(), ..rule(None) });
+    let typo = toml::from_str::<ApprovalRule>("role = \"r\"\nwhen = { field = \"reasons\", contain = \"x\" }");
+    assert!(typo.unwrap_err().to_string().contains("unknown field `contain`"));
     let bad = toml::from_str::<ApprovalRule>("role = \"r\"\nwhen = 'payload.reasons >'").unwrap_err();
     assert!(bad.to_string().contains("is not valid CEL"), "{bad}");
 }

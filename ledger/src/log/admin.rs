@@ -89,6 +89,10 @@ impl Ledger {
         payload.insert("reason".into(), reason.into());
         payload.insert("allow_undeclared".into(), policy.allow_undeclared.into());
         payload.insert("categories".into(), serde_json::json!(policy.categories));
+        if !policy.rules.is_empty() {
+            // the acceptance rules in force from this entry on, as written
+            payload.insert("rules".into(), serde_json::json!(policy.rules));
+        }
         let payload = serde_json::Value::Object(payload);
         // Hold the writer across the entry and the swap: no append is
         // checked against a policy its entry does not precede.

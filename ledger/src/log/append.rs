@@ -357,6 +357,25 @@ impl Ledger {
         self.rotate(actor, reason, staged_only, Some(request_seq))
     }
 
+    /// Checks, writing nothing, that a rotation could be done now: with
+    /// `staged_only` (a shared keyring) the keyring file must hold a staged
+    /// pair (a dual-control request is refused before it is recorded).
+    pub fn check_rotatable(&self, staged_only: bool) -> Result<(), AppendError> {
+        if !staged_only {
+            return Ok(());
+        }
+        let path = crate::sync::read(&self.s.keyring).path().to_owned();
+        let ring = crate::keys::Keyring::load(&path).map_err(storage)?;
+        if !ring.has_staged() {
+            let reason = format!(
+                "{} holds no staged keys: run `ledger keys stage`, copy the keyring to every node, then rotate",
+                path.display()
+            );
+            return Err(crate::entry::ValidationError::new("keyring", reason).into());
+        }
+        Ok(())
+    }
+
     /// Rotates to the staged keys only (`Keyring::stage`), after reading
     /// the keyring file again: what a log whose nodes share one keyring
     /// (the PostgreSQL store) does, since every node already holds them.

@@ -24,7 +24,7 @@ pub use append::{AppendError, Receipt};
 pub use checkpoints::Inclusion;
 pub use group::PendingBatch;
 pub use read::{Page, QUERY_PAGE_BYTES, Query, StoredEntry};
-pub use redact::{REDACTION, RedactError, redaction_request_id, redaction_target};
+pub use redact::{REDACTION, RedactError, SERVER_REQUEST_ID_PREFIXES, redaction_request_id, redaction_target};
 pub use replica::ReplicaError;
 
 use crate::entry::Limits;

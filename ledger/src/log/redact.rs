@@ -16,6 +16,11 @@ use crate::sync::{lock, read as read_lock};
 /// The category of redaction entries.
 pub const REDACTION: &str = "redaction";
 
+/// Request-id prefixes of the entries ledgerd writes itself (a redaction,
+/// a dual-control approval): a client's append of one is refused, so that
+/// no client can take an id an admin action will need.
+pub const SERVER_REQUEST_ID_PREFIXES: [&str; 2] = ["redaction/", "admin_request/"];
+
 /// The request id of the redaction of `seq` (one redaction per entry; a
 /// retry returns the first receipt).
 pub fn redaction_request_id(seq: u64) -> String {
@@ -78,9 +83,24 @@ impl Ledger {
     }
 
     /// Checks that entry `seq` can be redacted now (what `redact` refuses
-    /// before writing anything), without writing.
+    /// before writing anything: the target, and that its record can take
+    /// the redaction marker of a redaction written next), without writing.
     pub fn check_redactable(&self, seq: u64) -> Result<(), RedactError> {
-        refusal(seq, &self.get(seq)?).map_or(Ok(()), Err)
+        if let Some(e) = refusal(seq, &self.get(seq)?) {
+            return Err(e);
+        }
+        let (_, record) = self
+            .s
+            .store
+            .record(seq)
+            .map_err(LedgerError::from)?
+            .ok_or(LedgerError::IndexAhead { indexed: self.size(), missing: seq })?;
+        // request, approval, then the redaction: two entries from now
+        if crate::record::redacted(&record, self.size() + 3).is_none() {
+            let reason = "its record is too short to be redacted in place (FORMAT.md §6.4)".into();
+            return Err(RedactError::Refused { seq, reason });
+        }
+        Ok(())
     }
 
     fn redact_for(

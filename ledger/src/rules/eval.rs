@@ -135,10 +135,12 @@ impl<'a> Scan<'a> {
     }
 }
 
-/// Whether `rule`'s `when` holds for `e` (no `when`: it does).
+/// Whether `rule`'s `when` holds for `e` (no `when`: it does; a redacted
+/// entry, its payload gone, matches no `when`).
 pub(super) fn matches(rule: &Rule, e: &StoredEntry) -> Result<bool, Halt> {
     match &rule.when {
         None => Ok(true),
+        Some(_) if e.redacted_by != 0 => Ok(false),
         Some(w) => w.holds(e).map_err(|m| Halt::Expr(Some(e.seq), format!("when at seq {}: {m}", e.seq))),
     }
 }

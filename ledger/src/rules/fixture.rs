@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{AsOf, Outcome, Rule, evaluate};
@@ -20,21 +19,9 @@ pub struct Log {
     clock: Arc<AtomicI64>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    policy: Rules,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Rules {
-    rules: Vec<Rule>,
-}
-
 /// The rules of a `[[policy.rules]]` file.
 pub fn rules(toml_text: &str) -> Result<Vec<Rule>, String> {
-    toml::from_str::<File>(toml_text).map(|f| f.policy.rules).map_err(|e| e.to_string())
+    toml::from_str::<super::RulesFile>(toml_text).map(|f| f.policy.rules).map_err(|e| e.to_string())
 }
 
 impl Log {

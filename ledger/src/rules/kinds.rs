@@ -53,11 +53,17 @@ fn described(rule: &Rule, noun: &str) -> String {
     s
 }
 
-/// The newest entry of the rule's category its `when` accepts.
-pub(super) fn latest(reader: &LedgerReader, rule: &Rule, at: AsOf) -> Result<Option<StoredEntry>, Halt> {
+/// The last recorded (highest seq) entry of the rule's category its
+/// `when` accepts; with `readable`, not a redacted one.
+pub(super) fn latest(
+    reader: &LedgerReader,
+    rule: &Rule,
+    at: AsOf,
+    readable: bool,
+) -> Result<Option<StoredEntry>, Halt> {
     let mut hit = None;
     Scan::of(reader, rule, at).newest_first().each(|e| {
-        if matches(rule, &e)? {
+        if (!readable || e.redacted_by == 0) && matches(rule, &e)? {
             hit = Some(e);
             return Ok(false);
         }
@@ -73,7 +79,7 @@ fn freshness(
     max_age: &Span,
     warn_before: Option<&Span>,
 ) -> Result<Found, Halt> {
-    let Some(e) = latest(reader, rule, at)? else {
+    let Some(e) = latest(reader, rule, at, false)? else {
         return found(rule.severity, format!("no {} (log size {})", what(rule), at.size), None);
     };
     let age = at.now.saturating_sub(time_of(&e));
@@ -156,7 +162,7 @@ fn reference(
 fn check(reader: &LedgerReader, rule: &Rule, at: AsOf, expr: &Expr, scope: Scope) -> Result<Found, Halt> {
     let eval = |e: &StoredEntry| expr.holds(e).map_err(|m| Halt::Expr(Some(e.seq), format!("seq {}: {m}", e.seq)));
     if scope == Scope::Latest {
-        let Some(e) = latest(reader, rule, at)? else {
+        let Some(e) = latest(reader, rule, at, true)? else {
             return found(rule.severity, format!("no {} (log size {})", what(rule), at.size), None);
         };
         let (v, says) = if eval(&e)? { (Verdict::Pass, "holds") } else { (rule.severity, "does not hold") };

@@ -55,6 +55,9 @@ pub struct RawRule {
     role: Option<String>,
 }
 
+/// The most entries an `aggregate` reads.
+pub const MAX_LAST: usize = 100_000;
+
 const KINDS: &str = "freshness, reference, check, approved, response, aggregate";
 
 impl TryFrom<RawRule> for Rule {
@@ -90,7 +93,15 @@ fn need<T>(v: Option<T>, key: &'static str, kind: &str) -> Result<T, KeyErr> {
 fn kind(name: &str, r: &mut RawRule) -> Result<Kind, KeyErr> {
     Ok(match name {
         "freshness" => {
-            Kind::Freshness { max_age: need(r.max_age.take(), "max_age", name)?, warn_before: r.warn_before.take() }
+            let max_age = need(r.max_age.take(), "max_age", name)?;
+            let warn_before = r.warn_before.take();
+            if warn_before.as_ref().is_some_and(|w| w.ns() >= max_age.ns()) {
+                return Err((
+                    "warn_before",
+                    format!("must be shorter than max_age ({max_age}): the rule would always warn"),
+                ));
+            }
+            Kind::Freshness { max_age, warn_before }
         }
         "reference" => {
             let field = need(r.field.take(), "field", name)?;
@@ -118,8 +129,8 @@ fn kind(name: &str, r: &mut RawRule) -> Result<Kind, KeyErr> {
         },
         "aggregate" => {
             let last = need(r.last.take(), "last", name)?;
-            if last == 0 {
-                return Err(("last", "must be at least 1".into()));
+            if !(1..=MAX_LAST).contains(&last) {
+                return Err(("last", format!("{last} is outside 1..={MAX_LAST} (the entries are held in memory)")));
             }
             Kind::Aggregate { last, expr: need(r.expr.take(), "expr", name)? }
         }

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::fixture::{DAY, Log, MIN, of, rules};
+use super::fixture::{DAY, Log, MIN, rules};
 use super::{Verdict, check_set};
 
 fn one(kind_toml: &str) -> Vec<super::Rule> {
@@ -197,7 +197,6 @@ fn an_expression_error_in_when_fails_the_rule_naming_the_entry() {
     let o = log.eval(&rs);
     assert_eq!((o[0].verdict, o[0].seq), (Verdict::Fail, Some(seq)));
     assert!(o[0].detail.starts_with(&format!("when at seq {seq}:")), "{}", o[0].detail);
-    let _ = of(&o, "r");
 }
 
 #[test]
@@ -212,4 +211,64 @@ fn expressions_see_the_entry_when_they_name_it() {
     let by_svc = log.add("override", "INC-2", json!({}));
     let o = log.eval(&rs);
     assert_eq!((o[0].verdict, o[0].seq), (Verdict::Fail, Some(by_svc)), "{}", o[0].detail);
+}
+
+#[test]
+fn redacted_entries_match_no_condition_and_are_not_read() {
+    let fresh = one(
+        "kind = \"freshness\"\ncategory = \"platform_key_rotation\"\nwhen = 'payload.bundle == \"core-oem\"'\nmax_age = \"30d\"",
+    );
+    let latest = one("kind = \"check\"\ncategory = \"tco_report\"\nexpr = 'payload.avg <= 2.0 * payload.threshold'");
+    let log = Log::new();
+    let rot = log.add("platform_key_rotation", "core-oem", json!({"bundle": "core-oem"}));
+    let ok = log.add("tco_report", "INC-1", json!({"avg": 0.004, "threshold": 0.004}));
+    let later = log.add("platform_key_rotation", "core-oem", json!({"bundle": "core-oem"}));
+    let gone = log.add("tco_report", "INC-1", json!({"avg": 0.1, "threshold": 0.004}));
+    let admin = crate::Actor::new("admin", &Default::default()).unwrap();
+    log.log.redact(&admin, later, "erasure request").unwrap();
+    log.log.redact(&admin, gone, "erasure request").unwrap();
+    let o = log.eval(&fresh);
+    assert_eq!((o[0].verdict, o[0].seq), (Verdict::Pass, Some(rot)), "{}", o[0].detail);
+    let o = log.eval(&latest);
+    assert_eq!((o[0].verdict, o[0].seq), (Verdict::Pass, Some(ok)), "{}", o[0].detail);
+}
+
+#[test]
+fn an_approval_still_in_time_warns_and_over_bounds_the_entries() {
+    let mut policy =
+        crate::policy::Policy { categories: Default::default(), allow_undeclared: true, rules: Vec::new() };
+    let needs: crate::approval::ApprovalRule = toml::from_str("role = \"risk_officer\"\nwithin = \"4h\"").unwrap();
+    let category = crate::policy::CategoryPolicy { requires_approval: Some(needs), ..Default::default() };
+    policy.categories.insert("decision_evaluation".into(), category);
+    let log = Log::with(policy);
+    let rs = one("kind = \"approved\"\ncategory = \"decision_evaluation\"");
+    let old = log.add("decision_evaluation", "autotrader", json!({}));
+    log.at(3 * DAY);
+    let new = log.add("decision_evaluation", "autotrader", json!({}));
+    let o = log.eval(&rs);
+    assert_eq!((o[0].verdict, o[0].seq), (Verdict::Fail, Some(old)), "past its 4h: missing");
+    log.approve(old, None);
+    let o = log.eval(&rs);
+    assert_eq!((o[0].verdict, o[0].seq), (Verdict::Warn, Some(new)), "{}", o[0].detail);
+    assert!(o[0].detail.contains("still waiting"), "{}", o[0].detail);
+    log.at(3 * DAY + 5 * 3_600_000_000_000);
+    assert_eq!(log.eval(&rs)[0].verdict, Verdict::Fail);
+    let recent = one("kind = \"approved\"\ncategory = \"decision_evaluation\"\nover = \"1d\"");
+    log.approve(new, None);
+    log.at(5 * DAY);
+    let unapproved = log.add("decision_evaluation", "autotrader", json!({}));
+    log.at(6 * DAY);
+    let o = log.eval(&recent);
+    assert_eq!((o[0].verdict, o[0].seq), (Verdict::Fail, Some(unapproved)));
+    assert!(o[0].detail.starts_with("1 of 1 without"), "only the last day's entry counts: {}", o[0].detail);
+}
+
+#[test]
+fn limits_that_could_never_hold_are_refused() {
+    let e = rules("[[policy.rules]]\nname = \"f\"\nkind = \"freshness\"\ncategory = \"x\"\nmax_age = \"7d\"\nwarn_before = \"7d\"").unwrap_err();
+    assert!(e.contains("rule \"f\": warn_before: must be shorter than max_age"), "{e}");
+    let e =
+        rules("[[policy.rules]]\nname = \"a\"\nkind = \"aggregate\"\ncategory = \"x\"\nlast = 1000000\nexpr = 'true'")
+            .unwrap_err();
+    assert!(e.contains("last: 1000000 is outside 1..=100000"), "{e}");
 }

@@ -8,28 +8,15 @@
 use std::path::Path;
 
 use ledger_proto::v1 as pb;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::client::{Ctx, rfc3339};
 use crate::error::{CliError, CliResult};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    policy: Rules,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Rules {
-    rules: Vec<ledger::rules::Rule>,
-}
-
 /// The rules of a `[[policy.rules]]` file, as the JSON `CheckRules` takes.
 pub fn read(path: &Path) -> CliResult<String> {
     let text = crate::client::read_text(path)?;
-    let file: File = toml::from_str(&text)
+    let file: ledger::rules::RulesFile = toml::from_str(&text)
         .map_err(|e| CliError::Usage(format!("--rules {}: {}", path.display(), e.to_string().trim_end())))?;
     Ok(serde_json::to_string(&file.policy.rules).expect("rules serialise"))
 }
