@@ -15,7 +15,7 @@ mod approved;
 mod eval;
 pub mod expr;
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 mod kinds;
 #[cfg(test)]
 mod profiles;

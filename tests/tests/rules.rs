@@ -106,6 +106,8 @@ fn policy_rules_now_and_as_of_a_past_size() {
     assert!(text.stdout.contains("acceptance rules over the first 2 entries"), "{text:?}");
     assert!(text.stdout.lines().any(|l| l.starts_with("FAIL  tco-within-threshold")), "{text:?}");
 
+    let zero = ledger(&server.url, root, &["compliance", "check", "--as-of", "0"]);
+    assert_eq!(zero.code, 2, "an empty prefix has no verdict: {zero:?}");
     let far = ledger(&server.url, root, &["compliance", "check", "--as-of", "99"]);
     assert_eq!(far.code, 4, "{far:?}");
     assert!(far.stderr.contains("as_of: 99 is beyond the log's size 3"), "{far:?}");

@@ -74,3 +74,23 @@ fn a_cel_condition_chooses_the_entries_and_an_error_makes_one_wait() {
     let bad = toml::from_str::<ApprovalRule>("role = \"r\"\nwhen = 'payload.reasons >'").unwrap_err();
     assert!(bad.to_string().contains("is not valid CEL"), "{bad}");
 }
+
+#[test]
+fn an_approved_admin_request_stays_pending_until_its_effect_is_written() {
+    use super::dual::{AdminAction, AdminRequest};
+    let log = crate::rules::fixture::Log::new();
+    let admin = crate::Actor::new("admin-a", &Default::default()).unwrap();
+    let target = log.add("stage4_incident", "INC-1", serde_json::json!({"ssn": "x"}));
+    let req = AdminRequest::new(AdminAction::Redact { target_seq: target }, "erasure", None).unwrap();
+    let request = log.log.request_admin_action(&admin, &req).unwrap().seq;
+    let listed = |log: &crate::rules::fixture::Log| -> Vec<u64> {
+        let (p, _) = super::pending(&log.log.reader(), Some("admin_request"), 100).unwrap();
+        p.iter().map(|p| p.entry.seq).collect()
+    };
+    assert_eq!(listed(&log), vec![request]);
+    log.approve(request, Some("admin"));
+    assert_eq!(listed(&log), vec![request], "approved, not carried out: still listed");
+    let b = crate::Actor::new("admin-b", &Default::default()).unwrap();
+    log.log.redact_as_requested(&b, target, "erasure", request).unwrap();
+    assert_eq!(listed(&log), Vec::<u64>::new());
+}

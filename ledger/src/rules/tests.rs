@@ -272,3 +272,16 @@ fn limits_that_could_never_hold_are_refused() {
             .unwrap_err();
     assert!(e.contains("last: 1000000 is outside 1..=100000"), "{e}");
 }
+
+#[test]
+fn a_policy_reload_entry_records_the_rules_it_puts_in_force() {
+    let log = Log::new();
+    let mut policy = log.log.reader().policy().as_ref().clone();
+    policy.rules = one("kind = \"freshness\"\ncategory = \"acceptance_run\"\nmax_age = \"7d\"");
+    let admin = crate::Actor::new("admin", &Default::default()).unwrap();
+    let seq = log.log.reload_policy(&admin, policy, "CHG-1", Default::default()).unwrap().seq;
+    let e = log.log.reader().get(seq).unwrap();
+    let payload: serde_json::Value = serde_json::from_slice(&e.payload).unwrap();
+    assert_eq!(payload["rules"][0]["max_age"], "7d", "{payload}");
+    assert_eq!(payload["rules"][0]["kind"], "freshness");
+}
