@@ -56,16 +56,11 @@ fn policy_rules_now_and_as_of_a_past_size() {
         assert_eq!(r.code, 0, "{r:?}");
     };
     add(&["--category", "acceptance_run", "--subject", "oem", "--field", "run=1"]);
-    add(&[
-        "--category",
-        "tco_report",
-        "--subject",
-        "INC-1",
-        "--field",
-        "avg_cost_per_trade=0.0095",
-        "--field",
-        "threshold=0.004",
-    ]);
+    let tco_report = |avg: &str| {
+        let avg = format!("avg_cost_per_trade={avg}");
+        add(&["--category", "tco_report", "--subject", "INC-1", "--field", &avg, "--field", "threshold=0.004"]);
+    };
+    tco_report("0.0095");
     let (run, v) = check(&server, root, &[]);
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(
@@ -76,16 +71,7 @@ fn policy_rules_now_and_as_of_a_past_size() {
     assert_eq!((tco["verdict"].as_str(), tco["seq"].as_u64()), (Some("fail"), Some(1)), "{tco}");
     assert!(tco["detail"].as_str().unwrap().contains("does not hold"), "{tco}");
 
-    add(&[
-        "--category",
-        "tco_report",
-        "--subject",
-        "INC-1",
-        "--field",
-        "avg_cost_per_trade=0.0042",
-        "--field",
-        "threshold=0.004",
-    ]);
+    tco_report("0.0042");
     let (run, v) = check(&server, root, &[]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
