@@ -66,32 +66,7 @@ fn lib_append() {
         input.validate("bench", &limits).expect("valid")
     };
     let started = Instant::now();
-    let serial = std::env::var_os("BENCH_NO_PIPELINE").is_some();
-    let (tx, rx) = std::sync::mpsc::sync_channel::<ledger::log::PendingBatch>(0);
-    std::thread::scope(|s| {
-        // pipelined group commit: this thread waits for each batch's sync
-        // while the main thread sequences the next
-        s.spawn(move || {
-            for p in rx {
-                for r in p.wait() {
-                    r.expect("append");
-                }
-            }
-        });
-        let mut i = 0;
-        while i < n {
-            let entries: Vec<_> = (i..(i + batch).min(n)).map(make).collect();
-            if serial {
-                for r in l.append_batch(entries) {
-                    r.expect("append");
-                }
-            } else {
-                tx.send(l.begin_batch(entries)).expect("the waiting thread runs");
-            }
-            i += batch;
-        }
-        drop(tx);
-    });
+    append_all(&l, n, batch, std::env::var_os("BENCH_NO_PIPELINE").is_some(), make);
     let secs = started.elapsed().as_secs_f64();
     let rss = std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -114,6 +89,35 @@ fn lib_append() {
     } else {
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// Appends `make(0..n)` in batches of `batch` with the pipelined group
+/// commit (this thread sequences the next batch while a second waits for
+/// each batch's sync); `serial`: waits for each batch's sync first.
+fn append_all(l: &ledger::Ledger, n: u64, batch: u64, serial: bool, make: impl Fn(u64) -> ledger::NewEntry) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<ledger::log::PendingBatch>(0);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for p in rx {
+                for r in p.wait() {
+                    r.expect("append");
+                }
+            }
+        });
+        let mut i = 0;
+        while i < n {
+            let entries: Vec<_> = (i..(i + batch).min(n)).map(&make).collect();
+            if serial {
+                for r in l.append_batch(entries) {
+                    r.expect("append");
+                }
+            } else {
+                tx.send(l.begin_batch(entries)).expect("the waiting thread runs");
+            }
+            i += batch;
+        }
+        drop(tx);
+    });
 }
 
 /// Writes a JSON report to the file named (`-` or none: standard output).

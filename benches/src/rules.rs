@@ -61,23 +61,7 @@ fn fill(l: &ledger::Ledger, n: u64) {
     for r in l.append_batch(head().into_iter().map(|(c, s, p)| make((c, s.to_owned(), p))).collect()) {
         r.expect("append");
     }
-    let (tx, rx) = std::sync::mpsc::sync_channel::<ledger::log::PendingBatch>(0);
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            for p in rx {
-                for r in p.wait() {
-                    r.expect("append");
-                }
-            }
-        });
-        let mut i = 0;
-        while i < n {
-            let batch: Vec<_> = (i..(i + 1024).min(n)).map(|i| make(payload(i))).collect();
-            tx.send(l.begin_batch(batch)).expect("the waiting thread runs");
-            i += 1024;
-        }
-        drop(tx);
-    });
+    crate::append_all(l, n, 1024, false, |i| make(payload(i)));
 }
 
 /// Runs the bench.
