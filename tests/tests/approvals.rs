@@ -15,11 +15,7 @@ use pki::{Pair, Pki};
 
 fn config(pki: &Pki, server: &Pair) -> String {
     format!(
-        r#"[tls]
-cert = {:?}
-key = {:?}
-client_ca = {:?}
-
+        r#"{tls}
 [[logs]]
 name = "default"
 [logs.policy.categories.decision_evaluation]
@@ -49,15 +45,12 @@ roles = ["writer", "reader"]
 categories = ["approval"]
 approves = ["incident_manager"]
 "#,
-        server.cert, server.key, pki.ca_pem
+        tls = pki.tls_section(server)
     )
 }
 
 fn as_(server: &Ledgerd, root: &Path, ca: &Path, who: &Pair, args: &[&str]) -> Run {
-    let mut full: Vec<&str> = vec!["--ca", ca.to_str().unwrap()];
-    full.extend(["--cert", who.cert.to_str().unwrap(), "--key", who.key.to_str().unwrap()]);
-    full.extend(args);
-    ledger(&server.url, root, &full)
+    ledger(&server.url, root, &[&who.cli_args(ca)[..], args].concat())
 }
 
 #[test]

@@ -35,11 +35,7 @@ categories = ["approval"]
         String::new()
     };
     format!(
-        r#"[tls]
-cert = {:?}
-key = {:?}
-client_ca = {:?}
-
+        r#"{tls}
 [policy.categories.approval]
 required = ["approved_seq", "approved_leaf_hash", "reason"]
 [policy.categories.stage4_incident]
@@ -54,7 +50,7 @@ name = "short"
 dual_control = true
 dual_control_within = "1s"
 {grants}"#,
-        server.cert, server.key, pki.ca_pem
+        tls = pki.tls_section(server)
     )
 }
 
@@ -66,10 +62,7 @@ struct Env {
 
 impl Env {
     fn run(&self, who: &Pair, args: &[&str]) -> Run {
-        let mut full: Vec<&str> = vec!["--ca", self.ca.to_str().unwrap()];
-        full.extend(["--cert", who.cert.to_str().unwrap(), "--key", who.key.to_str().unwrap()]);
-        full.extend(args);
-        ledger(&self.server.url, &self.root, &full)
+        ledger(&self.server.url, &self.root, &[&who.cli_args(&self.ca)[..], args].concat())
     }
 
     /// Runs, expecting success, and parses the JSON output.

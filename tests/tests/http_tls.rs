@@ -18,11 +18,7 @@ fn config(pki: &Pki, server: &Pair) -> String {
     format!(
         r#"http_tls = true
 
-[tls]
-cert = {:?}
-key = {:?}
-client_ca = {:?}
-
+{tls}
 [[logs]]
 name = "default"
 [logs.alertmanager]
@@ -38,7 +34,7 @@ categories = ["alert_ack"]
 identity = "auditor-1"
 roles = ["reader"]
 "#,
-        server.cert, server.key, pki.ca_pem
+        tls = pki.tls_section(server)
     )
 }
 

@@ -20,11 +20,7 @@ struct Env {
 
 fn config(pki: &Pki, server: &Pair) -> String {
     format!(
-        r#"[tls]
-cert = {:?}
-key = {:?}
-client_ca = {:?}
-
+        r#"{tls}
 [[logs]]
 name = "default"
 [[logs.access]]
@@ -35,7 +31,7 @@ categories = ["alert_ack", "stage5_training"]
 identity = "compliance-officer"
 roles = ["reader", "auditor", "admin"]
 "#,
-        server.cert, server.key, pki.ca_pem
+        tls = pki.tls_section(server)
     )
 }
 
@@ -52,13 +48,10 @@ fn start() -> Env {
 
 /// `ledger` with TLS flags for `who` (None: only --ca).
 fn as_(env: &Env, ca: &Path, who: Option<&Pair>, args: &[&str]) -> Run {
-    let mut full: Vec<String> = vec!["--ca".into(), ca.to_str().unwrap().into()];
-    if let Some(p) = who {
-        full.extend(["--cert".into(), p.cert.to_str().unwrap().into(), "--key".into(), p.key.to_str().unwrap().into()]);
-    }
-    full.extend(args.iter().map(|s| s.to_string()));
-    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
-    ledger(&env.server.url, &env.root, &refs)
+    let ca_only = ["--ca", ca.to_str().unwrap()];
+    let flags = who.map(|p| p.cli_args(ca));
+    let tls: &[&str] = flags.as_ref().map_or(&ca_only[..], |f| &f[..]);
+    ledger(&env.server.url, &env.root, &[tls, args].concat())
 }
 
 #[test]

@@ -80,4 +80,17 @@ impl Pki {
     pub fn client_cn(&self, file: &str, cn: &str) -> Pair {
         self.issue(file, cn, Vec::new(), ExtendedKeyUsagePurpose::ClientAuth)
     }
+
+    /// ledgerd's `[tls]` section: `server`'s certificate, clients of this CA.
+    pub fn tls_section(&self, server: &Pair) -> String {
+        format!("[tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\n", server.cert, server.key, self.ca_pem)
+    }
+}
+
+impl Pair {
+    /// The `ledger` flags that present this certificate to a server of `ca`.
+    pub fn cli_args<'a>(&'a self, ca: &'a Path) -> [&'a str; 6] {
+        let s = |p: &'a Path| p.to_str().unwrap();
+        ["--ca", s(ca), "--cert", s(&self.cert), "--key", s(&self.key)]
+    }
 }
