@@ -65,8 +65,7 @@ fn approvals(
     needs: Option<&ApprovalRule>,
 ) -> Result<HashMap<u64, HashSet<String>>, Halt> {
     let mut done: HashMap<u64, HashSet<String>> = HashMap::new();
-    let scan =
-        Scan { reader, category: "approval", subject: None, from_seq: 0, at, since: None, until: None, desc: false };
+    let scan = Scan::all(reader, "approval", at);
     scan.each(|a| {
         if let Ok(c) = Claim::parse(&a.payload) {
             let roles = done.entry(c.seq).or_default();

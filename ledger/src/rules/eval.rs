@@ -93,10 +93,15 @@ pub(super) struct Scan<'a> {
 }
 
 impl<'a> Scan<'a> {
+    /// Every entry of `category` in the evaluated prefix.
+    pub fn all(reader: &'a LedgerReader, category: &'a str, at: AsOf) -> Self {
+        Self { reader, category, subject: None, from_seq: 0, at, since: None, until: None, desc: false }
+    }
+
     /// The entries of `rule`'s category (within its `over`).
     pub fn of(reader: &'a LedgerReader, rule: &'a Rule, at: AsOf) -> Self {
         let since = rule.over.as_ref().map(|o| at.now.saturating_sub(o.ns()));
-        Self { reader, category: &rule.category, subject: None, from_seq: 0, at, since, until: None, desc: false }
+        Self { since, ..Self::all(reader, &rule.category, at) }
     }
 
     /// The same scan, newest first.

@@ -114,17 +114,7 @@ fn reference(
     target_field: &str,
 ) -> Result<Found, Halt> {
     let mut targets = HashSet::new();
-    let scan = Scan {
-        reader,
-        category: target_category,
-        subject: None,
-        from_seq: 0,
-        at,
-        since: None,
-        until: None,
-        desc: false,
-    };
-    scan.each(|t| {
+    Scan::all(reader, target_category, at).each(|t| {
         targets.extend(field_text(&t, target_field));
         Ok(true)
     })?;

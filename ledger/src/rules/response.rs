@@ -82,21 +82,9 @@ fn first_after(
     if e.leaf.subject.is_empty() {
         return Ok(None);
     }
-    let scan = Scan {
-        reader,
-        category,
-        subject: Some(&e.leaf.subject),
-        from_seq: e.seq + 1,
-        at,
-        since: None,
-        until,
-        desc: false,
-    };
+    let scan = Scan { subject: Some(&e.leaf.subject), from_seq: e.seq + 1, until, ..Scan::all(reader, category, at) };
     let mut hit = None;
     scan.each(|a| {
-        if a.leaf.category != category {
-            return Ok(true);
-        }
         let ok = match cond {
             Some(c) => {
                 c.holds(&a).map_err(|m| Halt::Expr(Some(a.seq), format!("otherwise_when at seq {}: {m}", a.seq)))?
