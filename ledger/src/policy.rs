@@ -139,7 +139,13 @@ impl Policy {
 
     /// Checks the rules as a set: unique names, declared categories.
     pub fn check_rules(&self) -> Result<(), crate::rules::RulesError> {
-        crate::rules::check_set(&self.rules, |c| self.allow_undeclared || self.categories.contains_key(c))
+        self.check_rule_set(&self.rules)
+    }
+
+    /// Checks `rules` (its own or others to evaluate against this log) as
+    /// a set against this policy's categories.
+    pub fn check_rule_set(&self, rules: &[crate::rules::Rule]) -> Result<(), crate::rules::RulesError> {
+        crate::rules::check_set(rules, |c| self.allow_undeclared || self.categories.contains_key(c))
     }
 
     /// Checks an entry against the policy.

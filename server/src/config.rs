@@ -558,10 +558,16 @@ impl Config {
 
     /// Reads and parses a config file.
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        Self::load_with_sha256(path).map(|(c, _)| c)
+    }
+
+    /// [`load`](Self::load), with the SHA-256 of the bytes it parsed (a
+    /// dual-control reload is bound to them).
+    pub fn load_with_sha256(path: &std::path::Path) -> Result<(Self, ledger::hash::Hash), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_owned(), source: e })?;
         let mut c = Self::from_toml(path, &text)?;
         c.source = Some(path.to_owned());
-        Ok(c)
+        Ok((c, ledger::hash::sha256(text.as_bytes())))
     }
 
     /// Applies `LEDGER_DATA_DIR`, `LEDGER_LISTEN`, `LEDGER_METRICS_LISTEN`,

@@ -55,15 +55,11 @@ pub async fn read_config(state: &State, expect: Option<&str>) -> Result<(Config,
     let path = state.config.source.clone().ok_or_else(status::no_policy_file)?;
     let expect = expect.map(str::to_owned);
     blocking(move || {
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            status::policy_not_reloaded(crate::config::ConfigError::Read { path: path.clone(), source: e })
-        })?;
-        let sha = hex::encode(ledger::hash::sha256(text.as_bytes()));
+        let (c, sha) = Config::load_with_sha256(&path).map_err(status::policy_not_reloaded)?;
+        let sha = hex::encode(sha);
         if let Some(want) = expect.filter(|w| *w != sha) {
             return Err(status::config_changed(&path, &want, &sha));
         }
-        let mut c = Config::from_toml(&path, &text).map_err(status::policy_not_reloaded)?;
-        c.source = Some(path);
         c.validate().map_err(status::policy_not_reloaded)?;
         Ok((c, sha))
     })

@@ -47,8 +47,7 @@ fn sent(text: &str, policy: &ledger::policy::Policy) -> Result<Vec<Rule>, Status
     if rules.len() > MAX_RULES {
         return Err(status::invalid("rules_json", format!("{} rules; at most {MAX_RULES} per request", rules.len())));
     }
-    let declared = |c: &str| policy.allow_undeclared || policy.categories.contains_key(c);
-    ledger::rules::check_set(&rules, declared).map_err(|e| status::invalid("rules_json", e))?;
+    policy.check_rule_set(&rules).map_err(|e| status::invalid("rules_json", e))?;
     Ok(rules)
 }
 
