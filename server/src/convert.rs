@@ -25,6 +25,19 @@ pub fn entry(input: Option<pb::EntryInput>, actor: &str, limits: &Limits) -> Res
         request_id: e.request_id,
         artifacts,
     };
+    client_entry(input, actor, limits)
+}
+
+/// Validates an entry a client sends (Append, AppendStream, Upload): as
+/// any entry, and its request id is not one ledgerd keeps for the admin
+/// entries it writes itself (`redaction/…`, `admin_request/…`), so that no
+/// client can take the id an admin action will need.
+pub fn client_entry(input: EntryInput, actor: &str, limits: &Limits) -> Result<NewEntry, Status> {
+    let reserved = ledger::log::SERVER_REQUEST_ID_PREFIXES.iter().any(|p| input.request_id.starts_with(p));
+    if reserved {
+        let why = "starts with a prefix ledgerd keeps for its own admin entries (redaction/, admin_request/)";
+        return Err(status::invalid("request_id", why));
+    }
     input.validate(actor, limits).map_err(|v| status::validation(&v))
 }
 

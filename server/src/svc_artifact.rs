@@ -84,7 +84,7 @@ impl ArtifactService for ArtifactSvc {
             artifacts: vec![art],
             ..Default::default()
         };
-        let entry = input.validate(&caller.identity, &limits).map_err(|e| status::validation(&e))?;
+        let entry = convert::client_entry(input, &caller.identity, &limits)?;
         // A reload during the upload may have revoked or withdrawn it.
         let access = self.state.access.current();
         access.recheck(&caller, Some(&log.name), &[Role::Writer])?;

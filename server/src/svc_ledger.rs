@@ -103,13 +103,6 @@ impl LedgerSvc {
                     Err(s)
                 }
             },
-            Ok(e) if server_request_id(&e) => {
-                self.record(&log, &category, "invalid", Instant::now());
-                Err(status::invalid(
-                    "request_id",
-                    "starts with a prefix ledgerd keeps for its own admin entries (redaction/, admin_request/)",
-                ))
-            }
             Ok(e) => Ok((log, category, e)),
             Err(s) => {
                 self.record(&log, &category, "invalid", Instant::now());
@@ -556,12 +549,6 @@ fn with_proofs(
 }
 
 /// Maps a read failure, counting integrity failures.
-/// Whether `e`'s request id is one ledgerd writes itself.
-fn server_request_id(e: &ledger::NewEntry) -> bool {
-    let id = e.request_id.as_ref().map_or("", |r| r.as_str());
-    ledger::log::SERVER_REQUEST_ID_PREFIXES.iter().any(|p| id.starts_with(p))
-}
-
 fn read_error(m: &crate::metrics::Metrics, log: &LogHandle, e: &ledger::LedgerError) -> Status {
     let s = status::ledger(e);
     if s.code() == tonic::Code::DataLoss {

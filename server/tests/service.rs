@@ -672,6 +672,14 @@ async fn bad_requests_to_every_service_name_the_field_and_change_nothing() {
     let bad_header = pb::UploadHeader { log: log(), name: "a/b.pdf".into(), ..Default::default() };
     let msgs = vec![pb::UploadRequest { item: Some(pb::upload_request::Item::Header(bad_header)) }];
     push(a.upload(tokio_stream::iter(msgs)).await.map(|_| ()), Code::InvalidArgument, "invalid header.name");
+    // ledgerd's own request ids (a redaction, a dual-control approval) are not a client's to take
+    let taken =
+        pb::UploadHeader { log: log(), name: "a.pdf".into(), request_id: "redaction/7".into(), ..Default::default() };
+    let msgs = vec![
+        pb::UploadRequest { item: Some(pb::upload_request::Item::Header(taken)) },
+        pb::UploadRequest { item: Some(pb::upload_request::Item::Chunk(b"x".to_vec())) },
+    ];
+    push(a.upload(tokio_stream::iter(msgs)).await.map(|_| ()), Code::InvalidArgument, "invalid request_id");
     push(
         k.rotate(pb::RotateRequest { log: log(), reason: String::new(), actor: "admin".into() }).await.map(|_| ()),
         Code::InvalidArgument,
