@@ -124,7 +124,7 @@ pub struct Summary {
 pub fn summarize(r: &LedgerReader, req: &SummaryRequest, now_ns: i64) -> Result<Summary, LedgerError> {
     let cp = r.latest_checkpoint();
     let mut acc = Acc::default();
-    let mut q = Query {
+    let q = Query {
         category: req.category.clone(),
         subject: req.subject.clone(),
         since: req.since,
@@ -133,16 +133,10 @@ pub fn summarize(r: &LedgerReader, req: &SummaryRequest, now_ns: i64) -> Result<
         limit: 1000,
         ..Default::default()
     };
-    loop {
-        let page = r.query(&q)?;
-        for e in &page.entries {
-            acc.add(r, e, req.history);
-        }
-        match page.next_cursor {
-            Some(c) => q.cursor = Some(c),
-            None => break,
-        }
-    }
+    r.each(q, |e| {
+        acc.add(r, &e, req.history);
+        Ok::<_, LedgerError>(true)
+    })?;
     let freshness = freshness(r, cp.checkpoint.size, now_ns)?;
     let at = At { size: cp.checkpoint.size, root: crate::hash::to_hex(&cp.checkpoint.root) };
     Ok(acc.finish(at, freshness))

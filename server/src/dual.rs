@@ -160,24 +160,21 @@ fn find(reader: &LedgerReader, seq: u64) -> Result<Found, Status> {
 
 /// The first entry of `category` after `seq` whose payload `field` is `seq`.
 fn first_naming(reader: &LedgerReader, category: &str, field: &str, seq: u64) -> Result<Option<u64>, Status> {
-    let mut q = Query {
+    let q = Query {
         category: Some(category.to_owned()),
         from_seq: Some(seq + 1),
         fields: vec![(field.to_owned(), json!(seq))],
         limit: 100,
         ..Default::default()
     };
-    loop {
-        // a page may end short of a match: follow the cursor
-        let page = reader.query(&q).map_err(|e| status::ledger(&e))?;
-        if let Some(e) = page.entries.first() {
-            return Ok(Some(e.seq));
-        }
-        match page.next_cursor {
-            Some(c) => q.cursor = Some(c),
-            None => return Ok(None),
-        }
-    }
+    let mut hit = None;
+    reader
+        .each(q, |e| {
+            hit = Some(e.seq);
+            Ok::<_, ledger::LedgerError>(false)
+        })
+        .map_err(|e| status::ledger(&e))?;
+    Ok(hit)
 }
 
 fn rerun_receipt(reader: &LedgerReader, seq: u64) -> Result<Receipt, Status> {

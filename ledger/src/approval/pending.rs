@@ -80,18 +80,6 @@ fn carried_out(reader: &LedgerReader) -> Result<HashSet<u64>, LedgerError> {
 
 /// Calls `f` with every entry of `category` until it returns false.
 fn each(reader: &LedgerReader, category: &str, mut f: impl FnMut(StoredEntry) -> bool) -> Result<(), LedgerError> {
-    let mut cursor = None;
-    loop {
-        let q = Query { category: Some(category.to_owned()), limit: 10_000, cursor, ..Default::default() };
-        let page = reader.query(&q)?;
-        for e in page.entries {
-            if !f(e) {
-                return Ok(());
-            }
-        }
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => return Ok(()),
-        }
-    }
+    let q = Query { category: Some(category.to_owned()), limit: 10_000, ..Default::default() };
+    reader.each(q, |e| Ok::<_, LedgerError>(f(e)))
 }

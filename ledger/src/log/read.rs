@@ -388,6 +388,28 @@ impl LedgerReader {
         }
         Ok(page)
     }
+
+    /// Calls `f` with every entry `q` matches, page after page (a page may
+    /// end short of the next match: the cursor is followed to the end),
+    /// until `f` returns `Ok(false)`.
+    pub fn each<E: From<LedgerError>>(
+        &self,
+        mut q: Query,
+        mut f: impl FnMut(StoredEntry) -> Result<bool, E>,
+    ) -> Result<(), E> {
+        loop {
+            let page = self.query(&q)?;
+            for e in page.entries {
+                if !f(e)? {
+                    return Ok(());
+                }
+            }
+            match page.next_cursor {
+                Some(c) => q.cursor = Some(c),
+                None => return Ok(()),
+            }
+        }
+    }
 }
 
 fn matches(e: &StoredEntry, q: &Query) -> bool {

@@ -171,23 +171,16 @@ impl Ledger {
     pub(super) fn finish_redactions(&self) -> Result<u64, LedgerError> {
         let mut w = lock(&self.writer);
         let mut done = 0;
-        let mut q = super::Query { category: Some(REDACTION.into()), limit: 1000, ..Default::default() };
-        loop {
-            let page = self.query(&q)?;
-            for r in &page.entries {
-                let Some(target) = redaction_target(&r.leaf.request_id) else {
-                    continue;
-                };
-                let t = self.get(target)?;
-                if t.redacted_by == 0 && !t.payload.is_empty() {
-                    self.remove_payload(&mut w, target, r.seq)?;
-                    done += 1;
-                }
+        let q = super::Query { category: Some(REDACTION.into()), limit: 1000, ..Default::default() };
+        self.each(q, |r| {
+            let Some(target) = redaction_target(&r.leaf.request_id) else { return Ok(true) };
+            let t = self.get(target)?;
+            if t.redacted_by == 0 && !t.payload.is_empty() {
+                self.remove_payload(&mut w, target, r.seq)?;
+                done += 1;
             }
-            match page.next_cursor {
-                Some(c) => q.cursor = Some(c),
-                None => return Ok(done),
-            }
-        }
+            Ok::<_, LedgerError>(true)
+        })?;
+        Ok(done)
     }
 }

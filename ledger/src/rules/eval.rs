@@ -111,32 +111,19 @@ impl<'a> Scan<'a> {
     }
 
     /// Calls `f` with each entry until it returns `Ok(false)`.
-    pub fn each(&self, mut f: impl FnMut(StoredEntry) -> Result<bool, Halt>) -> Result<(), Halt> {
-        let mut cursor = None;
-        loop {
-            let q = Query {
-                category: Some(self.category.to_owned()),
-                subject: self.subject.map(str::to_owned),
-                since: self.since,
-                until: self.until,
-                from_seq: Some(self.from_seq),
-                to_seq: Some(self.at.size),
-                desc: self.desc,
-                limit: 1000,
-                cursor,
-                ..Default::default()
-            };
-            let page = self.reader.query(&q)?;
-            for e in page.entries {
-                if !f(e)? {
-                    return Ok(());
-                }
-            }
-            match page.next_cursor {
-                Some(c) => cursor = Some(c),
-                None => return Ok(()),
-            }
-        }
+    pub fn each(&self, f: impl FnMut(StoredEntry) -> Result<bool, Halt>) -> Result<(), Halt> {
+        let q = Query {
+            category: Some(self.category.to_owned()),
+            subject: self.subject.map(str::to_owned),
+            since: self.since,
+            until: self.until,
+            from_seq: Some(self.from_seq),
+            to_seq: Some(self.at.size),
+            desc: self.desc,
+            limit: 1000,
+            ..Default::default()
+        };
+        self.reader.each(q, f)
     }
 }
 
